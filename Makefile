@@ -1,0 +1,45 @@
+# `make help` lists the targets. `demo` and `test` install what is missing first, into .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Reinstalled when pyproject.toml changes.
+STAMP := $(VENV)/.installed
+RESULTS ?= results
+
+.PHONY: help install demo test test-all bench lint format ui clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the pinned dependencies (skipped when up to date)
+
+demo: install ## a full small sweep on the built-in demo data, on the CPU (a few minutes)
+	$(PY) -m sweep results_dir=$(RESULTS)
+
+test: install ## the test suite (no network, no GPU needed)
+	$(PY) -m pytest -q
+
+bench: install ## benchmarks, reported as ratios against baselines of the same run
+	$(PY) -m benchmarks
+
+lint: install ## ruff check and format check
+	$(PY) -m ruff check sweep tests benchmarks
+	$(PY) -m ruff format --check sweep tests benchmarks
+
+format: install ## ruff format and autofix
+	$(PY) -m ruff format sweep tests benchmarks
+	$(PY) -m ruff check --fix sweep tests benchmarks
+
+ui: install ## the MLflow dashboard of results/ on http://127.0.0.1:5000 (this machine only)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(RESULTS)/mlflow.db --host 127.0.0.1 --port 5000
+
+clean: ## remove caches (keeps .venv and results/; `rm -rf results/*` discards results)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

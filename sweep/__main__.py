@@ -1,0 +1,65 @@
+"""`python -m sweep [group=option ...] [key=value ...]`: compose, validate, run.
+
+Mistakes in the command line or the config exit with code 2 before any work, with a message
+that names the option and what is allowed. `--help` and `--cfg job` are Hydra's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from sweep.config import ConfigError, build_sweep
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+USAGE_ERROR = 2
+log = logging.getLogger("sweep")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Composes the config once so that an unknown option or key exits 2, not Hydra's 1."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+            compose("config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        message = str(error).split("\nConfig search path")[0].strip()
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+
+
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    from sweep.execute import SweepFailedError
+    from sweep.models.vit import ModelUnavailableError
+    from sweep.run import run_sweep
+
+    try:
+        sweep = build_sweep(cfg)
+        report = run_sweep(sweep)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+    except (SweepFailedError, ModelUnavailableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(f"results: {report / 'results.csv'}")
+
+
+def main() -> None:
+    arguments = sys.argv[1:]
+    # Flags (--help, --cfg, -m ...) are Hydra's; plain overrides are checked first.
+    if not any(argument.startswith("-") for argument in arguments):
+        check_overrides(arguments)
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

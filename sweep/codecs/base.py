@@ -1,0 +1,81 @@
+"""What every codec provides: settings to sweep, encode/decode, and an identity for stage keys.
+
+A setting is a string everywhere in the sweep ("original", "0.5", "10"): it names a cell of the
+grid, a column of results.csv and a part of a stage key. The codec parses and validates it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+ORIGINAL = "original"
+
+
+class SettingError(ValueError):
+    """A codec setting that the codec cannot express; the message says what is allowed.
+
+    Args:
+        message: What is wrong and what is allowed.
+        option: The config option that held the setting, when known (e.g. "codec.effort").
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def format_number(value: float) -> str:
+    """Canonical text of a numeric setting: 1.0 -> "1", 0.50 -> "0.5" (one key per value)."""
+    return f"{float(value):g}"
+
+
+class Codec(ABC):
+    """A lossy image codec swept over a list of settings.
+
+    Subclasses encode pixels to bytes and back; the encode stage around them does the file
+    handling, the bookkeeping of sizes and the DCR.
+    """
+
+    name: str
+    extension: str
+
+    @abstractmethod
+    def sweep_settings(self) -> list[str]:
+        """The settings swept by `grid.train: all` / `grid.test: all`, "original" first."""
+
+    @abstractmethod
+    def parse_setting(self, setting: str) -> str:
+        """Validates a setting and returns its canonical text; raises SettingError."""
+
+    @abstractmethod
+    def library_version(self) -> str:
+        """Library and version that produce the bytes, e.g. "imagecodecs 2026.3.6 / libjxl 0.11.2"."""
+
+    @abstractmethod
+    def encode(self, pixels: np.ndarray, setting: str) -> bytes:
+        """Encodes (H, W) grey or (H, W, 3) RGB uint8 pixels at a (non-original) setting."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decodes bytes written by `encode` to uint8 pixels."""
+
+    def encoder_parameters(self) -> dict:
+        """Parameters other than the setting that change the bytes (part of the encode key)."""
+        return {}
+
+    def identity(self, setting: str) -> dict:
+        """Everything that determines the bytes of one setting: part of its encode key.
+
+        The original setting copies no bytes through a codec, so it does not depend on the
+        codec at all: sweeps of different codecs share its encode and its trained model.
+        """
+        if setting == ORIGINAL:
+            return {"codec": ORIGINAL}
+        return {
+            "codec": self.name,
+            "library": self.library_version(),
+            "parameters": self.encoder_parameters(),
+            "setting": setting,
+        }

@@ -1,0 +1,244 @@
+"""From a composed Hydra config to validated components, before any work starts.
+
+Every user mistake becomes a ConfigError that names the option and what would be valid; the
+entry point prints it and exits with code 2. Components are instantiated here from their
+`_target_` and never see the config object.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from sweep.codecs.base import ORIGINAL, Codec, SettingError
+from sweep.data.base import DatasetError, DatasetReader
+from sweep.models.vit import ModelUnavailableError
+from sweep.store import ArtifactStore, StoreError
+from sweep.tasks.base import AMP_CHOICES, TrainOptions
+
+CLUSTER_MODES = ("ray", "inline")
+# URI schemes MLflow 3 accepts for its tracking store (the plain file store is refused).
+TRACKING_SCHEMES = ("sqlite:///", "postgresql://", "mysql://", "http://", "https://", "databricks")
+
+
+class ConfigError(Exception):
+    """A config value that cannot work; str() names the option and the allowed values."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    mode: str
+    address: str | None
+    num_cpus: int | None
+    torch_threads: int | None
+    encode_shard_size: int
+    max_retries: int
+    eval_gpu_fraction: float
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    enabled: bool
+    uri: str | None
+    experiment: str | None
+
+
+@dataclass
+class Sweep:
+    """Everything a sweep needs, validated."""
+
+    task_name: str
+    task: Any
+    reader: DatasetReader
+    model: Any
+    codec: Codec
+    train_settings: list[str]
+    test_settings: list[str]
+    options: TrainOptions
+    seed: int
+    results_dir: Path
+    store: ArtifactStore
+    cluster: ClusterOptions
+    tracking: TrackingOptions
+    progress: bool
+    config_yaml: str
+
+
+def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
+    """Validates the config and instantiates its components; raises ConfigError.
+
+    Args:
+        cfg: The composed config.
+        check_data: Also check the dataset folder, the model weights and the tracking server
+            (False when only the config itself is inspected, as in tests of composition).
+    """
+    try:
+        OmegaConf.resolve(cfg)
+    except MissingMandatoryValue as error:
+        option = error.full_key
+        hint = " (the dataset folder, e.g. task.root=/data/food-101)" if option == "task.root" else ""
+        raise ConfigError(option, f"is required{hint}") from None
+    results_dir = Path(cfg.results_dir).absolute()
+    codec = _instantiate("codec", cfg.codec)
+    sweep = Sweep(
+        task_name=str(cfg.task.name),
+        task=_instantiate("task.kind", cfg.task.kind),
+        reader=_instantiate("task.reader", cfg.task.reader),
+        model=_instantiate("model", cfg.model),
+        codec=codec,
+        train_settings=grid_settings("grid.train", cfg.grid.train, codec),
+        test_settings=grid_settings("grid.test", cfg.grid.test, codec),
+        options=train_options(cfg.train),
+        seed=_integer("seed", cfg.seed, minimum=0),
+        results_dir=results_dir,
+        store=_store(results_dir),
+        cluster=cluster_options(cfg.cluster),
+        tracking=tracking_options(cfg.tracking),
+        progress=bool(cfg.progress),
+        config_yaml=OmegaConf.to_yaml(cfg),
+    )
+    task_kind = sweep.task.identity()["kind"]
+    if sweep.model.task_kind != task_kind:
+        raise ConfigError(
+            "model", f"{sweep.model.name} is a {sweep.model.task_kind} model but task="
+            f"{sweep.task_name} is {task_kind}: choose a {task_kind} model"
+        )
+    if check_data:
+        check_environment(sweep)
+    return sweep
+
+
+def check_environment(sweep: Sweep) -> None:
+    """Checks what lies outside the config: results folder, dataset, weights, server."""
+    try:
+        sweep.store.check_writable()
+    except StoreError as error:
+        raise ConfigError("results_dir", str(error)) from None
+    try:
+        sweep.reader.prepare()
+    except DatasetError as error:
+        raise ConfigError("task.root", str(error)) from None
+    try:
+        sweep.model.check_available()
+    except ModelUnavailableError as error:
+        raise ConfigError("model", str(error)) from None
+    if sweep.tracking.enabled:
+        check_tracking_server(sweep.tracking.uri)
+
+
+def _instantiate(option: str, node: DictConfig) -> Any:
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        if isinstance(cause, SettingError | ValueError | TypeError):
+            raise ConfigError(getattr(cause, "option", None) or option, str(cause)) from None
+        raise
+
+
+def _store(results_dir: Path) -> ArtifactStore:
+    try:
+        return ArtifactStore(results_dir / "store")
+    except StoreError as error:
+        raise ConfigError("results_dir", str(error)) from None
+
+
+def grid_settings(option: str, value: Any, codec: Codec) -> list[str]:
+    """`all` or a list of the codec's settings, canonical, without duplicates, with original."""
+    if value == "all":
+        return codec.sweep_settings()
+    if not isinstance(value, ListConfig | list | tuple) or len(value) == 0:
+        raise ConfigError(option, f"must be 'all' or a non-empty list of settings, got {value!r}")
+    try:
+        settings = [codec.parse_setting(setting) for setting in value]
+    except SettingError as error:
+        raise ConfigError(option, str(error)) from None
+    duplicated = sorted({s for s in settings if settings.count(s) > 1})
+    if duplicated:
+        raise ConfigError(option, f"lists {duplicated} more than once")
+    if ORIGINAL not in settings:
+        raise ConfigError(
+            option, "must include 'original': relative metrics divide by the original cell"
+        )
+    return settings
+
+
+def train_options(node: DictConfig) -> TrainOptions:
+    allowed = {field.name for field in fields(TrainOptions)}
+    unknown = sorted(set(node) - allowed)
+    if unknown:
+        raise ConfigError(f"train.{unknown[0]}", f"unknown option; known: {sorted(allowed)}")
+    options = TrainOptions(**OmegaConf.to_container(node))
+    for name in ("epochs", "batch_size", "eval_batch_size"):
+        _integer(f"train.{name}", getattr(options, name), minimum=1)
+    _integer("train.loader_workers", options.loader_workers, minimum=0)
+    if not options.lr > 0:
+        raise ConfigError("train.lr", f"must be positive, got {options.lr}")
+    if options.weight_decay < 0:
+        raise ConfigError("train.weight_decay", f"must be >= 0, got {options.weight_decay}")
+    if not 0 <= options.warmup_fraction < 1:
+        raise ConfigError("train.warmup_fraction", f"must be in [0, 1), got {options.warmup_fraction}")
+    if options.amp not in AMP_CHOICES:
+        raise ConfigError("train.amp", f"'{options.amp}' is not one of {list(AMP_CHOICES)}")
+    return options
+
+
+def cluster_options(node: DictConfig) -> ClusterOptions:
+    options = ClusterOptions(**OmegaConf.to_container(node))
+    if options.mode not in CLUSTER_MODES:
+        raise ConfigError("cluster.mode", f"'{options.mode}' is not one of {list(CLUSTER_MODES)}")
+    _integer("cluster.encode_shard_size", options.encode_shard_size, minimum=1)
+    _integer("cluster.max_retries", options.max_retries, minimum=0)
+    for name in ("num_cpus", "torch_threads"):
+        if getattr(options, name) is not None:
+            _integer(f"cluster.{name}", getattr(options, name), minimum=1)
+    if not 0 < options.eval_gpu_fraction <= 1:
+        raise ConfigError("cluster.eval_gpu_fraction", "must be in (0, 1]")
+    return options
+
+
+def tracking_options(node: DictConfig) -> TrackingOptions:
+    options = TrackingOptions(**OmegaConf.to_container(node))
+    if not options.enabled:
+        return options
+    if not options.uri or not str(options.uri).startswith(TRACKING_SCHEMES):
+        raise ConfigError(
+            "tracking.uri", f"'{options.uri}' is not an MLflow tracking URI MLflow 3 accepts: "
+            f"use sqlite:///path/mlflow.db or http://host:port (or tracking=none)"
+        )
+    if not options.experiment:
+        raise ConfigError("tracking.experiment", "must name an MLflow experiment")
+    return options
+
+
+def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
+    """For a server URI, checks that an MLflow server answers before any work starts."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ConfigError(
+            "tracking.uri", f"no MLflow server answers at {uri} ({reason}): start it, fix the "
+            f"address, or use tracking=local"
+        ) from None
+
+
+def _integer(option: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(option, f"must be an integer >= {minimum}, got {value!r}")
+    return value

@@ -1,0 +1,224 @@
+"""Runs the unfinished stages of a plan: on Ray (local or a cluster) or in this process.
+
+Ray schedules by data dependencies: a training receives its encode's result reference, an
+evaluation receives its training's and its test encode's, so every stage starts as soon as its
+inputs exist and the cores stay busy. Stages already DONE in the store are not submitted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from sweep import stages
+from sweep.config import ClusterOptions
+from sweep.plan import EncodeStage, SweepPlan
+from sweep.store import ArtifactStore
+from sweep.tasks.base import TrainOptions
+
+log = logging.getLogger(__name__)
+
+
+class SweepFailedError(RuntimeError):
+    """Some stages failed after their retries; every finished stage stays in the store."""
+
+
+@dataclass
+class SweepWork:
+    """The plan and the components its stages need."""
+
+    plan: SweepPlan
+    store: ArtifactStore
+    dataset_root: Path
+    codec: Any
+    task: Any
+    model: Any
+    options: TrainOptions
+    seed: int
+
+    def pending_encodes(self) -> list[EncodeStage]:
+        return [s for s in self.plan.encodes.values() if not self.store.is_done("encode", s.key)]
+
+    def pending_shards(self, stage: EncodeStage) -> list[int]:
+        return [
+            index for index in range(len(stage.shards))
+            if not self.store.is_done(stages.SHARD_STAGE, stages.shard_key(stage, index))
+        ]
+
+    def pending_trains(self):
+        return [s for s in self.plan.trains.values() if not self.store.is_done("train", s.key)]
+
+    def pending_evaluations(self):
+        return [
+            s for s in self.plan.evaluations.values() if not self.store.is_done("evaluate", s.key)
+        ]
+
+    def has_pending(self) -> bool:
+        return bool(self.pending_encodes() or self.pending_trains() or self.pending_evaluations())
+
+    def shard_items(self, stage: EncodeStage, index: int):
+        start, stop = stage.shards[index]
+        return self.plan.splits[stage.split][start:stop]
+
+
+class Progress:
+    """One bar per stage kind: encode (images), train (models), evaluate (cells)."""
+
+    def __init__(self, enabled: bool, encode_images: int, trains: int, evaluations: int) -> None:
+        totals = {"encode": encode_images, "train": trains, "evaluate": evaluations}
+        self.bars = {
+            name: tqdm(total=total, desc=f"{name:<8}", unit=unit, position=position,
+                       disable=not enabled, leave=True, dynamic_ncols=True)
+            for position, ((name, total), unit) in enumerate(
+                zip(totals.items(), ("img", "model", "cell"), strict=True))
+        }
+
+    def advance(self, kind: str, amount: int = 1) -> None:
+        self.bars[kind].update(amount)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def set_torch_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def run_inline(work: SweepWork, progress: Progress, threads: int | None) -> None:
+    """Every pending stage in this process, in dependency order."""
+    set_torch_threads(threads)
+    for stage in work.pending_encodes():
+        for index in work.pending_shards(stage):
+            items = work.shard_items(stage, index)
+            stages.encode_shard(work.store, stage, index, work.dataset_root, items, work.codec)
+            progress.advance("encode", len(items))
+        stages.finalize_encode(work.store, stage)
+    num_classes = len(work.plan.class_names)
+    for stage in work.pending_trains():
+        stages.train_stage(
+            work.store, stage, work.task, work.model, work.options, work.seed, num_classes
+        )
+        progress.advance("train")
+    for stage in work.pending_evaluations():
+        stages.evaluate_stage(work.store, stage, work.task, work.model, work.options, num_classes)
+        progress.advance("evaluate")
+
+
+def _in_ray_task(function: Callable, threads: int | None) -> Callable:
+    def run(*args):
+        set_torch_threads(threads)
+        return function(*args)
+
+    run.__name__ = function.__name__
+    return run
+
+
+def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> None:
+    """Submits every pending stage to Ray with its dependencies, then waits for all of them."""
+    import ray
+
+    if not ray.is_initialized():
+        if cluster.address:
+            ray.init(address=cluster.address, log_to_driver=True)
+        else:
+            ray.init(num_cpus=cluster.num_cpus, include_dashboard=False, log_to_driver=True)
+    has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    retries = {"max_retries": cluster.max_retries, "retry_exceptions": False}
+
+    def remote(function: Callable, **resources) -> Any:
+        return ray.remote(**retries, **resources)(_in_ray_task(function, cluster.torch_threads))
+
+    encode_shard = remote(stages.encode_shard, num_cpus=1)
+    finalize_encode = remote(stages.finalize_encode, num_cpus=1)
+    train = remote(stages.train_stage, num_cpus=1, num_gpus=1 if has_gpu else 0)
+    evaluate = remote(
+        stages.evaluate_stage, num_cpus=1, num_gpus=cluster.eval_gpu_fraction if has_gpu else 0
+    )
+    # Put the shared components in the object store once instead of once per task.
+    store, codec, task, model = (ray.put(x) for x in (work.store, work.codec, work.task, work.model))
+    # Only unfinished stages are submitted; a stage waits on the references of the unfinished
+    # stages it reads (finished ones are already in the store).
+    kinds: dict[Any, tuple[str, int]] = {}
+    encode_refs = {}
+    for stage in work.pending_encodes():
+        shard_refs = []
+        for index in work.pending_shards(stage):
+            items = work.shard_items(stage, index)
+            ref = encode_shard.remote(store, stage, index, work.dataset_root, items, codec)
+            kinds[ref] = ("encode", len(items))
+            shard_refs.append(ref)
+        encode_refs[stage.key] = finalize_encode.remote(store, stage, *shard_refs)
+        kinds[encode_refs[stage.key]] = ("encode", 0)
+    num_classes = len(work.plan.class_names)
+    train_refs = {}
+    for stage in work.pending_trains():
+        upstream = [encode_refs[k] for k in [stage.encode.key] if k in encode_refs]
+        train_refs[stage.key] = train.remote(
+            store, stage, task, model, work.options, work.seed, num_classes, *upstream
+        )
+        kinds[train_refs[stage.key]] = ("train", 1)
+    for stage in work.pending_evaluations():
+        upstream = [train_refs[stage.train.key]] if stage.train.key in train_refs else []
+        upstream += [encode_refs[k] for k in [stage.encode.key] if k in encode_refs]
+        ref = evaluate.remote(store, stage, task, model, work.options, num_classes, *upstream)
+        kinds[ref] = ("evaluate", 1)
+    wait_for_all(list(kinds), kinds, progress)
+
+
+def wait_for_all(refs: list, kinds: dict, progress: Progress) -> None:
+    """Advances the bars as tasks finish; raises SweepFailedError listing the failed tasks."""
+    import ray
+
+    failures = []
+    remaining = list(refs)
+    while remaining:
+        done, remaining = ray.wait(remaining, num_returns=1)
+        kind, amount = kinds[done[0]]
+        try:
+            ray.get(done[0])
+            progress.advance(kind, amount)
+        except ray.exceptions.RayError as error:
+            failures.append(f"{kind}: {describe_failure(error)}")
+            log.error("a %s task failed: %s", kind, describe_failure(error))
+    if failures:
+        unique = list(dict.fromkeys(failures))
+        raise SweepFailedError(
+            f"{len(failures)} task(s) failed; finished stages are kept, rerun to resume:\n  "
+            + "\n  ".join(unique[:10])
+        )
+
+
+def describe_failure(error: Exception) -> str:
+    cause = getattr(error, "cause", None)
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(error).splitlines()[0]
+
+
+def execute(work: SweepWork, cluster: ClusterOptions, show_progress: bool) -> None:
+    """Runs all pending stages of the plan; does nothing (and starts no Ray) when none are."""
+    if not work.has_pending():
+        log.info("every stage is already finished: nothing to run")
+        return
+    pending = work.pending_encodes()
+    images = sum(
+        work.shard_items(stage, index).__len__()
+        for stage in pending for index in work.pending_shards(stage)
+    )
+    progress = Progress(
+        show_progress, images, len(work.pending_trains()), len(work.pending_evaluations())
+    )
+    try:
+        if cluster.mode == "inline":
+            run_inline(work, progress, cluster.torch_threads)
+        else:
+            run_on_ray(work, progress, cluster)
+    finally:
+        progress.close()

@@ -1,0 +1,118 @@
+"""ResNet linear probe on frozen self-supervised (SwAV) features."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from sweep.models.vit import ModelUnavailableError
+
+# The file torch.hub.load("facebookresearch/swav:main", "resnet50") caches.
+SWAV_HUB_FILE = "swav_800ep_pretrain.pth.tar"
+LAYERS = {10: (BasicBlock, [1, 1, 1, 1]), 18: (BasicBlock, [2, 2, 2, 2]),
+          34: (BasicBlock, [3, 4, 6, 3]), 50: (Bottleneck, [3, 4, 6, 3])}
+
+
+def hub_checkpoint_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / SWAV_HUB_FILE
+
+
+class LinearProbe(nn.Module):
+    """A frozen backbone (always in eval mode, no gradients) and a trained linear head."""
+
+    def __init__(self, backbone: ResNet, num_labels: int) -> None:
+        super().__init__()
+        feature_dim = backbone.fc.in_features
+        backbone.fc = nn.Identity()
+        backbone.requires_grad_(False)
+        self.backbone = backbone
+        # Standardising the features first (a BatchNorm without affine, which folds into the
+        # linear layer at inference) makes one learning rate fit every backbone.
+        self.head = nn.Sequential(nn.BatchNorm1d(feature_dim, affine=False),
+                                  nn.Linear(feature_dim, num_labels))
+
+    def train(self, mode: bool = True) -> LinearProbe:
+        super().train(mode)
+        self.backbone.eval()  # frozen batch-norm statistics
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, C)
+        with torch.no_grad():
+            features = self.backbone(images)  # (B, feature_dim)
+        return self.head(features)
+
+
+@dataclass
+class SwavLinearProbe:
+    """A ResNet with frozen weights and a linear head.
+
+    Args:
+        name: Model name in results.
+        task_kind: The task kind it serves ("classification").
+        weights: Checkpoint file of the backbone; None reads torch.hub's cache of
+            facebookresearch/swav:main resnet50; "random" keeps random weights (tiny sibling).
+        depth: ResNet depth: 10, 18, 34 or 50.
+        image_size: Side of the square input.
+        mean: Per-channel normalisation mean.
+        std: Per-channel normalisation standard deviation.
+    """
+
+    name: str
+    task_kind: str = "classification"
+    weights: str | None = None
+    depth: int = 50
+    image_size: int = 224
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+        if self.depth not in LAYERS:
+            raise ValueError(f"model.depth={self.depth}: use one of {sorted(LAYERS)}")
+
+    def identity(self) -> dict:
+        return asdict(self)
+
+    def checkpoint_path(self) -> Path | None:
+        if self.weights == "random":
+            return None
+        return Path(self.weights) if self.weights else hub_checkpoint_path()
+
+    def check_available(self) -> None:
+        path = self.checkpoint_path()
+        if path is not None and not path.is_file():
+            raise ModelUnavailableError(
+                f"SwAV weights not found at {path}. On a machine with internet run "
+                f"python -c \"import torch; torch.hub.load('facebookresearch/swav:main', "
+                f"'resnet50')\" and copy {hub_checkpoint_path().parent} here, or download "
+                f"{SWAV_HUB_FILE} and pass model.weights=/path/to/{SWAV_HUB_FILE}."
+            )
+
+    def build(self, num_labels: int, load_pretrained: bool = True) -> nn.Module:
+        block, layers = LAYERS[self.depth]
+        backbone = ResNet(block, layers)
+        path = self.checkpoint_path()
+        if load_pretrained and path is not None:
+            self.check_available()
+            load_backbone_weights(backbone, path)
+        return LinearProbe(backbone, num_labels)
+
+
+def load_backbone_weights(backbone: ResNet, path: Path) -> None:
+    """Loads a SwAV checkpoint (keys prefixed "module.", with projection head and prototypes)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    own_keys = set(backbone.state_dict())
+    backbone_state = {key: value for key, value in state.items() if key in own_keys}
+    missing = own_keys - set(backbone_state) - {"fc.weight", "fc.bias"}
+    if missing:
+        raise ModelUnavailableError(
+            f"{path} is not a checkpoint of this ResNet: {len(missing)} weights missing, "
+            f"e.g. {sorted(missing)[:3]}"
+        )
+    backbone.load_state_dict(backbone_state, strict=False)

@@ -1,0 +1,100 @@
+"""Vision Transformer classifiers from transformers (ViTForImageClassification)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import ViTConfig, ViTForImageClassification
+
+
+class ModelUnavailableError(RuntimeError):
+    """Pretrained weights that cannot be loaded here; the message says how to provide them."""
+
+
+class LogitsOf(nn.Module):
+    """Wraps a transformers classifier so that forward(pixels) returns the logits tensor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, C)
+        return self.model(pixel_values=pixel_values).logits
+
+
+@dataclass
+class VitClassifier:
+    """A ViT family: pretrained (fine-tuned end to end) or built from `architecture`.
+
+    Args:
+        name: Model name in results.
+        task_kind: The task kind it serves ("classification").
+        pretrained: A Hugging Face id in the local cache or a save_pretrained folder; None
+            builds random weights from `architecture`.
+        image_size: Side of the square input.
+        mean: Per-channel normalisation mean.
+        std: Per-channel normalisation standard deviation.
+        architecture: ViTConfig fields for a random-init model (ignored when pretrained).
+    """
+
+    name: str
+    task_kind: str = "classification"
+    pretrained: str | None = None
+    image_size: int = 224
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    architecture: dict | None = None
+
+    def __post_init__(self) -> None:
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+        self.architecture = dict(self.architecture) if self.architecture else None
+
+    def identity(self) -> dict:
+        return asdict(self)
+
+    def build(self, num_labels: int, load_pretrained: bool = True) -> nn.Module:
+        """A classifier with `num_labels` outputs.
+
+        Args:
+            num_labels: Number of classes.
+            load_pretrained: False builds the pretrained architecture without reading its
+                weights (for loading fine-tuned weights right after).
+        """
+        if self.pretrained is None:
+            config = ViTConfig(
+                image_size=self.image_size, num_labels=num_labels, **(self.architecture or {})
+            )
+            return LogitsOf(ViTForImageClassification(config))
+        try:
+            if load_pretrained:
+                model = ViTForImageClassification.from_pretrained(
+                    self.pretrained, num_labels=num_labels, ignore_mismatched_sizes=True
+                )
+            else:
+                config = ViTConfig.from_pretrained(self.pretrained, num_labels=num_labels)
+                model = ViTForImageClassification(config)
+        except OSError as error:
+            raise ModelUnavailableError(self.unavailable_message(error)) from None
+        return LogitsOf(model)
+
+    def check_available(self) -> None:
+        """Raises ModelUnavailableError before any work if the weights cannot be read."""
+        if self.pretrained is not None:
+            try:
+                ViTConfig.from_pretrained(self.pretrained)
+            except OSError as error:
+                raise ModelUnavailableError(self.unavailable_message(error)) from None
+
+    def unavailable_message(self, error: Exception) -> str:
+        if Path(self.pretrained).exists():
+            return f"model.pretrained={self.pretrained} is not a save_pretrained folder: {error}"
+        return (
+            f"model.pretrained={self.pretrained} is not in the local Hugging Face cache and "
+            f"cannot be downloaded here. On a machine with internet run "
+            f"`hf download {self.pretrained}` (it fills ~/.cache/huggingface; copy that folder "
+            f"or set HF_HOME to it), or save the model with save_pretrained and pass "
+            f"model.pretrained=/path/to/folder."
+        )

@@ -1,0 +1,123 @@
+"""The DAG of a sweep: encode stages, one training per train setting, one evaluation per cell.
+
+Every stage has a key: a digest of exactly what determines its output (the dataset's files, the
+codec's identity, the model, the training hyper-parameters, the seed) and of the keys of the
+stages it reads. Options that cannot change a result (cluster, tracking, loader workers, batch
+size of evaluation) are left out, so changing them reuses every finished stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from sweep.codecs.base import Codec
+from sweep.data.base import DatasetReader, ImageItem
+
+# Bump a stage's schema when its output format or its computation changes.
+SCHEMA = {"encode": 1, "train": 1, "evaluate": 1}
+# Training options that change the trained weights; the others only change speed.
+TRAIN_RESULT_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "amp")
+
+
+def digest(payload: object) -> str:
+    """Stable short digest of JSON-serialisable data (dict key order does not matter)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class EncodeStage:
+    """One split re-encoded at one setting, in shards of consecutive images."""
+
+    key: str
+    split: str
+    setting: str
+    shards: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class TrainStage:
+    key: str
+    setting: str
+    encode: EncodeStage
+
+
+@dataclass(frozen=True)
+class EvaluateStage:
+    key: str
+    train: TrainStage
+    encode: EncodeStage
+
+    @property
+    def cell(self) -> tuple[str, str]:
+        return (self.train.setting, self.encode.setting)
+
+
+@dataclass
+class SweepPlan:
+    """Every stage of a sweep and the images of each split."""
+
+    splits: dict[str, list[ImageItem]]
+    class_names: list[str]
+    train_settings: list[str]
+    test_settings: list[str]
+    encodes: dict[tuple[str, str], EncodeStage] = field(default_factory=dict)
+    trains: dict[str, TrainStage] = field(default_factory=dict)
+    evaluations: dict[tuple[str, str], EvaluateStage] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Identity of the whole sweep: the set of its cells' evaluation keys."""
+        return digest(sorted(stage.key for stage in self.evaluations.values()))
+
+
+def shard_ranges(count: int, shard_size: int) -> tuple[tuple[int, int], ...]:
+    return tuple((start, min(start + shard_size, count)) for start in range(0, count, shard_size))
+
+
+def build_plan(
+    reader: DatasetReader,
+    codec: Codec,
+    task_identity: dict,
+    model_identity: dict,
+    train_options: dict,
+    seed: int,
+    train_settings: list[str],
+    test_settings: list[str],
+    shard_size: int,
+) -> SweepPlan:
+    """Lists the stages of a sweep and computes their keys (reads file metadata only)."""
+    splits = {"train": reader.read_split("train"), "test": reader.read_split("test")}
+    plan = SweepPlan(splits, reader.class_names(), train_settings, test_settings)
+    fingerprints = {split: reader.fingerprint(items) for split, items in splits.items()}
+
+    def encode_stage(split: str, setting: str) -> EncodeStage:
+        if (split, setting) not in plan.encodes:
+            key = digest({
+                "stage": "encode", "schema": SCHEMA["encode"], "split": split,
+                "dataset": fingerprints[split], **codec.identity(setting),
+            })
+            shards = shard_ranges(len(splits[split]), shard_size)
+            plan.encodes[(split, setting)] = EncodeStage(key, split, setting, shards)
+        return plan.encodes[(split, setting)]
+
+    result_options = {name: train_options[name] for name in TRAIN_RESULT_OPTIONS}
+    for setting in train_settings:
+        encode = encode_stage("train", setting)
+        key = digest({
+            "stage": "train", "schema": SCHEMA["train"], "encode": encode.key,
+            "task": task_identity, "model": model_identity, "train": result_options,
+            "seed": seed, "classes": plan.class_names,
+        })
+        plan.trains[setting] = TrainStage(key, setting, encode)
+    for train in plan.trains.values():
+        for setting in test_settings:
+            encode = encode_stage("test", setting)
+            key = digest({
+                "stage": "evaluate", "schema": SCHEMA["evaluate"], "train": train.key,
+                "encode": encode.key, "task": task_identity,
+            })
+            plan.evaluations[(train.setting, setting)] = EvaluateStage(key, train, encode)
+    return plan

@@ -1,0 +1,323 @@
+"""Results table and figures for a finished train x test compression sweep.
+
+Turns the per-cell evaluation rows into ``results.csv`` (with each value relative to the
+original/original cell), one interpolated heatmap per metric and axis kind, and a plot of the
+data compression rate (DCR) per Butteraugli distance. Every file is written atomically so a
+crashed or concurrent run never leaves a half-written report behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+# Reports are produced on headless workers; never let pyplot pick an interactive backend.
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from scipy.interpolate import griddata  # noqa: E402
+from scipy.spatial import QhullError  # noqa: E402
+
+RESULT_COLUMNS = [
+    "task", "model", "codec", "train_setting", "test_setting",
+    "train_dcr", "test_dcr", "train_dcr_raw", "test_dcr_raw",
+    "metric", "value", "relative",
+]  # fmt: skip
+
+ORIGINAL = "original"
+DPI = 120
+GRID_RESOLUTION = 200
+CMAP = "viridis"
+
+
+def setting_position(setting: str) -> float:
+    """Maps a codec setting string to its position on a numeric axis.
+
+    Args:
+        setting: ``"original"`` or a Butteraugli distance written as a string (``"0.5"``).
+
+    Returns:
+        0.0 for ``"original"`` (no re-encoding is the zero-distortion end), else the distance.
+    """
+    return 0.0 if setting == ORIGINAL else float(setting)
+
+
+def _setting_label(setting: str) -> str:
+    """Returns the short tick label for a setting ("orig" keeps crowded axes readable)."""
+    return "orig" if setting == ORIGINAL else setting
+
+
+def add_relative(rows: list[dict]) -> list[dict]:
+    """Adds ``relative`` = value / value of the same metric's original/original cell.
+
+    Args:
+        rows: Result rows with every ``RESULT_COLUMNS`` key except ``relative``.
+
+    Returns:
+        New dicts (the inputs are not modified) with a float ``relative`` key.
+
+    Raises:
+        ValueError: If a metric has no original/original row, or its value is 0 or not finite.
+    """
+    references = {
+        row["metric"]: float(row["value"])
+        for row in rows
+        if row["train_setting"] == ORIGINAL and row["test_setting"] == ORIGINAL
+    }
+    out = []
+    for row in rows:
+        metric = row["metric"]
+        reference = references.get(metric)
+        if reference is None:
+            raise ValueError(f"metric {metric!r} has no original/original reference row")
+        if reference == 0 or not math.isfinite(reference):
+            raise ValueError(f"metric {metric!r} has an unusable reference value {reference!r}")
+        out.append({**row, "relative": float(row["value"]) / reference})
+    return out
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Calls ``write`` on a temp file next to ``path``, then renames it into place.
+
+    The temp file lives in the same folder so ``os.replace`` is an atomic rename, and carries
+    the pid so concurrent writers never clobber each other's partial output.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _csv_cell(value: object) -> object:
+    """Formats floats with ``repr`` so they round-trip exactly (numpy scalars included)."""
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return value
+
+
+def write_results_csv(rows: list[dict], path: Path) -> Path:
+    """Writes result rows to CSV, sorted by metric, train setting and test setting.
+
+    Args:
+        rows: Rows with every ``RESULT_COLUMNS`` key (including ``relative``).
+        path: Destination file.
+
+    Returns:
+        ``path``.
+    """
+    ordered = sorted(
+        rows,
+        key=lambda r: (
+            r["metric"],
+            setting_position(r["train_setting"]),
+            setting_position(r["test_setting"]),
+        ),
+    )
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(RESULT_COLUMNS)
+            for row in ordered:
+                writer.writerow([_csv_cell(row[col]) for col in RESULT_COLUMNS])
+
+    return _atomic_write(path, write)
+
+
+def _save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Saves ``fig`` as PNG atomically and always closes it so long sweeps do not leak figures."""
+    try:
+        # format is explicit because the temp name has no .png suffix to infer it from.
+        return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    finally:
+        plt.close(fig)
+
+
+def interpolate_grid(
+    xs: np.ndarray, ys: np.ndarray, values: np.ndarray, resolution: int = GRID_RESOLUTION
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linearly interpolates scattered cells onto a regular grid over their bounding box.
+
+    Args:
+        xs: X coordinate of each observed cell.
+        ys: Y coordinate of each observed cell.
+        values: Observed value of each cell.
+        resolution: Number of grid samples along each axis.
+
+    Returns:
+        ``(grid_x, grid_y, grid)`` where ``grid[i, j]`` is the value at ``(grid_x[j], grid_y[i])``
+        (NaN outside the convex hull of the observed cells).
+    """
+    xs, ys, values = (np.asarray(a, dtype=float) for a in (xs, ys, values))
+    grid_x = np.linspace(xs.min(), xs.max(), resolution)
+    grid_y = np.linspace(ys.min(), ys.max(), resolution)
+    mesh_x, mesh_y = np.meshgrid(grid_x, grid_y)
+    grid = griddata((xs, ys), values, (mesh_x, mesh_y), method="linear")
+    return grid_x, grid_y, grid
+
+
+def _padded_limits(coords: np.ndarray) -> tuple[float, float]:
+    """Axis limits with a margin so circles on the outermost cells are not clipped."""
+    lo, hi = float(coords.min()), float(coords.max())
+    pad = 0.08 * (hi - lo) if hi > lo else 0.5
+    return lo - pad, hi + pad
+
+
+def _min_gap_fraction(coords: np.ndarray) -> float:
+    """Smallest gap between distinct coordinates as a fraction of their span (1.0 if < 2)."""
+    unique = np.unique(coords)
+    if len(unique) < 2:
+        return 1.0
+    return float(np.diff(unique).min() / (unique[-1] - unique[0]))
+
+
+def _set_setting_ticks(axis: matplotlib.axis.Axis, settings: list[str]) -> None:
+    """Puts one tick per observed setting, labelled with the setting string."""
+    unique = sorted(set(settings), key=setting_position)
+    positions = [setting_position(s) for s in unique]
+    axis.set_ticks(positions, [_setting_label(s) for s in unique])
+    # Small distances crowd on a linear axis ("orig", "0.5", "1"); tilt x labels apart.
+    if axis.axis_name == "x" and _min_gap_fraction(np.array(positions)) < 0.08:
+        axis.set_tick_params(labelrotation=45)
+
+
+def _cell_coordinates(cells: list[dict], axes: str) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """Returns x (test) and y (train) coordinates of each cell plus the two axis labels."""
+    if axes == "setting":
+        xs = np.array([setting_position(r["test_setting"]) for r in cells])
+        ys = np.array([setting_position(r["train_setting"]) for r in cells])
+        return xs, ys, "test Butteraugli distance", "train Butteraugli distance"
+    if axes == "dcr":
+        xs = np.array([100.0 * float(r["test_dcr"]) for r in cells])
+        ys = np.array([100.0 * float(r["train_dcr"]) for r in cells])
+        return xs, ys, "test DCR (%)", "train DCR (%)"
+    raise ValueError(f"axes must be 'setting' or 'dcr', got {axes!r}")
+
+
+def _draw_cells(ax: plt.Axes, xs: np.ndarray, ys: np.ndarray, percent: np.ndarray,
+                norm: Normalize) -> matplotlib.collections.PathCollection:  # fmt: skip
+    """Draws the observed cells as labelled circles sized to not overlap their neighbours."""
+    # ~400 pt of axes per direction at this figure size; the padding adds 16 % to each span.
+    gap = min(_min_gap_fraction(xs), _min_gap_fraction(ys)) / 1.16 * 400
+    diameter = float(np.clip(0.9 * gap, 16.0, 26.0))
+    scatter = ax.scatter(xs, ys, c=percent, cmap=CMAP, norm=norm, s=diameter**2,
+                         edgecolors="black", linewidths=1.0, zorder=3)  # fmt: skip
+    cmap = scatter.get_cmap()
+    for x, y, p in zip(xs, ys, percent, strict=True):
+        # Dark text on the light end of the colormap, white on the dark end.
+        r, g, b, _ = cmap(norm(p))
+        color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+        ax.annotate(f"{p:.1f}", (x, y), ha="center", va="center", color=color, zorder=4,
+                    fontsize=float(np.clip(diameter / 3.3, 5.5, 7.5)))  # fmt: skip
+    return scatter
+
+
+def plot_relative_heatmap(rows: list[dict], metric: str, path: Path, axes: str = "setting") -> Path:
+    """Draws the relative metric over train x test as an interpolated heatmap with cell markers.
+
+    Args:
+        rows: Rows with ``relative`` (see ``add_relative``); other metrics are ignored.
+        metric: Metric to plot.
+        path: Destination PNG.
+        axes: ``"setting"`` for Butteraugli-distance coordinates, ``"dcr"`` for DCR in percent.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: If ``axes`` is unknown or ``metric`` has no rows.
+    """
+    cells = [r for r in rows if r["metric"] == metric]
+    xs, ys, xlabel, ylabel = _cell_coordinates(cells, axes)
+    if not cells:
+        raise ValueError(f"no rows for metric {metric!r}")
+    percent = np.array([100.0 * float(r["relative"]) for r in cells])
+    vmin, vmax = float(percent.min()), float(percent.max())
+    if vmin == vmax:  # a single value (e.g. 1x1 grid) would give a zero-width colour scale
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    norm = Normalize(vmin=vmin, vmax=vmax)
+
+    fig, ax = plt.subplots(figsize=(7.5, 6.0), layout="constrained")
+    # griddata needs a 2-D hull: with < 3 distinct positions on an axis show only the cells.
+    if len(np.unique(xs)) >= 3 and len(np.unique(ys)) >= 3:
+        try:
+            gx, gy, grid = interpolate_grid(xs, ys, percent)
+            ax.imshow(grid, origin="lower", aspect="auto", cmap=CMAP, norm=norm,
+                      extent=(gx[0], gx[-1], gy[0], gy[-1]))  # fmt: skip
+        except QhullError:  # collinear cells (e.g. equal DCRs): the circles still tell it all
+            pass
+    scatter = _draw_cells(ax, xs, ys, percent, norm)
+    fig.colorbar(scatter, ax=ax, label=f"relative {metric} (%)")
+    if axes == "setting":
+        _set_setting_ticks(ax.xaxis, [r["test_setting"] for r in cells])
+        _set_setting_ticks(ax.yaxis, [r["train_setting"] for r in cells])
+    ax.set_xlim(*_padded_limits(xs))
+    ax.set_ylim(*_padded_limits(ys))
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(f"Relative {metric} (train x test, % of original/original)")
+    return _save_figure(fig, path)
+
+
+def plot_dcr_curves(dcr_rows: list[dict], path: Path) -> Path:
+    """Plots DCR per Butteraugli distance, one line per split and DCR definition.
+
+    Args:
+        dcr_rows: Dicts with ``split``, ``setting``, ``dcr`` and ``dcr_raw`` (fractions 0..1).
+        path: Destination PNG.
+
+    Returns:
+        ``path``.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), layout="constrained")
+    definitions = (("dcr", "vs original files"), ("dcr_raw", "vs raw pixels"))
+    for split in sorted({r["split"] for r in dcr_rows}):
+        points = sorted(
+            (r for r in dcr_rows if r["split"] == split),
+            key=lambda r: setting_position(r["setting"]),
+        )
+        xs = [setting_position(r["setting"]) for r in points]
+        for key, name in definitions:
+            ys = [100.0 * float(r[key]) for r in points]
+            ax.plot(xs, ys, marker="o", label=f"{split}, {name}")
+    _set_setting_ticks(ax.xaxis, [r["setting"] for r in dcr_rows])
+    ax.set_xlabel("Butteraugli distance")
+    ax.set_ylabel("DCR (%)")
+    ax.set_title("Data compression rate by distance")
+    ax.grid(True, alpha=0.4)
+    ax.legend()
+    return _save_figure(fig, path)
+
+
+def write_report(rows: list[dict], dcr_rows: list[dict], out_dir: Path) -> dict[str, Path]:
+    """Writes the results CSV, two heatmaps per metric and the DCR plot into ``out_dir``.
+
+    Args:
+        rows: Result rows without ``relative`` (it is computed here).
+        dcr_rows: Rows for ``plot_dcr_curves``.
+        out_dir: Output folder; created if missing.
+
+    Returns:
+        Paths keyed ``"results.csv"``, ``"heatmap_<metric>_distance"``,
+        ``"heatmap_<metric>_dcr"`` and ``"dcr_by_distance"``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    relative = add_relative(rows)
+    paths = {"results.csv": write_results_csv(relative, out_dir / "results.csv")}
+    for metric in sorted({r["metric"] for r in relative}):
+        for suffix, axes in (("distance", "setting"), ("dcr", "dcr")):
+            name = f"heatmap_{metric}_{suffix}"
+            paths[name] = plot_relative_heatmap(relative, metric, out_dir / f"{name}.png", axes)
+    paths["dcr_by_distance"] = plot_dcr_curves(dcr_rows, out_dir / "dcr_by_distance.png")
+    return paths

@@ -1,0 +1,146 @@
+"""The work of each stage, as plain functions of explicit arguments.
+
+The executor runs them in Ray tasks or in-process; they read their inputs from the store and
+publish their output there atomically. They return small summaries for progress reporting; the
+report reads the store, so a rerun of a finished sweep needs none of these functions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from sweep.codecs.base import ORIGINAL, Codec
+from sweep.data.base import ImageItem
+from sweep.data.pixels import read_pixels
+from sweep.plan import EncodeStage, EvaluateStage, TrainStage
+from sweep.store import ArtifactStore
+from sweep.tasks.base import LabelledFile, TrainOptions
+
+SHARD_STAGE = "encode-shards"
+
+
+def shard_key(stage: EncodeStage, shard_index: int) -> str:
+    return f"{stage.key}/{shard_index:05d}"
+
+
+def image_geometry(path: Path) -> tuple[int, int, int]:
+    """(height, width, channels) of the pixels the sweep would decode, from the header."""
+    if path.suffix.lower() == ".jxl":
+        pixels = read_pixels(path)
+        return pixels.shape[0], pixels.shape[1], 1 if pixels.ndim == 2 else pixels.shape[2]
+    with Image.open(path) as image:
+        channels = 1 if image.mode in ("L", "I;16", "I") else 3
+        return image.height, image.width, channels
+
+
+def encode_shard(
+    store: ArtifactStore, stage: EncodeStage, shard_index: int, dataset_root: Path,
+    items: list[ImageItem], codec: Codec,
+) -> int:
+    """Encodes one shard of a split; returns the number of images (0 if it was done before)."""
+    key = shard_key(stage, shard_index)
+    if store.is_done(SHARD_STAGE, key):
+        return 0
+    start = stage.shards[shard_index][0]
+    with store.writing(SHARD_STAGE, key) as out:
+        records = []
+        for offset, item in enumerate(items):
+            source = Path(dataset_root) / item.relpath
+            record = {"index": start + offset, "source": item.relpath, "label": item.label,
+                      "original_bytes": source.stat().st_size}
+            if stage.setting == ORIGINAL:
+                # The original setting keeps the source bytes: nothing is copied or decoded.
+                height, width, channels = image_geometry(source)
+                record |= {"file": str(source.absolute()),
+                           "encoded_bytes": record["original_bytes"]}
+            else:
+                pixels = read_pixels(source)
+                height, width = pixels.shape[:2]
+                channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+                data = codec.encode(pixels, stage.setting)
+                name = f"{start + offset:07d}{codec.extension}"
+                (out / name).write_bytes(data)
+                # Relative to the store root, so that a moved store stays readable.
+                record |= {"file": f"{SHARD_STAGE}/{key}/{name}", "encoded_bytes": len(data)}
+            record |= {"height": height, "width": width, "channels": channels,
+                       "raw_bytes": height * width * channels}
+            records.append(record)
+        (out / "records.json").write_text(json.dumps(records))
+    return len(items)
+
+
+def finalize_encode(store: ArtifactStore, stage: EncodeStage, *shards_done: int) -> dict:
+    """Merges the shard records of a split and computes its DCR; returns the summary."""
+    del shards_done  # only orders this task after the shards
+    if store.is_done("encode", stage.key):
+        return store.read_json("encode", stage.key, "summary.json")
+    records = []
+    for index in range(len(stage.shards)):
+        shard = store.path(SHARD_STAGE, shard_key(stage, index))
+        records.extend(json.loads((shard / "records.json").read_text()))
+    summary = summarize_records(stage, records)
+    with store.writing("encode", stage.key) as out:
+        with (out / "records.jsonl").open("w") as stream:
+            for record in records:
+                stream.write(json.dumps(record) + "\n")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summarize_records(stage: EncodeStage, records: list[dict]) -> dict:
+    """Byte totals and both DCR definitions of a split at one setting."""
+    original = sum(r["original_bytes"] for r in records)
+    encoded = sum(r["encoded_bytes"] for r in records)
+    raw = sum(r["raw_bytes"] for r in records)
+    return {
+        "split": stage.split, "setting": stage.setting, "images": len(records),
+        "original_bytes": original, "encoded_bytes": encoded, "raw_bytes": raw,
+        "dcr": 1.0 - encoded / original, "dcr_raw": 1.0 - encoded / raw,
+    }
+
+
+def encoded_files(store: ArtifactStore, stage: EncodeStage) -> list[LabelledFile]:
+    """The image files of a finished encode with their labels, in split order."""
+    files = []
+    with (store.path("encode", stage.key) / "records.jsonl").open() as stream:
+        for line in stream:
+            record = json.loads(line)
+            files.append(LabelledFile(str(store.root / record["file"]), record["label"]))
+    return files
+
+
+def train_stage(
+    store: ArtifactStore, stage: TrainStage, task, model, options: TrainOptions, seed: int,
+    num_classes: int, *upstream: object,
+) -> dict:
+    """Trains one model on the encoded train split; returns the training summary."""
+    del upstream
+    if store.is_done("train", stage.key):
+        return store.read_json("train", stage.key, "summary.json")
+    files = encoded_files(store, stage.encode)
+    started = time.perf_counter()
+    with store.writing("train", stage.key) as out:
+        summary = task.train(model, files, num_classes, options, seed, out)
+        summary |= {"setting": stage.setting, "seconds": time.perf_counter() - started}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def evaluate_stage(
+    store: ArtifactStore, stage: EvaluateStage, task, model, options: TrainOptions,
+    num_classes: int, *upstream: object,
+) -> dict:
+    """Evaluates a trained model on one encoded test split; returns its metrics."""
+    del upstream
+    if store.is_done("evaluate", stage.key):
+        return store.read_json("evaluate", stage.key, "metrics.json")
+    files = encoded_files(store, stage.encode)
+    weights = store.path("train", stage.train.key)
+    with store.writing("evaluate", stage.key) as out:
+        metrics = task.evaluate(model, weights, files, num_classes, options)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,113 @@
+"""The artifact store: one folder per stage output, written atomically, marked DONE last.
+
+    <root>/<stage>/<key>/            a finished output (it holds DONE)
+    <root>/<stage>/<key>.tmp-<id>/   an output being written; never read, removed when stale
+
+An output is written into a temporary folder that gets its DONE marker last and is then renamed
+into place. A rename is atomic on POSIX file systems, so a reader sees either no output or a
+complete one, whenever the writer is killed. A stage whose output exists is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DONE = "DONE"
+# Temporary folders older than this belong to writers that died; younger ones may be in use.
+STALE_SECONDS = 24 * 3600
+
+
+class StoreError(RuntimeError):
+    """The store folder cannot be used; the message names it."""
+
+
+class ArtifactStore:
+    """Stage outputs under a local or shared (NFS, Lustre, ...) folder.
+
+    Args:
+        root: Folder of the store. On a cluster every node must see it at the same path.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        text = str(root)
+        if "://" in text:
+            raise StoreError(
+                f"store '{text}' is a URL: the store needs a file system with atomic renames; "
+                f"mount the bucket or share (e.g. NFS) on every node and give its path"
+            )
+        self.root = Path(root).absolute()
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def is_done(self, stage: str, key: str) -> bool:
+        return (self.path(stage, key) / DONE).is_file()
+
+    @contextmanager
+    def writing(self, stage: str, key: str) -> Iterator[Path]:
+        """Yields a temporary folder; on a clean exit it becomes the stage output.
+
+        On an exception the temporary folder is removed and nothing is published. If another
+        writer published the same key first, its output is kept (keys are content addresses,
+        so both hold the same result) and this one is discarded.
+        """
+        final = self.path(stage, key)
+        staging = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        staging.mkdir(parents=True)
+        try:
+            yield staging
+            (staging / DONE).write_text(json.dumps({"finished": time.time()}) + "\n")
+            self._publish(staging, final)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _publish(self, staging: Path, final: Path) -> None:
+        if final.exists() and not (final / DONE).is_file():
+            # Not written by this store (renames are atomic): keep it aside rather than lose it.
+            final.rename(final.with_name(f"{final.name}.incomplete-{uuid.uuid4().hex[:8]}"))
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not (final / DONE).is_file():
+                raise
+
+    def read_json(self, stage: str, key: str, name: str) -> dict:
+        return json.loads((self.path(stage, key) / name).read_text())
+
+    def remove_stale_temporaries(self, max_age_seconds: float = STALE_SECONDS) -> int:
+        """Deletes temporary folders of writers that died long ago; returns how many."""
+        removed = 0
+        now = time.time()
+        for staging in [*self.root.glob("*/*.tmp-*"), *self.root.glob("*/*/*.tmp-*")]:
+            if now - staging.stat().st_mtime > max_age_seconds:
+                shutil.rmtree(staging, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def check_writable(self) -> None:
+        """Raises StoreError naming the folder if outputs cannot be written there."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{uuid.uuid4().hex[:8]}"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as error:
+            raise StoreError(
+                f"cannot write to {self.root} ({error.strerror}): set results_dir to a "
+                f"writable folder"
+            ) from None
+
+
+def write_json_atomic(path: Path, payload: object) -> None:
+    """Writes JSON next to its final name, then renames it into place."""
+    staging = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    staging.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(staging, path)

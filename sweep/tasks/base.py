@@ -1,0 +1,80 @@
+"""Shared pieces of every task kind: training options, device, mixed precision, image files."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sweep.data.pixels import read_pixels, to_rgb
+
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+
+
+class LabelledFile(NamedTuple):
+    path: str
+    label: int
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Training and evaluation hyper-parameters (the `train` config group)."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.1
+    amp: str = "auto"
+    eval_batch_size: int = 64
+    loader_workers: int = 0
+
+
+def pick_device() -> torch.device:
+    """The GPU Ray assigned to this task (it sets CUDA_VISIBLE_DEVICES), else the CPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """Mixed-precision dtype: bf16 where the GPU has it, fp16 otherwise, none on the CPU."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seeds Python, NumPy and torch; returns a generator for the data order."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+class ImageFileDataset(Dataset):
+    """Decodes image files of any format the sweep writes (JPEG, PNG, JPEG XL) to tensors."""
+
+    def __init__(self, files: list[LabelledFile], transform) -> None:
+        self.files = files
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.files[index]
+        pixels = to_rgb(read_pixels(path))  # (H, W, 3) uint8
+        image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # (3, H, W)
+        return self.transform(image), label

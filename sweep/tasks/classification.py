@@ -1,0 +1,123 @@
+"""Image classification: cross-entropy training, top-1 accuracy (torchmetrics)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torchmetrics.classification import MulticlassAccuracy
+from torchvision.transforms import v2
+from transformers import get_cosine_schedule_with_warmup
+
+from sweep.tasks.base import (
+    ImageFileDataset,
+    LabelledFile,
+    TrainOptions,
+    autocast,
+    autocast_dtype,
+    pick_device,
+    seed_everything,
+)
+
+WEIGHTS_FILE = "model.pt"
+
+
+def train_transform(image_size: int, mean, std) -> v2.Compose:
+    return v2.Compose([
+        v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean, std),
+    ])
+
+
+def eval_transform(image_size: int, mean, std) -> v2.Compose:
+    return v2.Compose([
+        v2.Resize(image_size, antialias=True),
+        v2.CenterCrop(image_size),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean, std),
+    ])
+
+
+class ClassificationTask:
+    """Trains a classifier family on labelled image files and measures top-1 accuracy."""
+
+    metric_names = ("accuracy",)
+
+    def identity(self) -> dict:
+        return {"kind": "classification", "metric": "top-1 accuracy (torchmetrics, micro)"}
+
+    def train(
+        self, model, files: list[LabelledFile], num_classes: int, options: TrainOptions,
+        seed: int, out_dir: Path,
+    ) -> dict:
+        """Trains and writes the weights to out_dir; returns loss per epoch and throughput."""
+        generator = seed_everything(seed)
+        device = pick_device()
+        module = model.build(num_classes).to(device)
+        dataset = ImageFileDataset(files, train_transform(model.image_size, model.mean, model.std))
+        loader = DataLoader(
+            dataset, batch_size=options.batch_size, shuffle=True, generator=generator,
+            num_workers=options.loader_workers, pin_memory=device.type == "cuda",
+            persistent_workers=options.loader_workers > 0,
+        )
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=options.lr, weight_decay=options.weight_decay)
+        total_steps = options.epochs * len(loader)
+        scheduler = get_cosine_schedule_with_warmup(
+            optimizer, math.ceil(options.warmup_fraction * total_steps), total_steps
+        )
+        dtype = autocast_dtype(options.amp, device)
+        # Loss scaling is needed for fp16 only; bf16 has fp32's exponent range.
+        scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
+        epoch_losses, seen, started = [], 0, time.perf_counter()
+        for _ in range(options.epochs):
+            module.train()
+            loss_sum = 0.0
+            for images, labels in loader:
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+                with autocast(device, dtype):
+                    loss = torch.nn.functional.cross_entropy(module(images), labels)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                loss_sum += loss.item() * len(labels)
+                seen += len(labels)
+            epoch_losses.append(loss_sum / len(dataset))
+        seconds = time.perf_counter() - started
+        torch.save(module.state_dict(), out_dir / WEIGHTS_FILE)
+        return {
+            "train_loss": epoch_losses, "images": len(dataset), "device": str(device),
+            "precision": str(dtype or torch.float32), "images_per_second": seen / seconds,
+        }
+
+    @torch.no_grad()
+    def evaluate(
+        self, model, weights_dir: Path, files: list[LabelledFile], num_classes: int,
+        options: TrainOptions,
+    ) -> dict:
+        """Top-1 accuracy of the weights in weights_dir on the given files."""
+        device = pick_device()
+        module = model.build(num_classes, load_pretrained=False)
+        state = torch.load(weights_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+        module.to(device).eval()
+        dataset = ImageFileDataset(files, eval_transform(model.image_size, model.mean, model.std))
+        loader = DataLoader(
+            dataset, batch_size=options.eval_batch_size, num_workers=options.loader_workers,
+            pin_memory=device.type == "cuda",
+        )
+        accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
+        dtype = autocast_dtype(options.amp, device)
+        for images, labels in loader:
+            with autocast(device, dtype):
+                logits = module(images.to(device, non_blocking=True))
+            accuracy.update(logits.float(), labels.to(device))
+        return {"accuracy": accuracy.compute().item(), "images": len(dataset)}

@@ -1,0 +1,154 @@
+"""MLflow logging, from the driver only: a parent run per sweep, a child run per trained model.
+
+Runs are found again by tags (the sweep key on the parent, the train key on a child), so a
+rerun or a resumed sweep logs into the runs it created before instead of duplicating them. A
+run is marked complete only after everything is logged; a sweep killed while logging finishes
+its logging on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+log = logging.getLogger(__name__)
+
+SWEEP_KEY_TAG = "sweep.key"
+TRAIN_KEY_TAG = "train.key"
+COMPLETE_TAG = "sweep.logged"
+# MLflow's limit on a parameter value.
+PARAM_VALUE_LIMIT = 6000
+
+
+class Tracker:
+    """Logs sweeps to one MLflow experiment.
+
+    Args:
+        uri: Tracking URI (sqlite:///... or http://...).
+        experiment: Experiment name; created if missing.
+        artifact_root: Where a new experiment of a database store keeps its artifacts.
+    """
+
+    def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None) -> None:
+        self.client = MlflowClient(tracking_uri=uri)
+        self.uri = uri
+        self.experiment = experiment
+        self.artifact_root = artifact_root
+        self.experiment_id: str | None = None
+
+    def prepare(self) -> str:
+        """Creates the database tables and the experiment; call before any worker starts."""
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            self.experiment_id = found.experiment_id
+        else:
+            location = None
+            if self.artifact_root is not None and self.uri.startswith("sqlite:"):
+                self.artifact_root.mkdir(parents=True, exist_ok=True)
+                location = self.artifact_root.absolute().as_uri()
+            self.experiment_id = self.client.create_experiment(self.experiment, location)
+        return self.experiment_id
+
+    def _find(self, filter_string: str):
+        runs = self.client.search_runs([self.experiment_id], filter_string, max_results=10)
+        return runs[0] if runs else None
+
+    def log_sweep(
+        self, sweep_key: str, run_name: str, params: dict[str, str], rows: list[dict],
+        dcr_rows: list[dict], train_summaries: dict[str, dict], train_keys: dict[str, str],
+        artifacts: Iterable[Path],
+    ) -> str:
+        """Logs a finished sweep (idempotent); returns the parent run id."""
+        parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
+        if parent is not None and parent.data.tags.get(COMPLETE_TAG) == "true":
+            log.info("MLflow run %s already holds this sweep", parent.info.run_id)
+            return parent.info.run_id
+        if parent is None:
+            parent = self.client.create_run(
+                self.experiment_id, run_name=run_name, tags={SWEEP_KEY_TAG: sweep_key}
+            )
+            self.client.log_batch(parent.info.run_id, params=_params(params))
+        parent_id = parent.info.run_id
+        self.client.log_batch(parent_id, metrics=_dcr_metrics(dcr_rows))
+        for path in artifacts:
+            self.client.log_artifact(parent_id, str(path))
+        for setting, train_key in train_keys.items():
+            cells = [r for r in rows if r["train_setting"] == setting]
+            self._log_child(parent_id, setting, train_key, cells, train_summaries.get(setting, {}))
+        self.client.set_tag(parent_id, COMPLETE_TAG, "true")
+        self.client.set_terminated(parent_id, "FINISHED")
+        return parent_id
+
+    def _log_child(
+        self, parent_id: str, setting: str, train_key: str, cells: list[dict], summary: dict
+    ) -> None:
+        child = self._find(
+            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}' and tags.`{TRAIN_KEY_TAG}` = "
+            f"'{train_key}'"
+        )
+        if child is not None and child.data.tags.get(COMPLETE_TAG) == "true":
+            return
+        if child is None:
+            child = self.client.create_run(
+                self.experiment_id,
+                tags={MLFLOW_PARENT_RUN_ID: parent_id, TRAIN_KEY_TAG: train_key,
+                      MLFLOW_RUN_NAME: f"train={setting}"},
+            )
+        metrics = _child_metrics(cells, summary)
+        # Metrics, parameters and the completion tag in one request: no half-logged child.
+        self.client.log_batch(
+            child.info.run_id, metrics=metrics,
+            params=[Param("train_setting", setting)],
+            tags=[RunTag(COMPLETE_TAG, "true"), RunTag("train_setting", setting)],
+        )
+        self.client.set_terminated(child.info.run_id, "FINISHED")
+
+
+def _params(params: dict[str, str]) -> list[Param]:
+    return [Param(key, str(value)[:PARAM_VALUE_LIMIT]) for key, value in sorted(params.items())]
+
+
+def _metric(key: str, value: float, step: int = 0) -> Metric:
+    return Metric(key, float(value), 0, step)
+
+
+def _dcr_metrics(dcr_rows: list[dict]) -> list[Metric]:
+    metrics = []
+    for row in dcr_rows:
+        metrics.append(_metric(f"dcr/{row['split']}/{row['setting']}", row["dcr"]))
+        metrics.append(_metric(f"dcr_raw/{row['split']}/{row['setting']}", row["dcr_raw"]))
+    return metrics
+
+
+def _child_metrics(cells: list[dict], summary: dict) -> list[Metric]:
+    metrics = []
+    if cells:
+        metrics.append(_metric("train_dcr", cells[0]["train_dcr"]))
+        metrics.append(_metric("train_dcr_raw", cells[0]["train_dcr_raw"]))
+    for cell in cells:
+        test, name = cell["test_setting"], cell["metric"]
+        metrics.append(_metric(f"{name}/test_{test}", cell["value"]))
+        metrics.append(_metric(f"relative_{name}/test_{test}", cell["relative"]))
+        metrics.append(_metric(f"test_dcr/test_{test}", cell["test_dcr"]))
+    for epoch, loss in enumerate(summary.get("train_loss", [])):
+        metrics.append(_metric("train_loss", loss, step=epoch))
+    if "images_per_second" in summary:
+        metrics.append(_metric("train_images_per_second", summary["images_per_second"]))
+    return metrics
+
+
+def flatten_config(node: dict, prefix: str = "") -> dict[str, str]:
+    """{"task": {"name": "demo"}} -> {"task.name": "demo"}; lists stay one value."""
+    flat = {}
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
