@@ -7,6 +7,7 @@ entry point prints it and exits with code 2. Components are instantiated here fr
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, fields
@@ -84,12 +85,19 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         check_data: Also check the dataset folder, the model weights and the tracking server
             (False when only the config itself is inspected, as in tests of composition).
     """
+    if "root" in cfg.task.keys() and OmegaConf.is_missing(cfg.task, "root"):
+        raise ConfigError(
+            "task.root", "is required: the dataset folder, e.g. task.root=/data/food-101"
+        )
     try:
         OmegaConf.resolve(cfg)
+        missing = sorted(OmegaConf.missing_keys(cfg))
     except MissingMandatoryValue as error:
-        option = error.full_key
-        hint = " (the dataset folder, e.g. task.root=/data/food-101)" if option == "task.root" else ""
-        raise ConfigError(option, f"is required{hint}") from None
+        # An interpolation of a missing value: the message names the missing one.
+        found = re.search(r"Missing mandatory value: ([\w.]+)", str(error))
+        missing = [found.group(1) if found else error.full_key]
+    if missing:
+        raise ConfigError(missing[0], "is required")
     results_dir = Path(cfg.results_dir).absolute()
     codec = _instantiate("codec", cfg.codec)
     sweep = Sweep(
@@ -112,8 +120,9 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
     task_kind = sweep.task.identity()["kind"]
     if sweep.model.task_kind != task_kind:
         raise ConfigError(
-            "model", f"{sweep.model.name} is a {sweep.model.task_kind} model but task="
-            f"{sweep.task_name} is {task_kind}: choose a {task_kind} model"
+            "model",
+            f"{sweep.model.name} is a {sweep.model.task_kind} model but task="
+            f"{sweep.task_name} is {task_kind}: choose a {task_kind} model",
         )
     if check_data:
         check_environment(sweep)
@@ -189,7 +198,13 @@ def train_options(node: DictConfig) -> TrainOptions:
     if options.weight_decay < 0:
         raise ConfigError("train.weight_decay", f"must be >= 0, got {options.weight_decay}")
     if not 0 <= options.warmup_fraction < 1:
-        raise ConfigError("train.warmup_fraction", f"must be in [0, 1), got {options.warmup_fraction}")
+        raise ConfigError(
+            "train.warmup_fraction", f"must be in [0, 1), got {options.warmup_fraction}"
+        )
+    if not 0 < options.min_crop_scale <= 1:
+        raise ConfigError(
+            "train.min_crop_scale", f"must be in (0, 1], got {options.min_crop_scale}"
+        )
     if options.amp not in AMP_CHOICES:
         raise ConfigError("train.amp", f"'{options.amp}' is not one of {list(AMP_CHOICES)}")
     return options
@@ -215,8 +230,9 @@ def tracking_options(node: DictConfig) -> TrackingOptions:
         return options
     if not options.uri or not str(options.uri).startswith(TRACKING_SCHEMES):
         raise ConfigError(
-            "tracking.uri", f"'{options.uri}' is not an MLflow tracking URI MLflow 3 accepts: "
-            f"use sqlite:///path/mlflow.db or http://host:port (or tracking=none)"
+            "tracking.uri",
+            f"'{options.uri}' is not an MLflow tracking URI MLflow 3 accepts: "
+            f"use sqlite:///path/mlflow.db or http://host:port (or tracking=none)",
         )
     if not options.experiment:
         raise ConfigError("tracking.experiment", "must name an MLflow experiment")
@@ -233,8 +249,9 @@ def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise ConfigError(
-            "tracking.uri", f"no MLflow server answers at {uri} ({reason}): start it, fix the "
-            f"address, or use tracking=local"
+            "tracking.uri",
+            f"no MLflow server answers at {uri} ({reason}): start it, fix the "
+            f"address, or use tracking=local",
         ) from None
 
 

@@ -46,7 +46,8 @@ class SweepWork:
 
     def pending_shards(self, stage: EncodeStage) -> list[int]:
         return [
-            index for index in range(len(stage.shards))
+            index
+            for index in range(len(stage.shards))
             if not self.store.is_done(stages.SHARD_STAGE, stages.shard_key(stage, index))
         ]
 
@@ -72,10 +73,18 @@ class Progress:
     def __init__(self, enabled: bool, encode_images: int, trains: int, evaluations: int) -> None:
         totals = {"encode": encode_images, "train": trains, "evaluate": evaluations}
         self.bars = {
-            name: tqdm(total=total, desc=f"{name:<8}", unit=unit, position=position,
-                       disable=not enabled, leave=True, dynamic_ncols=True)
+            name: tqdm(
+                total=total,
+                desc=f"{name:<8}",
+                unit=unit,
+                position=position,
+                disable=not enabled,
+                leave=True,
+                dynamic_ncols=True,
+            )
             for position, ((name, total), unit) in enumerate(
-                zip(totals.items(), ("img", "model", "cell"), strict=True))
+                zip(totals.items(), ("img", "model", "cell"), strict=True)
+            )
         }
 
     def advance(self, kind: str, amount: int = 1) -> None:
@@ -144,7 +153,9 @@ def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> 
         stages.evaluate_stage, num_cpus=1, num_gpus=cluster.eval_gpu_fraction if has_gpu else 0
     )
     # Put the shared components in the object store once instead of once per task.
-    store, codec, task, model = (ray.put(x) for x in (work.store, work.codec, work.task, work.model))
+    store, codec, task, model = (
+        ray.put(x) for x in (work.store, work.codec, work.task, work.model)
+    )
     # Only unfinished stages are submitted; a stage waits on the references of the unfinished
     # stages it reads (finished ones are already in the store).
     kinds: dict[Any, tuple[str, int]] = {}
@@ -210,7 +221,8 @@ def execute(work: SweepWork, cluster: ClusterOptions, show_progress: bool) -> No
     pending = work.pending_encodes()
     images = sum(
         work.shard_items(stage, index).__len__()
-        for stage in pending for index in work.pending_shards(stage)
+        for stage in pending
+        for index in work.pending_shards(stage)
     )
     progress = Progress(
         show_progress, images, len(work.pending_trains()), len(work.pending_evaluations())

@@ -18,7 +18,15 @@ from sweep.data.base import DatasetReader, ImageItem
 # Bump a stage's schema when its output format or its computation changes.
 SCHEMA = {"encode": 1, "train": 1, "evaluate": 1}
 # Training options that change the trained weights; the others only change speed.
-TRAIN_RESULT_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "amp")
+TRAIN_RESULT_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_fraction",
+    "min_crop_scale",
+    "amp",
+)
 
 
 def digest(payload: object) -> str:
@@ -95,10 +103,15 @@ def build_plan(
 
     def encode_stage(split: str, setting: str) -> EncodeStage:
         if (split, setting) not in plan.encodes:
-            key = digest({
-                "stage": "encode", "schema": SCHEMA["encode"], "split": split,
-                "dataset": fingerprints[split], **codec.identity(setting),
-            })
+            key = digest(
+                {
+                    "stage": "encode",
+                    "schema": SCHEMA["encode"],
+                    "split": split,
+                    "dataset": fingerprints[split],
+                    **codec.identity(setting),
+                }
+            )
             shards = shard_ranges(len(splits[split]), shard_size)
             plan.encodes[(split, setting)] = EncodeStage(key, split, setting, shards)
         return plan.encodes[(split, setting)]
@@ -106,18 +119,30 @@ def build_plan(
     result_options = {name: train_options[name] for name in TRAIN_RESULT_OPTIONS}
     for setting in train_settings:
         encode = encode_stage("train", setting)
-        key = digest({
-            "stage": "train", "schema": SCHEMA["train"], "encode": encode.key,
-            "task": task_identity, "model": model_identity, "train": result_options,
-            "seed": seed, "classes": plan.class_names,
-        })
+        key = digest(
+            {
+                "stage": "train",
+                "schema": SCHEMA["train"],
+                "encode": encode.key,
+                "task": task_identity,
+                "model": model_identity,
+                "train": result_options,
+                "seed": seed,
+                "classes": plan.class_names,
+            }
+        )
         plan.trains[setting] = TrainStage(key, setting, encode)
     for train in plan.trains.values():
         for setting in test_settings:
             encode = encode_stage("test", setting)
-            key = digest({
-                "stage": "evaluate", "schema": SCHEMA["evaluate"], "train": train.key,
-                "encode": encode.key, "task": task_identity,
-            })
+            key = digest(
+                {
+                    "stage": "evaluate",
+                    "schema": SCHEMA["evaluate"],
+                    "train": train.key,
+                    "encode": encode.key,
+                    "task": task_identity,
+                }
+            )
             plan.evaluations[(train.setting, setting)] = EvaluateStage(key, train, encode)
     return plan

@@ -17,8 +17,14 @@ log = logging.getLogger(__name__)
 
 def plan_sweep(sweep: Sweep) -> SweepPlan:
     return build_plan(
-        sweep.reader, sweep.codec, sweep.task.identity(), sweep.model.identity(),
-        sweep.options.__dict__, sweep.seed, sweep.train_settings, sweep.test_settings,
+        sweep.reader,
+        sweep.codec,
+        sweep.task.identity(),
+        sweep.model.identity(),
+        sweep.options.__dict__,
+        sweep.seed,
+        sweep.train_settings,
+        sweep.test_settings,
         sweep.cluster.encode_shard_size,
     )
 
@@ -45,13 +51,21 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
         metrics = store.read_json("evaluate", stage.key, "metrics.json")
         train_dcr, test_dcr = dcr[("train", train_setting)], dcr[("test", test_setting)]
         for metric in sweep.task.metric_names:
-            rows.append({
-                "task": sweep.task_name, "model": sweep.model.name, "codec": sweep.codec.name,
-                "train_setting": train_setting, "test_setting": test_setting,
-                "train_dcr": train_dcr["dcr"], "test_dcr": test_dcr["dcr"],
-                "train_dcr_raw": train_dcr["dcr_raw"], "test_dcr_raw": test_dcr["dcr_raw"],
-                "metric": metric, "value": metrics[metric],
-            })
+            rows.append(
+                {
+                    "task": sweep.task_name,
+                    "model": sweep.model.name,
+                    "codec": sweep.codec.name,
+                    "train_setting": train_setting,
+                    "test_setting": test_setting,
+                    "train_dcr": train_dcr["dcr"],
+                    "test_dcr": test_dcr["dcr"],
+                    "train_dcr_raw": train_dcr["dcr_raw"],
+                    "test_dcr_raw": test_dcr["dcr_raw"],
+                    "metric": metric,
+                    "value": metrics[metric],
+                }
+            )
     return rows, dcr_rows
 
 
@@ -78,14 +92,23 @@ def run_sweep(sweep: Sweep) -> Path:
     plan = plan_sweep(sweep)
     log.info(
         "sweep %s: %d train x %d test settings, %d train / %d test images",
-        plan.key, len(plan.train_settings), len(plan.test_settings),
-        len(plan.splits["train"]), len(plan.splits["test"]),
+        plan.key,
+        len(plan.train_settings),
+        len(plan.test_settings),
+        len(plan.splits["train"]),
+        len(plan.splits["test"]),
     )
     tracker = make_tracker(sweep)
     sweep.store.remove_stale_temporaries()
     work = SweepWork(
-        plan, sweep.store, sweep.reader.root, sweep.codec, sweep.task, sweep.model,
-        sweep.options, sweep.seed,
+        plan,
+        sweep.store,
+        sweep.reader.root,
+        sweep.codec,
+        sweep.task,
+        sweep.model,
+        sweep.options,
+        sweep.seed,
     )
     try:
         execute(work, sweep.cluster, sweep.progress)
@@ -103,14 +126,21 @@ def run_sweep(sweep: Sweep) -> Path:
         from sweep.track import flatten_config
 
         run_id = tracker.log_sweep(
-            plan.key, out.name, flatten_config(OmegaConf.to_container(
-                OmegaConf.create(sweep.config_yaml))),
-            add_relative(rows), dcr_rows, summaries,
+            plan.key,
+            out.name,
+            flatten_config(OmegaConf.to_container(OmegaConf.create(sweep.config_yaml))),
+            add_relative(rows),
+            dcr_rows,
+            summaries,
             {s: t.key for s, t in plan.trains.items()},
             [*paths.values(), out / "config.yaml", out / "stages.json"],
         )
-        log.info("MLflow: %s, experiment '%s', run %s", sweep.tracking.uri,
-                 sweep.tracking.experiment, run_id)
+        log.info(
+            "MLflow: %s, experiment '%s', run %s",
+            sweep.tracking.uri,
+            sweep.tracking.experiment,
+            run_id,
+        )
     log.info("report: %s", out)
     return out
 

@@ -38,8 +38,12 @@ def image_geometry(path: Path) -> tuple[int, int, int]:
 
 
 def encode_shard(
-    store: ArtifactStore, stage: EncodeStage, shard_index: int, dataset_root: Path,
-    items: list[ImageItem], codec: Codec,
+    store: ArtifactStore,
+    stage: EncodeStage,
+    shard_index: int,
+    dataset_root: Path,
+    items: list[ImageItem],
+    codec: Codec,
 ) -> int:
     """Encodes one shard of a split; returns the number of images (0 if it was done before)."""
     key = shard_key(stage, shard_index)
@@ -50,13 +54,19 @@ def encode_shard(
         records = []
         for offset, item in enumerate(items):
             source = Path(dataset_root) / item.relpath
-            record = {"index": start + offset, "source": item.relpath, "label": item.label,
-                      "original_bytes": source.stat().st_size}
+            record = {
+                "index": start + offset,
+                "source": item.relpath,
+                "label": item.label,
+                "original_bytes": source.stat().st_size,
+            }
             if stage.setting == ORIGINAL:
                 # The original setting keeps the source bytes: nothing is copied or decoded.
                 height, width, channels = image_geometry(source)
-                record |= {"file": str(source.absolute()),
-                           "encoded_bytes": record["original_bytes"]}
+                record |= {
+                    "file": str(source.absolute()),
+                    "encoded_bytes": record["original_bytes"],
+                }
             else:
                 pixels = read_pixels(source)
                 height, width = pixels.shape[:2]
@@ -66,8 +76,12 @@ def encode_shard(
                 (out / name).write_bytes(data)
                 # Relative to the store root, so that a moved store stays readable.
                 record |= {"file": f"{SHARD_STAGE}/{key}/{name}", "encoded_bytes": len(data)}
-            record |= {"height": height, "width": width, "channels": channels,
-                       "raw_bytes": height * width * channels}
+            record |= {
+                "height": height,
+                "width": width,
+                "channels": channels,
+                "raw_bytes": height * width * channels,
+            }
             records.append(record)
         (out / "records.json").write_text(json.dumps(records))
     return len(items)
@@ -97,9 +111,14 @@ def summarize_records(stage: EncodeStage, records: list[dict]) -> dict:
     encoded = sum(r["encoded_bytes"] for r in records)
     raw = sum(r["raw_bytes"] for r in records)
     return {
-        "split": stage.split, "setting": stage.setting, "images": len(records),
-        "original_bytes": original, "encoded_bytes": encoded, "raw_bytes": raw,
-        "dcr": 1.0 - encoded / original, "dcr_raw": 1.0 - encoded / raw,
+        "split": stage.split,
+        "setting": stage.setting,
+        "images": len(records),
+        "original_bytes": original,
+        "encoded_bytes": encoded,
+        "raw_bytes": raw,
+        "dcr": 1.0 - encoded / original,
+        "dcr_raw": 1.0 - encoded / raw,
     }
 
 
@@ -114,8 +133,14 @@ def encoded_files(store: ArtifactStore, stage: EncodeStage) -> list[LabelledFile
 
 
 def train_stage(
-    store: ArtifactStore, stage: TrainStage, task, model, options: TrainOptions, seed: int,
-    num_classes: int, *upstream: object,
+    store: ArtifactStore,
+    stage: TrainStage,
+    task,
+    model,
+    options: TrainOptions,
+    seed: int,
+    num_classes: int,
+    *upstream: object,
 ) -> dict:
     """Trains one model on the encoded train split; returns the training summary."""
     del upstream
@@ -131,8 +156,13 @@ def train_stage(
 
 
 def evaluate_stage(
-    store: ArtifactStore, stage: EvaluateStage, task, model, options: TrainOptions,
-    num_classes: int, *upstream: object,
+    store: ArtifactStore,
+    stage: EvaluateStage,
+    task,
+    model,
+    options: TrainOptions,
+    num_classes: int,
+    *upstream: object,
 ) -> dict:
     """Evaluates a trained model on one encoded test split; returns its metrics."""
     del upstream

@@ -1,7 +1,7 @@
 """The artifact store: one folder per stage output, written atomically, marked DONE last.
 
     <root>/<stage>/<key>/            a finished output (it holds DONE)
-    <root>/<stage>/<key>.tmp-<id>/   an output being written; never read, removed when stale
+    <root>/<stage>/<key>.tmp-<host>-<pid>-<id>/   an output being written; never read
 
 An output is written into a temporary folder that gets its DONE marker last and is then renamed
 into place. A rename is atomic on POSIX file systems, so a reader sees either no output or a
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ class ArtifactStore:
         so both hold the same result) and this one is discarded.
         """
         final = self.path(stage, key)
-        staging = final.with_name(f"{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        staging = final.with_name(f"{final.name}.{temporary_tag()}-{uuid.uuid4().hex[:8]}")
         staging.mkdir(parents=True)
         try:
             yield staging
@@ -83,11 +84,15 @@ class ArtifactStore:
         return json.loads((self.path(stage, key) / name).read_text())
 
     def remove_stale_temporaries(self, max_age_seconds: float = STALE_SECONDS) -> int:
-        """Deletes temporary folders of writers that died long ago; returns how many."""
+        """Deletes temporary folders of writers that died; returns how many.
+
+        A writer on this host is known dead when its process is gone; one on another host
+        (a cluster node) only once its folder is older than max_age_seconds.
+        """
         removed = 0
         now = time.time()
         for staging in [*self.root.glob("*/*.tmp-*"), *self.root.glob("*/*/*.tmp-*")]:
-            if now - staging.stat().st_mtime > max_age_seconds:
+            if writer_is_dead(staging.name) or now - staging.stat().st_mtime > max_age_seconds:
                 shutil.rmtree(staging, ignore_errors=True)
                 removed += 1
         return removed
@@ -104,6 +109,25 @@ class ArtifactStore:
                 f"cannot write to {self.root} ({error.strerror}): set results_dir to a "
                 f"writable folder"
             ) from None
+
+
+def temporary_tag() -> str:
+    """Marks a temporary name with its writer: host and process id."""
+    return f"tmp-{socket.gethostname().replace('-', '_')}-{os.getpid()}"
+
+
+def writer_is_dead(name: str) -> bool:
+    """True when a temporary name was written by a process of this host that has exited."""
+    parts = name.rsplit(".tmp-", 1)[-1].split("-")
+    if len(parts) != 3 or parts[0] != socket.gethostname().replace("-", "_"):
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, PermissionError):
+        return False
+    return False
 
 
 def write_json_atomic(path: Path, payload: object) -> None:

@@ -59,8 +59,14 @@ class Tracker:
         return runs[0] if runs else None
 
     def log_sweep(
-        self, sweep_key: str, run_name: str, params: dict[str, str], rows: list[dict],
-        dcr_rows: list[dict], train_summaries: dict[str, dict], train_keys: dict[str, str],
+        self,
+        sweep_key: str,
+        run_name: str,
+        params: dict[str, str],
+        rows: list[dict],
+        dcr_rows: list[dict],
+        train_summaries: dict[str, dict],
+        train_keys: dict[str, str],
         artifacts: Iterable[Path],
     ) -> str:
         """Logs a finished sweep (idempotent); returns the parent run id."""
@@ -96,13 +102,17 @@ class Tracker:
         if child is None:
             child = self.client.create_run(
                 self.experiment_id,
-                tags={MLFLOW_PARENT_RUN_ID: parent_id, TRAIN_KEY_TAG: train_key,
-                      MLFLOW_RUN_NAME: f"train={setting}"},
+                tags={
+                    MLFLOW_PARENT_RUN_ID: parent_id,
+                    TRAIN_KEY_TAG: train_key,
+                    MLFLOW_RUN_NAME: f"train={setting}",
+                },
             )
         metrics = _child_metrics(cells, summary)
         # Metrics, parameters and the completion tag in one request: no half-logged child.
         self.client.log_batch(
-            child.info.run_id, metrics=metrics,
+            child.info.run_id,
+            metrics=metrics,
             params=[Param("train_setting", setting)],
             tags=[RunTag(COMPLETE_TAG, "true"), RunTag("train_setting", setting)],
         )

@@ -51,7 +51,7 @@ class Codec(ABC):
 
     @abstractmethod
     def library_version(self) -> str:
-        """Library and version that produce the bytes, e.g. "imagecodecs 2026.3.6 / libjxl 0.11.2"."""
+        """Library and version that produce the bytes ("imagecodecs 2026.3.6 / libjxl 0.11.2")."""
 
     @abstractmethod
     def encode(self, pixels: np.ndarray, setting: str) -> bytes:

@@ -30,7 +30,10 @@ class JxlCodec(Codec):
     extension = ".jxl"
 
     def __init__(
-        self, name: str = "jxl", distances: Sequence[float] = (1.0,), effort: int = 7,
+        self,
+        name: str = "jxl",
+        distances: Sequence[float] = (1.0,),
+        effort: int = 7,
         threads: int = 1,
     ) -> None:
         self.name = name

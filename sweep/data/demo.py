@@ -29,12 +29,19 @@ class DemoReader(DatasetReader):
     """
 
     def __init__(
-        self, root: str | Path, train_per_class: int = 80, test_per_class: int = 40,
-        image_size: int = 96, seed: int = 0,
+        self,
+        root: str | Path,
+        train_per_class: int = 80,
+        test_per_class: int = 40,
+        image_size: int = 96,
+        seed: int = 0,
     ) -> None:
         self.parameters = {
-            "version": GENERATOR_VERSION, "train_per_class": train_per_class,
-            "test_per_class": test_per_class, "image_size": image_size, "seed": seed,
+            "version": GENERATOR_VERSION,
+            "train_per_class": train_per_class,
+            "test_per_class": test_per_class,
+            "image_size": image_size,
+            "seed": seed,
         }
         digest = hashlib.sha256(json.dumps(self.parameters, sort_keys=True).encode()).hexdigest()
         self.root = Path(root) / f"v{GENERATOR_VERSION}-{digest[:12]}"

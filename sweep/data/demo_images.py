@@ -1,10 +1,10 @@
-"""Built-in demo classification dataset: textured shapes over photographic backgrounds.
+"""Built-in demo classification dataset: shapes with or without grain over photographs.
 
 Each image shows one object over a random crop of a bundled scikit-image photograph. The class
-is the pair (shape, stripe orientation). The shape is coarse and survives any JPEG XL distance;
-the stripes are fine (period 2.5-3.5 px, moderate contrast), so libjxl keeps them at small
-Butteraugli distances and flattens them at large ones. Heavy compression therefore removes half
-of the class evidence, which is the effect the compression sweep is meant to show.
+is the pair (shape, texture). The shape is coarse and survives any JPEG XL distance; the texture
+is either smooth or covered in pixel-level grain of moderate contrast, which libjxl keeps at small
+Butteraugli distances and removes at large ones. Heavy compression therefore erases half of the
+class evidence, which is the effect the compression sweep is meant to show.
 """
 
 import functools
@@ -28,12 +28,12 @@ _GRAIN_AMPLITUDE = (16.0, 28.0)  # grey levels; visible but not dominant
 
 @functools.lru_cache(maxsize=1)
 def _backgrounds() -> tuple[np.ndarray, ...]:
-    """Load the bundled photographs once, as float32 RGB arrays in [0, 255]."""
+    """Load the bundled photographs once, as uint8 RGB arrays."""
     from skimage import data  # imported lazily: only generation needs scikit-image
 
     photos = [getattr(data, name)()[..., :3] for name in _COLOUR_PHOTOS]
     photos += [np.repeat(getattr(data, name)()[..., None], 3, axis=2) for name in _GREY_PHOTOS]
-    return tuple(p.astype(np.float32) for p in photos)
+    return tuple(np.ascontiguousarray(p, dtype=np.uint8) for p in photos)
 
 
 def _random_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -44,7 +44,7 @@ def _random_background(rng: np.random.Generator, size: int) -> np.ndarray:
     side = int(rng.uniform(0.2, 1.0) * min(height, width))
     top = int(rng.integers(0, height - side + 1))
     left = int(rng.integers(0, width - side + 1))
-    crop = photo[top : top + side, left : left + side].astype(np.uint8)
+    crop = photo[top : top + side, left : left + side]
     resized = Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR)
     # A random tint keeps the grey photographs from being trivially recognisable as background.
     tint = rng.uniform(0.7, 1.15, size=3).astype(np.float32)
@@ -52,7 +52,7 @@ def _random_background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _shape_alpha(shape: str, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Anti-aliased coverage in [0, 1] of a randomly placed, sized and rotated shape."""
+    """Anti-aliased coverage in [0, 1] of a randomly placed, sized and tilted shape."""
     radius = rng.uniform(0.2, 0.32) * size
     cy, cx = rng.uniform(radius * 0.8, size - radius * 0.8, size=2)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
@@ -101,7 +101,7 @@ def render_demo_image(class_index: int, rng: np.random.Generator, size: int = 96
     shape, texture = DEMO_CLASSES[class_index].split("_")
     background = _random_background(rng, size)
     alpha = _shape_alpha(shape, rng, size)[..., None]
-    # Mid-range colours leave headroom so the stripes are not clipped away at 0 or 255.
+    # Mid-range colours leave headroom so the grain is not clipped away at 0 or 255.
     colour = rng.uniform(60, 195, size=3).astype(np.float32)
     obj = colour + _object_texture(texture, rng, size)[..., None]
     image = alpha * obj + (1.0 - alpha) * background

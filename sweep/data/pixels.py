@@ -22,8 +22,8 @@ def read_pixels(path: str | Path) -> np.ndarray:
     with Image.open(path) as image:
         image.load()
         if image.mode in ("L", "I;16", "I"):
-            return np.asarray(image.convert("L"))
-        return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("L"))
+        return np.array(image.convert("RGB"))
 
 
 def to_rgb(pixels: np.ndarray) -> np.ndarray:

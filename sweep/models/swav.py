@@ -13,42 +13,52 @@ from sweep.models.vit import ModelUnavailableError
 
 # The file torch.hub.load("facebookresearch/swav:main", "resnet50") caches.
 SWAV_HUB_FILE = "swav_800ep_pretrain.pth.tar"
-LAYERS = {10: (BasicBlock, [1, 1, 1, 1]), 18: (BasicBlock, [2, 2, 2, 2]),
-          34: (BasicBlock, [3, 4, 6, 3]), 50: (Bottleneck, [3, 4, 6, 3])}
+LAYERS = {
+    10: (BasicBlock, [1, 1, 1, 1]),
+    18: (BasicBlock, [2, 2, 2, 2]),
+    34: (BasicBlock, [3, 4, 6, 3]),
+    50: (Bottleneck, [3, 4, 6, 3]),
+}
 
 
 def hub_checkpoint_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / SWAV_HUB_FILE
 
 
-class LinearProbe(nn.Module):
-    """A frozen backbone (always in eval mode, no gradients) and a trained linear head."""
+class ResNetClassifier(nn.Module):
+    """A ResNet backbone and a linear head; a frozen backbone makes it a linear probe.
 
-    def __init__(self, backbone: ResNet, num_labels: int) -> None:
+    A frozen backbone stays in eval mode (fixed batch-norm statistics) and gets no gradients.
+    """
+
+    def __init__(self, backbone: ResNet, num_labels: int, frozen_backbone: bool) -> None:
         super().__init__()
         feature_dim = backbone.fc.in_features
         backbone.fc = nn.Identity()
-        backbone.requires_grad_(False)
+        backbone.requires_grad_(not frozen_backbone)
         self.backbone = backbone
+        self.frozen_backbone = frozen_backbone
         # Standardising the features first (a BatchNorm without affine, which folds into the
         # linear layer at inference) makes one learning rate fit every backbone.
-        self.head = nn.Sequential(nn.BatchNorm1d(feature_dim, affine=False),
-                                  nn.Linear(feature_dim, num_labels))
+        self.head = nn.Sequential(
+            nn.BatchNorm1d(feature_dim, affine=False), nn.Linear(feature_dim, num_labels)
+        )
 
-    def train(self, mode: bool = True) -> LinearProbe:
+    def train(self, mode: bool = True) -> ResNetClassifier:
         super().train(mode)
-        self.backbone.eval()  # frozen batch-norm statistics
+        if self.frozen_backbone:
+            self.backbone.eval()
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, C)
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_backbone):
             features = self.backbone(images)  # (B, feature_dim)
         return self.head(features)
 
 
 @dataclass
-class SwavLinearProbe:
-    """A ResNet with frozen weights and a linear head.
+class SwavResNet:
+    """A ResNet classifier: SwAV weights with a linear probe, or a random-init small sibling.
 
     Args:
         name: Model name in results.
@@ -56,6 +66,8 @@ class SwavLinearProbe:
         weights: Checkpoint file of the backbone; None reads torch.hub's cache of
             facebookresearch/swav:main resnet50; "random" keeps random weights (tiny sibling).
         depth: ResNet depth: 10, 18, 34 or 50.
+        frozen_backbone: Train the linear head only (the linear-probe protocol). Random
+            weights carry no information to probe, so the random-init sibling trains it all.
         image_size: Side of the square input.
         mean: Per-channel normalisation mean.
         std: Per-channel normalisation standard deviation.
@@ -65,6 +77,7 @@ class SwavLinearProbe:
     task_kind: str = "classification"
     weights: str | None = None
     depth: int = 50
+    frozen_backbone: bool = True
     image_size: int = 224
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
@@ -99,7 +112,7 @@ class SwavLinearProbe:
         if load_pretrained and path is not None:
             self.check_available()
             load_backbone_weights(backbone, path)
-        return LinearProbe(backbone, num_labels)
+        return ResNetClassifier(backbone, num_labels, self.frozen_backbone)
 
 
 def load_backbone_weights(backbone: ResNet, path: Path) -> None:

@@ -30,6 +30,8 @@ class TrainOptions:
     lr: float = 5e-5
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
+    # Smallest area fraction of a random-resized-crop (1.0 disables cropping).
+    min_crop_scale: float = 0.5
     amp: str = "auto"
     eval_batch_size: int = 64
     loader_workers: int = 0

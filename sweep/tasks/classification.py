@@ -25,22 +25,35 @@ from sweep.tasks.base import (
 WEIGHTS_FILE = "model.pt"
 
 
-def train_transform(image_size: int, mean, std) -> v2.Compose:
-    return v2.Compose([
-        v2.RandomResizedCrop(image_size, scale=(0.5, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
+def train_transform(image_size: int, mean, std, min_crop_scale: float) -> v2.Compose:
+    """Random-resized-crop and flip; with min_crop_scale 1 only a resize and a flip.
+
+    Resampling blurs pixel-level detail, the very detail compression removes, so a dataset
+    whose classes live in fine texture wants min_crop_scale=1.
+    """
+    if min_crop_scale < 1:
+        crop = v2.RandomResizedCrop(image_size, scale=(min_crop_scale, 1.0), antialias=True)
+    else:
+        crop = v2.Compose([v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)])
+    return v2.Compose(
+        [
+            crop,
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
 
 
 def eval_transform(image_size: int, mean, std) -> v2.Compose:
-    return v2.Compose([
-        v2.Resize(image_size, antialias=True),
-        v2.CenterCrop(image_size),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
+    return v2.Compose(
+        [
+            v2.Resize(image_size, antialias=True),
+            v2.CenterCrop(image_size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
 
 
 class ClassificationTask:
@@ -52,17 +65,27 @@ class ClassificationTask:
         return {"kind": "classification", "metric": "top-1 accuracy (torchmetrics, micro)"}
 
     def train(
-        self, model, files: list[LabelledFile], num_classes: int, options: TrainOptions,
-        seed: int, out_dir: Path,
+        self,
+        model,
+        files: list[LabelledFile],
+        num_classes: int,
+        options: TrainOptions,
+        seed: int,
+        out_dir: Path,
     ) -> dict:
         """Trains and writes the weights to out_dir; returns loss per epoch and throughput."""
         generator = seed_everything(seed)
         device = pick_device()
         module = model.build(num_classes).to(device)
-        dataset = ImageFileDataset(files, train_transform(model.image_size, model.mean, model.std))
+        transform = train_transform(model.image_size, model.mean, model.std, options.min_crop_scale)
+        dataset = ImageFileDataset(files, transform)
         loader = DataLoader(
-            dataset, batch_size=options.batch_size, shuffle=True, generator=generator,
-            num_workers=options.loader_workers, pin_memory=device.type == "cuda",
+            dataset,
+            batch_size=options.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=options.loader_workers,
+            pin_memory=device.type == "cuda",
             persistent_workers=options.loader_workers > 0,
         )
         parameters = [p for p in module.parameters() if p.requires_grad]
@@ -94,13 +117,20 @@ class ClassificationTask:
         seconds = time.perf_counter() - started
         torch.save(module.state_dict(), out_dir / WEIGHTS_FILE)
         return {
-            "train_loss": epoch_losses, "images": len(dataset), "device": str(device),
-            "precision": str(dtype or torch.float32), "images_per_second": seen / seconds,
+            "train_loss": epoch_losses,
+            "images": len(dataset),
+            "device": str(device),
+            "precision": str(dtype or torch.float32),
+            "images_per_second": seen / seconds,
         }
 
     @torch.no_grad()
     def evaluate(
-        self, model, weights_dir: Path, files: list[LabelledFile], num_classes: int,
+        self,
+        model,
+        weights_dir: Path,
+        files: list[LabelledFile],
+        num_classes: int,
         options: TrainOptions,
     ) -> dict:
         """Top-1 accuracy of the weights in weights_dir on the given files."""
@@ -111,7 +141,9 @@ class ClassificationTask:
         module.to(device).eval()
         dataset = ImageFileDataset(files, eval_transform(model.image_size, model.mean, model.std))
         loader = DataLoader(
-            dataset, batch_size=options.eval_batch_size, num_workers=options.loader_workers,
+            dataset,
+            batch_size=options.eval_batch_size,
+            num_workers=options.loader_workers,
             pin_memory=device.type == "cuda",
         )
         accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)

@@ -1,0 +1,157 @@
+"""Composition and instantiation of every config option; validation with clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sweep.codecs.jxl import JxlCodec
+from sweep.config import ConfigError, build_sweep
+from sweep.tasks.base import TrainOptions
+from tests.conftest import CONFIG_DIR, compose_config
+
+REPO = Path(__file__).resolve().parent.parent
+GROUPS = ("task", "model", "codec", "grid", "train", "cluster", "tracking")
+
+
+def options_of(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options_of(g)])
+def test_every_option_composes_and_instantiates(group, option, tmp_path):
+    overrides = [f"{group}={option}", f"results_dir={tmp_path}"]
+    if group == "task" and option != "demo":
+        overrides.append(f"task.root={tmp_path}")
+    sweep = build_sweep(compose_config(*overrides), check_data=False)
+    assert isinstance(sweep.codec, JxlCodec)
+    assert isinstance(sweep.options, TrainOptions)
+    assert sweep.train_settings[0] == "original"
+    assert sweep.model.task_kind == sweep.task.identity()["kind"]
+    if group == "model":
+        assert sweep.model.name == option
+
+
+def test_default_is_the_demo_on_a_small_grid(tmp_path):
+    sweep = build_sweep(compose_config(f"results_dir={tmp_path}"), check_data=False)
+    assert sweep.task_name == "demo"
+    assert sweep.cluster.mode == "ray"
+    assert 3 <= len(sweep.train_settings) < len(sweep.codec.sweep_settings())
+    assert sweep.tracking.uri == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def test_full_grid_is_original_and_every_distance(tmp_path):
+    sweep = build_sweep(compose_config("grid=full", f"results_dir={tmp_path}"), check_data=False)
+    expected = ["original", "0.5", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
+    assert sweep.train_settings == expected
+    assert sweep.test_settings == expected
+
+
+def test_model_chooses_its_training_recipe():
+    assert compose_config("model=vit").train.lr == pytest.approx(5e-5)
+    assert compose_config("model=swav").train.weight_decay == 0
+    assert compose_config("model=vit", "train.lr=0.1").train.lr == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("override", "option", "words"),
+    [
+        ("codec.distances=[-1]", "codec.distances", "outside libjxl's range"),
+        ("codec.distances=[26]", "codec.distances", "at most 25"),
+        ("codec.distances=[1,1]", "codec.distances", "each once"),
+        ("codec.effort=11", "codec.effort", "1-10"),
+        ("grid.train=[original,1,1]", "grid.train", "more than once"),
+        ("grid.test=[1,2]", "grid.test", "must include 'original'"),
+        ("grid.train=[]", "grid.train", "non-empty"),
+        ("grid.test=[original,fast]", "grid.test", "not a JPEG XL setting"),
+        ("train.amp=fp8", "train.amp", "'auto'"),
+        ("train.epochs=0", "train.epochs", ">= 1"),
+        ("train.lr=-1", "train.lr", "positive"),
+        ("cluster.mode=slurm", "cluster.mode", "'inline'"),
+        ("cluster.encode_shard_size=0", "cluster.encode_shard_size", ">= 1"),
+        ("tracking.uri=./mlruns", "tracking.uri", "sqlite:///"),
+        ("model.depth=7", "model", "10, 18, 34, 50"),
+    ],
+)
+def test_wrong_values_name_the_option_and_the_allowed_values(override, option, words, tmp_path):
+    overrides = [override, f"results_dir={tmp_path}"]
+    if override.startswith("model.depth"):
+        overrides.insert(0, "model=swav_tiny")
+    with pytest.raises(ConfigError) as raised:
+        build_sweep(compose_config(*overrides), check_data=False)
+    assert raised.value.option == option
+    assert words in str(raised.value)
+
+
+def test_missing_dataset_root_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"task.root: is required"):
+        build_sweep(compose_config("task=food101", f"results_dir={tmp_path}"))
+    with pytest.raises(ConfigError, match=r"task.root: .*nowhere.* does not exist"):
+        build_sweep(
+            compose_config(
+                "task=imagefolder", f"task.root={tmp_path}/nowhere", f"results_dir={tmp_path}"
+            )
+        )
+
+
+def test_unwritable_results_dir_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="results_dir: cannot write"):
+        build_sweep(compose_config(f"results_dir={blocker}/sub", "tracking=none"))
+
+
+def test_unreachable_tracking_server_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"tracking.uri: no MLflow server answers"):
+        build_sweep(
+            compose_config(
+                "tracking.uri=http://127.0.0.1:9",
+                f"results_dir={tmp_path}",
+                f"task.root={tmp_path}/demo",
+            )
+        )
+
+
+def test_missing_pretrained_weights_say_how_to_provide_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ConfigError) as raised:
+        build_sweep(compose_config("model=vit", f"results_dir={tmp_path}", "tracking=none"))
+    assert "model.pretrained=google/vit-base-patch16-224-in21k" in str(raised.value)
+    assert "save_pretrained" in str(raised.value)
+
+
+def run_cli(*arguments: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sweep", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_unknown_group_option_exits_2_listing_the_options(tmp_path):
+    result = run_cli("task=nope", f"results_dir={tmp_path}")
+    assert result.returncode == 2
+    assert "task/nope" in result.stderr and "food101" in result.stderr
+    assert not (tmp_path / "store").exists()
+
+
+def test_cli_wrong_value_exits_2_before_any_work(tmp_path):
+    result = run_cli("codec.distances=[-1]", f"results_dir={tmp_path}")
+    assert result.returncode == 2
+    assert "codec.distances" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "store").exists()
+
+
+def test_cli_help_lists_groups_and_cfg_prints_the_config():
+    help_text = run_cli("--help").stdout
+    for group in GROUPS:
+        assert f"{group}:" in help_text
+    assert "food101" in help_text and "vit_tiny" in help_text
+    job = run_cli("task=food101", "task.root=/data/food-101", "--cfg", "job").stdout
+    assert "root: /data/food-101" in job and "results_dir: results" in job

@@ -1,0 +1,208 @@
+"""Whole sweeps: results, report, MLflow, resume after a kill, reruns that do no work."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweep import stages
+from sweep.config import build_sweep
+from sweep.run import run_sweep
+from tests.conftest import FAST_SWEEP, FAST_TRAINING, compose_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as stream:
+        return list(csv.DictReader(stream))
+
+
+def imagefolder_sweep(root: Path, results: Path, *overrides: str):
+    cfg = compose_config(
+        "task=imagefolder",
+        f"task.root={root}",
+        f"results_dir={results}",
+        "cluster=inline",
+        "cluster.torch_threads=1",
+        *FAST_SWEEP,
+        *overrides,
+    )
+    return build_sweep(cfg)
+
+
+def test_inline_sweep_writes_results_report_and_mlflow_runs(imagefolder, tmp_path):
+    report = run_sweep(imagefolder_sweep(imagefolder, tmp_path))
+    rows = read_csv(report / "results.csv")
+    assert [(r["train_setting"], r["test_setting"]) for r in rows] == [
+        ("original", "original"),
+        ("original", "4"),
+        ("4", "original"),
+        ("4", "4"),
+    ]
+    assert rows[0]["relative"] == "1.0"
+    for row in rows:
+        assert float(row["relative"]) == pytest.approx(
+            float(row["value"]) / float(rows[0]["value"])
+        )
+        assert row["metric"] == "accuracy" and row["task"] == "imagefolder"
+    assert float(rows[1]["test_dcr"]) > 0.5 and rows[0]["test_dcr"] == "0.0"
+    for name in (
+        "heatmap_accuracy_distance.png",
+        "heatmap_accuracy_dcr.png",
+        "dcr_by_distance.png",
+        "config.yaml",
+    ):
+        assert (report / name).stat().st_size > 0
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("sweep-imagefolder")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and len(runs) == 3
+    assert "results.csv" in [a.path for a in client.list_artifacts(parents[0].info.run_id)]
+
+
+def test_rerun_of_a_finished_sweep_does_no_stage_work(imagefolder, tmp_path, monkeypatch):
+    first = run_sweep(imagefolder_sweep(imagefolder, tmp_path))
+    before = (first / "results.csv").read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished stage ran again")
+
+    for name in ("encode_shard", "finalize_encode", "train_stage", "evaluate_stage"):
+        monkeypatch.setattr(stages, name, refuse)
+    second = run_sweep(imagefolder_sweep(imagefolder, tmp_path))
+    assert second == first and (second / "results.csv").read_text() == before
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("sweep-imagefolder")
+    assert len(client.search_runs([experiment.experiment_id])) == 3
+
+
+def test_extending_the_grid_reuses_finished_stages(imagefolder, tmp_path, monkeypatch):
+    run_sweep(imagefolder_sweep(imagefolder, tmp_path))
+    trained = []
+    original_train = stages.train_stage
+    monkeypatch.setattr(
+        stages,
+        "train_stage",
+        lambda store, stage, *a: trained.append(stage.setting) or original_train(store, stage, *a),
+    )
+    run_sweep(
+        imagefolder_sweep(
+            imagefolder, tmp_path, "grid.train=[original,4,10]", "grid.test=[original,4,10]"
+        )
+    )
+    assert trained == ["10"]
+
+
+def sweep_command(*overrides: str, fast: tuple[str, ...] = FAST_SWEEP) -> list[str]:
+    return [sys.executable, "-m", "sweep", *fast, *overrides]
+
+
+def test_cli_food101_with_vit_tiny(food101, tmp_path):
+    result = subprocess.run(
+        sweep_command(
+            "task=food101",
+            f"task.root={food101}",
+            f"results_dir={tmp_path}",
+            "cluster=inline",
+            "tracking=none",
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [report] = (tmp_path / "reports").iterdir()
+    rows = read_csv(report / "results.csv")
+    assert len(rows) == 4 and {r["model"] for r in rows} == {"vit_tiny"}
+    assert report.name.startswith("food101_vit_tiny_jxl_")
+
+
+@pytest.mark.slow
+def test_cli_imagefolder_on_a_local_ray(imagefolder, tmp_path):
+    result = subprocess.run(
+        sweep_command(
+            "task=imagefolder",
+            f"task.root={imagefolder}",
+            f"results_dir={tmp_path}",
+            "cluster=local",
+            "cluster.num_cpus=2",
+            "model=swav_tiny",
+            "model.image_size=48",
+            fast=FAST_TRAINING,
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [report] = (tmp_path / "reports").iterdir()
+    assert len(read_csv(report / "results.csv")) == 4
+    assert len(list((tmp_path / "store" / "train").iterdir())) == 2
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_to_the_same_results(imagefolder, tmp_path):
+    """SIGKILL the driver once a training is stored; the rerun matches an uninterrupted run."""
+    common = (
+        "task=imagefolder",
+        f"task.root={imagefolder}",
+        "cluster=inline",
+        "cluster.torch_threads=1",
+        "grid.train=[original,1,4]",
+        "grid.test=[original,4]",
+    )
+    reference = subprocess.run(
+        sweep_command(*common, f"results_dir={tmp_path / 'reference'}"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert reference.returncode == 0, reference.stderr[-2000:]
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        sweep_command(*common, f"results_dir={killed}"),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((killed / "store" / "train").glob("*/DONE")):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished_trains = list((killed / "store" / "train").glob("*/DONE"))
+    assert 1 <= len(finished_trains) < 3, "the kill should land in the middle of the sweep"
+
+    finished_at = {path: path.stat().st_mtime_ns for path in finished_trains}
+    resumed = subprocess.run(
+        sweep_command(*common, f"results_dir={killed}"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    [reference_report] = (tmp_path / "reference" / "reports").iterdir()
+    [resumed_report] = (killed / "reports").iterdir()
+    assert (resumed_report / "results.csv").read_text() == (
+        reference_report / "results.csv"
+    ).read_text()
+    assert {path: path.stat().st_mtime_ns for path in finished_trains} == finished_at
+    assert not list((killed / "store").glob("*/*.tmp-*"))
+    client = MlflowClient(f"sqlite:///{killed}/mlflow.db")
+    experiment = client.get_experiment_by_name("sweep-imagefolder")
+    assert len(client.search_runs([experiment.experiment_id])) == 1 + 3

@@ -1,0 +1,117 @@
+"""MLflow logging to a temporary SQLite database: runs, metrics, no duplicates on rerun."""
+
+from __future__ import annotations
+
+from mlflow.tracking import MlflowClient
+
+from sweep.report import add_relative
+from sweep.track import COMPLETE_TAG, Tracker, flatten_config
+
+
+def sweep_rows() -> tuple[list[dict], list[dict]]:
+    rows = []
+    for train in ("original", "4"):
+        for test in ("original", "4"):
+            value = 0.8 if (train, test) == ("original", "original") else 0.6
+            rows.append(
+                {
+                    "task": "demo",
+                    "model": "m",
+                    "codec": "jxl",
+                    "train_setting": train,
+                    "test_setting": test,
+                    "train_dcr": 0.0 if train == "original" else 0.9,
+                    "test_dcr": 0.0 if test == "original" else 0.9,
+                    "train_dcr_raw": 0.8,
+                    "test_dcr_raw": 0.8,
+                    "metric": "accuracy",
+                    "value": value,
+                }
+            )
+    dcr = [
+        {"split": s, "setting": t, "dcr": 0.5, "dcr_raw": 0.9}
+        for s in ("train", "test")
+        for t in ("original", "4")
+    ]
+    return add_relative(rows), dcr
+
+
+def log(tracker: Tracker, artifact) -> str:
+    rows, dcr = sweep_rows()
+    return tracker.log_sweep(
+        "sweepkey",
+        "demo_m_jxl",
+        {"task.name": "demo", "seed": "0"},
+        rows,
+        dcr,
+        {"original": {"train_loss": [1.0, 0.5], "images_per_second": 10.0}},
+        {"original": "trainkey0", "4": "trainkey4"},
+        [artifact],
+    )
+
+
+def test_parent_and_one_child_per_trained_model(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    artifact = tmp_path / "results.csv"
+    artifact.write_text("a,b\n")
+    tracker = Tracker(uri, "sweep-demo", tmp_path / "artifacts")
+    tracker.prepare()
+    parent_id = log(tracker, artifact)
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_id)
+    assert parent.data.params["task.name"] == "demo"
+    assert parent.data.metrics["dcr/test/4"] == 0.5
+    assert parent.info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(parent_id)] == ["results.csv"]
+    children = client.search_runs(
+        [tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    assert sorted(c.data.tags["train_setting"] for c in children) == ["4", "original"]
+    child = next(c for c in children if c.data.tags["train_setting"] == "original")
+    assert child.data.metrics["accuracy/test_original"] == 0.8
+    assert child.data.metrics["relative_accuracy/test_4"] == 0.6 / 0.8
+    assert child.data.metrics["train_dcr"] == 0.0
+    assert [m.value for m in client.get_metric_history(child.info.run_id, "train_loss")] == [
+        1.0,
+        0.5,
+    ]
+
+
+def test_logging_again_creates_no_duplicate_runs(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    artifact = tmp_path / "results.csv"
+    artifact.write_text("a\n")
+    tracker = Tracker(uri, "sweep-demo", tmp_path / "artifacts")
+    tracker.prepare()
+    first = log(tracker, artifact)
+    second_tracker = Tracker(uri, "sweep-demo", tmp_path / "artifacts")
+    second_tracker.prepare()
+    assert log(second_tracker, artifact) == first
+    runs = MlflowClient(uri).search_runs([tracker.experiment_id])
+    assert len(runs) == 3
+
+
+def test_interrupted_logging_is_finished_without_duplicates(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    artifact = tmp_path / "results.csv"
+    artifact.write_text("a\n")
+    tracker = Tracker(uri, "sweep-demo", tmp_path / "artifacts")
+    tracker.prepare()
+    parent_id = log(tracker, artifact)
+    client = MlflowClient(uri)
+    # As if the driver died before the parent was marked complete.
+    client.set_tag(parent_id, COMPLETE_TAG, "false")
+    assert log(tracker, artifact) == parent_id
+    runs = client.search_runs([tracker.experiment_id])
+    assert len(runs) == 3
+    child = next(r for r in runs if r.info.run_id != parent_id)
+    history = client.get_metric_history(child.info.run_id, "accuracy/test_4")
+    assert len(history) == 1
+
+
+def test_flatten_config():
+    assert flatten_config({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {
+        "a.b": "1",
+        "a.c": "[1, 2]",
+        "d": "x",
+    }
