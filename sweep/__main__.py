@@ -38,7 +38,7 @@ def check_overrides(overrides: list[str]) -> None:
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
     from sweep.execute import SweepFailedError
-    from sweep.models.vit import ModelUnavailableError
+    from sweep.models.errors import ModelUnavailableError
     from sweep.run import run_sweep
 
     try:

@@ -21,9 +21,9 @@ from omegaconf.errors import MissingMandatoryValue
 
 from sweep.codecs.base import ORIGINAL, Codec, SettingError
 from sweep.data.base import DatasetError, DatasetReader
-from sweep.models.vit import ModelUnavailableError
+from sweep.models.errors import ModelUnavailableError
 from sweep.store import ArtifactStore, StoreError
-from sweep.tasks.base import AMP_CHOICES, TrainOptions
+from sweep.tasks.options import AMP_CHOICES, TrainOptions
 
 CLUSTER_MODES = ("ray", "inline")
 # URI schemes MLflow 3 accepts for its tracking store (the plain file store is refused).

@@ -19,7 +19,7 @@ from sweep import stages
 from sweep.config import ClusterOptions
 from sweep.plan import EncodeStage, SweepPlan
 from sweep.store import ArtifactStore
-from sweep.tasks.base import TrainOptions
+from sweep.tasks.options import TrainOptions
 
 log = logging.getLogger(__name__)
 

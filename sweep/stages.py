@@ -18,7 +18,7 @@ from sweep.data.base import ImageItem
 from sweep.data.pixels import read_pixels
 from sweep.plan import EncodeStage, EvaluateStage, TrainStage
 from sweep.store import ArtifactStore
-from sweep.tasks.base import LabelledFile, TrainOptions
+from sweep.tasks.options import LabelledFile, TrainOptions
 
 SHARD_STAGE = "encode-shards"
 

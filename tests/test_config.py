@@ -10,7 +10,7 @@ import pytest
 
 from sweep.codecs.jxl import JxlCodec
 from sweep.config import ConfigError, build_sweep
-from sweep.tasks.base import TrainOptions
+from sweep.tasks.options import TrainOptions
 from tests.conftest import CONFIG_DIR, compose_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from sweep.models.vit import ModelUnavailableError
+from sweep.models.errors import ModelUnavailableError
 
 # The file torch.hub.load("facebookresearch/swav:main", "resnet50") caches.
 SWAV_HUB_FILE = "swav_800ep_pretrain.pth.tar"

@@ -9,9 +9,7 @@ import torch
 from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 
-
-class ModelUnavailableError(RuntimeError):
-    """Pretrained weights that cannot be loaded here; the message says how to provide them."""
+from sweep.models.errors import ModelUnavailableError
 
 
 class LogitsOf(nn.Module):

@@ -1,40 +1,16 @@
-"""Shared pieces of every task kind: training options, device, mixed precision, image files."""
+"""Shared pieces of every task kind: device, mixed precision, seeding, image files."""
 
 from __future__ import annotations
 
 import contextlib
 import random
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from sweep.data.pixels import read_pixels, to_rgb
-
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")
-
-
-class LabelledFile(NamedTuple):
-    path: str
-    label: int
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Training and evaluation hyper-parameters (the `train` config group)."""
-
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.05
-    warmup_fraction: float = 0.1
-    # Smallest area fraction of a random-resized-crop (1.0 disables cropping).
-    min_crop_scale: float = 0.5
-    amp: str = "auto"
-    eval_batch_size: int = 64
-    loader_workers: int = 0
+from sweep.tasks.options import LabelledFile
 
 
 def pick_device() -> torch.device:

@@ -14,13 +14,12 @@ from transformers import get_cosine_schedule_with_warmup
 
 from sweep.tasks.base import (
     ImageFileDataset,
-    LabelledFile,
-    TrainOptions,
     autocast,
     autocast_dtype,
     pick_device,
     seed_everything,
 )
+from sweep.tasks.options import LabelledFile, TrainOptions
 
 WEIGHTS_FILE = "model.pt"
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from transformers import ViTConfig, ViTForImageClassification
 
+from sweep.models.errors import ModelUnavailableError
 from sweep.models.swav import SwavResNet, load_backbone_weights
-from sweep.models.vit import ModelUnavailableError, VitClassifier
+from sweep.models.vit import VitClassifier
 from tests.conftest import compose_config
 
 TINY_VIT = {

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sweep.models.swav import SwavResNet
-from sweep.tasks.base import LabelledFile, TrainOptions
 from sweep.tasks.classification import WEIGHTS_FILE, ClassificationTask
+from sweep.tasks.options import LabelledFile, TrainOptions
 
 
 def files_of(root, split: str) -> list[LabelledFile]:
