@@ -148,9 +148,19 @@ def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> 
 
     encode_shard = remote(stages.encode_shard, num_cpus=1)
     finalize_encode = remote(stages.finalize_encode, num_cpus=1)
-    train = remote(stages.train_stage, num_cpus=1, num_gpus=1 if has_gpu else 0)
+    # A training or evaluation reserves the cores of its data-loader processes too.
+    loader_cpus = max(1, work.options.loader_workers)
+    cluster_cpus = ray.cluster_resources().get("CPU", 0)
+    if loader_cpus > cluster_cpus:
+        raise SweepFailedError(
+            f"train.loader_workers={work.options.loader_workers} needs {loader_cpus} CPUs per "
+            f"training but the Ray cluster has {cluster_cpus:g}: lower train.loader_workers"
+        )
+    train = remote(stages.train_stage, num_cpus=loader_cpus, num_gpus=1 if has_gpu else 0)
     evaluate = remote(
-        stages.evaluate_stage, num_cpus=1, num_gpus=cluster.eval_gpu_fraction if has_gpu else 0
+        stages.evaluate_stage,
+        num_cpus=loader_cpus,
+        num_gpus=cluster.eval_gpu_fraction if has_gpu else 0,
     )
     # Put the shared components in the object store once instead of once per task.
     store, codec, task, model = (

@@ -280,16 +280,30 @@ def plot_dcr_curves(dcr_rows: list[dict], path: Path) -> Path:
         ``path``.
     """
     fig, ax = plt.subplots(figsize=(7.5, 5.0), layout="constrained")
-    definitions = (("dcr", "vs original files"), ("dcr_raw", "vs raw pixels"))
-    for split in sorted({r["split"] for r in dcr_rows}):
+    definitions = (("dcr", "vs original files", "C0"), ("dcr_raw", "vs raw pixels", "C3"))
+    # Colour = DCR definition, line style = split: train and test often coincide, and a
+    # dashed test line over a solid train line keeps both visible.
+    styles = {"train": ("-", "o", 9, 4.0, 0.4), "test": ("--", "s", 4, 1.5, 1.0)}
+    for split in sorted({r["split"] for r in dcr_rows}, reverse=True):
         points = sorted(
             (r for r in dcr_rows if r["split"] == split),
             key=lambda r: setting_position(r["setting"]),
         )
         xs = [setting_position(r["setting"]) for r in points]
-        for key, name in definitions:
+        line, marker, size, width, alpha = styles.get(split, ("-.", "^", 5, 1.5, 1.0))
+        for key, name, colour in definitions:
             ys = [100.0 * float(r[key]) for r in points]
-            ax.plot(xs, ys, marker="o", label=f"{split}, {name}")
+            ax.plot(
+                xs,
+                ys,
+                line,
+                marker=marker,
+                markersize=size,
+                color=colour,
+                linewidth=width,
+                alpha=alpha,
+                label=f"{split}, {name}",
+            )
     _set_setting_ticks(ax.xaxis, [r["setting"] for r in dcr_rows])
     ax.set_xlabel("Butteraugli distance")
     ax.set_ylabel("DCR (%)")
