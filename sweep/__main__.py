@@ -40,6 +40,7 @@ def hydra_main(cfg: DictConfig) -> None:
     from sweep.execute import SweepFailedError
     from sweep.models.errors import ModelUnavailableError
     from sweep.run import run_sweep
+    from sweep.stages import ImageReadError
 
     try:
         sweep = build_sweep(cfg)
@@ -47,7 +48,7 @@ def hydra_main(cfg: DictConfig) -> None:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
-    except (SweepFailedError, ModelUnavailableError) as error:
+    except (SweepFailedError, ModelUnavailableError, ImageReadError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     print(f"results: {report / 'results.csv'}")

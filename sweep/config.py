@@ -117,6 +117,9 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         progress=bool(cfg.progress),
         config_yaml=OmegaConf.to_yaml(cfg),
     )
+    _check_name("task.name", sweep.task_name)
+    _check_name("model.name", sweep.model.name)
+    _check_name("codec.name", sweep.codec.name)
     task_kind = sweep.task.identity()["kind"]
     if sweep.model.task_kind != task_kind:
         raise ConfigError(
@@ -137,6 +140,8 @@ def check_environment(sweep: Sweep) -> None:
         raise ConfigError("results_dir", str(error)) from None
     try:
         sweep.reader.prepare()
+        for split in ("train", "test"):
+            sweep.reader.read_split(split)
     except DatasetError as error:
         raise ConfigError("task.root", str(error)) from None
     try:
@@ -152,9 +157,38 @@ def _instantiate(option: str, node: DictConfig) -> Any:
         return instantiate(node, _convert_="all")
     except InstantiationException as error:
         cause = error.__cause__ or error
-        if isinstance(cause, SettingError | ValueError | TypeError):
-            raise ConfigError(getattr(cause, "option", None) or option, str(cause)) from None
-        raise
+        raise ConfigError(getattr(cause, "option", None) or option, str(cause)) from None
+
+
+def _options(cls: type, option: str, node: DictConfig) -> Any:
+    """Builds an options dataclass; unknown keys and wrong types name the option."""
+    allowed = [field.name for field in fields(cls)]
+    values = OmegaConf.to_container(node)
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{option}.{unknown[0]}", f"unknown option; known: {allowed}")
+    for field in fields(cls):
+        value = values.get(field.name)
+        expected = {"int": int, "float": (int, float), "bool": bool}.get(
+            str(field.type).split(" |")[0]
+        )
+        if (
+            value is not None
+            and expected
+            and (
+                not isinstance(value, expected)
+                or (expected is not bool and isinstance(value, bool))
+            )
+        ):
+            raise ConfigError(f"{option}.{field.name}", f"must be {field.type}, got {value!r}")
+    return cls(**values)
+
+
+def _check_name(option: str, name: str) -> str:
+    """Names become folder names: letters, digits, '.', '_' and '-' only."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)) or ".." in str(name):
+        raise ConfigError(option, f"'{name}' may hold only letters, digits, '.', '_' and '-'")
+    return str(name)
 
 
 def _store(results_dir: Path) -> ArtifactStore:
@@ -185,11 +219,7 @@ def grid_settings(option: str, value: Any, codec: Codec) -> list[str]:
 
 
 def train_options(node: DictConfig) -> TrainOptions:
-    allowed = {field.name for field in fields(TrainOptions)}
-    unknown = sorted(set(node) - allowed)
-    if unknown:
-        raise ConfigError(f"train.{unknown[0]}", f"unknown option; known: {sorted(allowed)}")
-    options = TrainOptions(**OmegaConf.to_container(node))
+    options = _options(TrainOptions, "train", node)
     for name in ("epochs", "batch_size", "eval_batch_size"):
         _integer(f"train.{name}", getattr(options, name), minimum=1)
     _integer("train.loader_workers", options.loader_workers, minimum=0)
@@ -211,7 +241,7 @@ def train_options(node: DictConfig) -> TrainOptions:
 
 
 def cluster_options(node: DictConfig) -> ClusterOptions:
-    options = ClusterOptions(**OmegaConf.to_container(node))
+    options = _options(ClusterOptions, "cluster", node)
     if options.mode not in CLUSTER_MODES:
         raise ConfigError("cluster.mode", f"'{options.mode}' is not one of {list(CLUSTER_MODES)}")
     _integer("cluster.encode_shard_size", options.encode_shard_size, minimum=1)
@@ -225,7 +255,7 @@ def cluster_options(node: DictConfig) -> ClusterOptions:
 
 
 def tracking_options(node: DictConfig) -> TrackingOptions:
-    options = TrackingOptions(**OmegaConf.to_container(node))
+    options = _options(TrackingOptions, "tracking", node)
     if not options.enabled:
         return options
     if not options.uri or not str(options.uri).startswith(TRACKING_SCHEMES):

@@ -16,7 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from sweep import stages
-from sweep.config import ClusterOptions
+from sweep.config import ClusterOptions, ConfigError
 from sweep.plan import EncodeStage, SweepPlan
 from sweep.store import ArtifactStore
 from sweep.tasks.options import TrainOptions
@@ -122,6 +122,26 @@ def run_inline(work: SweepWork, progress: Progress, threads: int | None) -> None
         progress.advance("evaluate")
 
 
+def start_ray(cluster: ClusterOptions) -> None:
+    """Starts a local Ray, or joins a cluster and ships this package to its workers."""
+    import ray
+
+    if not cluster.address:
+        ray.init(num_cpus=cluster.num_cpus, include_dashboard=False, log_to_driver=True)
+        return
+    import sweep
+
+    try:
+        # The nodes need the pinned dependencies installed; the package travels with the job.
+        ray.init(address=cluster.address, log_to_driver=True, runtime_env={"py_modules": [sweep]})
+    except (ConnectionError, RuntimeError) as error:
+        raise ConfigError(
+            "cluster.address",
+            f"cannot join the Ray cluster at '{cluster.address}' ({error}): start it with "
+            f"`ray start --head`, fix the address, or use cluster=local",
+        ) from None
+
+
 def _in_ray_task(function: Callable, threads: int | None) -> Callable:
     def run(*args):
         set_torch_threads(threads)
@@ -136,10 +156,7 @@ def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> 
     import ray
 
     if not ray.is_initialized():
-        if cluster.address:
-            ray.init(address=cluster.address, log_to_driver=True)
-        else:
-            ray.init(num_cpus=cluster.num_cpus, include_dashboard=False, log_to_driver=True)
+        start_ray(cluster)
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     retries = {"max_retries": cluster.max_retries, "retry_exceptions": False}
 
@@ -149,7 +166,7 @@ def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> 
     encode_shard = remote(stages.encode_shard, num_cpus=1)
     finalize_encode = remote(stages.finalize_encode, num_cpus=1)
     # A training or evaluation reserves the cores of its data-loader processes too.
-    loader_cpus = max(1, work.options.loader_workers)
+    loader_cpus = 1 + work.options.loader_workers
     cluster_cpus = ray.cluster_resources().get("CPU", 0)
     if loader_cpus > cluster_cpus:
         raise SweepFailedError(

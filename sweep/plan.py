@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from sweep.codecs.base import Codec
+from sweep.codecs.base import ORIGINAL, Codec
 from sweep.data.base import DatasetReader, ImageItem
 
 # Bump a stage's schema when its output format or its computation changes.
@@ -25,6 +25,8 @@ TRAIN_RESULT_OPTIONS = (
     "weight_decay",
     "warmup_fraction",
     "min_crop_scale",
+    # Each loader process draws its own augmentation stream.
+    "loader_workers",
     "amp",
 )
 
@@ -103,15 +105,17 @@ def build_plan(
 
     def encode_stage(split: str, setting: str) -> EncodeStage:
         if (split, setting) not in plan.encodes:
-            key = digest(
-                {
-                    "stage": "encode",
-                    "schema": SCHEMA["encode"],
-                    "split": split,
-                    "dataset": fingerprints[split],
-                    **codec.identity(setting),
-                }
-            )
+            payload = {
+                "stage": "encode",
+                "schema": SCHEMA["encode"],
+                "split": split,
+                "dataset": fingerprints[split],
+                **codec.identity(setting),
+            }
+            if setting == ORIGINAL:
+                # The original encode points at the dataset's own files, not at copies.
+                payload["root"] = str(reader.root)
+            key = digest(payload)
             shards = shard_ranges(len(splits[split]), shard_size)
             plan.encodes[(split, setting)] = EncodeStage(key, split, setting, shards)
         return plan.encodes[(split, setting)]

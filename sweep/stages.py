@@ -23,8 +23,15 @@ from sweep.tasks.options import LabelledFile, TrainOptions
 SHARD_STAGE = "encode-shards"
 
 
+class ImageReadError(RuntimeError):
+    """An image of the dataset that cannot be read or encoded; the message names the file."""
+
+
 def shard_key(stage: EncodeStage, shard_index: int) -> str:
-    return f"{stage.key}/{shard_index:05d}"
+    """The shard's image range is part of its key: a rerun with another shard size must not
+    take an old shard for a new one that covers other images."""
+    start, stop = stage.shards[shard_index]
+    return f"{stage.key}/{start:08d}-{stop:08d}"
 
 
 def image_geometry(path: Path) -> tuple[int, int, int]:
@@ -33,7 +40,8 @@ def image_geometry(path: Path) -> tuple[int, int, int]:
         pixels = read_pixels(path)
         return pixels.shape[0], pixels.shape[1], 1 if pixels.ndim == 2 else pixels.shape[2]
     with Image.open(path) as image:
-        channels = 1 if image.mode in ("L", "I;16", "I") else 3
+        grey = image.mode in ("L", "LA", "La", "I") or image.mode.startswith("I;16")
+        channels = 1 if grey else 3
         return image.height, image.width, channels
 
 
@@ -53,38 +61,54 @@ def encode_shard(
     with store.writing(SHARD_STAGE, key) as out:
         records = []
         for offset, item in enumerate(items):
-            source = Path(dataset_root) / item.relpath
-            record = {
-                "index": start + offset,
-                "source": item.relpath,
-                "label": item.label,
-                "original_bytes": source.stat().st_size,
-            }
-            if stage.setting == ORIGINAL:
-                # The original setting keeps the source bytes: nothing is copied or decoded.
-                height, width, channels = image_geometry(source)
-                record |= {
-                    "file": str(source.absolute()),
-                    "encoded_bytes": record["original_bytes"],
-                }
-            else:
-                pixels = read_pixels(source)
-                height, width = pixels.shape[:2]
-                channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-                data = codec.encode(pixels, stage.setting)
-                name = f"{start + offset:07d}{codec.extension}"
-                (out / name).write_bytes(data)
-                # Relative to the store root, so that a moved store stays readable.
-                record |= {"file": f"{SHARD_STAGE}/{key}/{name}", "encoded_bytes": len(data)}
-            record |= {
-                "height": height,
-                "width": width,
-                "channels": channels,
-                "raw_bytes": height * width * channels,
-            }
-            records.append(record)
+            try:
+                records.append(
+                    encode_image(stage, start + offset, item, dataset_root, codec, out, key)
+                )
+            except Exception as error:
+                raise ImageReadError(
+                    f"{Path(dataset_root) / item.relpath}: {type(error).__name__}: {error}"
+                ) from None
         (out / "records.json").write_text(json.dumps(records))
     return len(items)
+
+
+def encode_image(
+    stage: EncodeStage,
+    index: int,
+    item: ImageItem,
+    dataset_root: Path,
+    codec: Codec,
+    out: Path,
+    key: str,
+) -> dict:
+    """Encodes one image into `out` and returns its record (sizes, geometry, file)."""
+    source = Path(dataset_root) / item.relpath
+    record = {
+        "index": index,
+        "source": item.relpath,
+        "label": item.label,
+        "original_bytes": source.stat().st_size,
+    }
+    if stage.setting == ORIGINAL:
+        # The original setting keeps the source bytes: nothing is copied or decoded.
+        height, width, channels = image_geometry(source)
+        record |= {"file": str(source), "encoded_bytes": record["original_bytes"]}
+    else:
+        pixels = read_pixels(source)
+        height, width = pixels.shape[:2]
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        data = codec.encode(pixels, stage.setting)
+        name = f"{index:08d}{codec.extension}"
+        (out / name).write_bytes(data)
+        # Relative to the store root, so that a moved store stays readable.
+        record |= {"file": f"{SHARD_STAGE}/{key}/{name}", "encoded_bytes": len(data)}
+    return record | {
+        "height": height,
+        "width": width,
+        "channels": channels,
+        "raw_bytes": height * width * channels,
+    }
 
 
 def finalize_encode(store: ArtifactStore, stage: EncodeStage, *shards_done: int) -> dict:
@@ -96,6 +120,12 @@ def finalize_encode(store: ArtifactStore, stage: EncodeStage, *shards_done: int)
     for index in range(len(stage.shards)):
         shard = store.path(SHARD_STAGE, shard_key(stage, index))
         records.extend(json.loads((shard / "records.json").read_text()))
+    # Never publish a split with a missing or repeated image.
+    expected = list(range(stage.shards[-1][1])) if stage.shards else []
+    if [record["index"] for record in records] != expected:
+        raise RuntimeError(
+            f"encode {stage.key}: shard records do not cover images 0..{len(expected) - 1}"
+        )
     summary = summarize_records(stage, records)
     with store.writing("encode", stage.key) as out:
         with (out / "records.jsonl").open("w") as stream:

@@ -92,7 +92,11 @@ class ArtifactStore:
         removed = 0
         now = time.time()
         for staging in [*self.root.glob("*/*.tmp-*"), *self.root.glob("*/*/*.tmp-*")]:
-            if writer_is_dead(staging.name) or now - staging.stat().st_mtime > max_age_seconds:
+            try:
+                age = now - staging.stat().st_mtime
+            except FileNotFoundError:  # its writer published it meanwhile
+                continue
+            if writer_is_dead(staging.name) or age > max_age_seconds:
                 shutil.rmtree(staging, ignore_errors=True)
                 removed += 1
         return removed

@@ -9,6 +9,7 @@ its logging on the next run.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -78,8 +79,9 @@ class Tracker:
             parent = self.client.create_run(
                 self.experiment_id, run_name=run_name, tags={SWEEP_KEY_TAG: sweep_key}
             )
-            self.client.log_batch(parent.info.run_id, params=_params(params))
         parent_id = parent.info.run_id
+        # Repeated on a resumed run: MLflow accepts a parameter again with the same value.
+        self.client.log_batch(parent_id, params=_params(params))
         self.client.log_batch(parent_id, metrics=_dcr_metrics(dcr_rows))
         for path in artifacts:
             self.client.log_artifact(parent_id, str(path))
@@ -124,7 +126,7 @@ def _params(params: dict[str, str]) -> list[Param]:
 
 
 def _metric(key: str, value: float, step: int = 0) -> Metric:
-    return Metric(key, float(value), 0, step)
+    return Metric(key, float(value), int(time.time() * 1000), step)
 
 
 def _dcr_metrics(dcr_rows: list[dict]) -> list[Metric]:

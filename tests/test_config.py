@@ -74,6 +74,10 @@ def test_model_chooses_its_training_recipe():
         ("cluster.encode_shard_size=0", "cluster.encode_shard_size", ">= 1"),
         ("tracking.uri=./mlruns", "tracking.uri", "sqlite:///"),
         ("model.depth=7", "model", "10, 18, 34, 50"),
+        ("+cluster.workers=3", "cluster.workers", "unknown option"),
+        ("train.lr=fast", "train.lr", "must be float"),
+        ("codec._target_=sweep.codecs.nope.Codec", "codec", "nope"),
+        ("model.name=../../elsewhere", "model.name", "letters, digits"),
     ],
 )
 def test_wrong_values_name_the_option_and_the_allowed_values(override, option, words, tmp_path):

@@ -38,7 +38,7 @@ def test_execution_and_tracking_options_change_no_key(imagefolder, tmp_path):
     base = keys(imagefolder, tmp_path)
     assert keys(imagefolder, tmp_path, "cluster=inline", "cluster.encode_shard_size=2") == base
     assert keys(imagefolder, tmp_path, "tracking=none", "progress=false") == base
-    assert keys(imagefolder, tmp_path, "train.eval_batch_size=7", "train.loader_workers=3") == base
+    assert keys(imagefolder, tmp_path, "train.eval_batch_size=7") == base
 
 
 def test_effort_changes_encodes_of_distances_but_not_original(imagefolder, tmp_path):
@@ -52,7 +52,13 @@ def test_effort_changes_encodes_of_distances_but_not_original(imagefolder, tmp_p
 
 def test_training_options_change_trainings_and_evaluations_only(imagefolder, tmp_path):
     base = keys(imagefolder, tmp_path)
-    for override in ("train.lr=0.01", "seed=1", "train.epochs=5", "model.image_size=64"):
+    for override in (
+        "train.lr=0.01",
+        "seed=1",
+        "train.epochs=5",
+        "model.image_size=64",
+        "train.loader_workers=2",
+    ):
         other = keys(imagefolder, tmp_path, override)
         assert other["encode"] == base["encode"], override
         assert set(other["train"].values()).isdisjoint(base["train"].values()), override
@@ -76,3 +82,17 @@ def test_a_changed_image_changes_its_split_only(imagefolder, tmp_path):
     assert other["encode"]["train/1"] == base["encode"]["train/1"]
     assert other["encode"]["test/1"] != base["encode"]["test/1"]
     assert other["train"] == base["train"]
+
+
+def test_model_display_name_changes_no_key(imagefolder, tmp_path):
+    assert keys(imagefolder, tmp_path, "model.name=renamed") == keys(imagefolder, tmp_path)
+
+
+def test_original_encode_is_tied_to_its_dataset_folder(imagefolder, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(imagefolder, copy)  # copies modification times too
+    base, other = keys(imagefolder, tmp_path), keys(copy, tmp_path)
+    assert other["encode"]["train/original"] != base["encode"]["train/original"]
+    assert other["encode"]["train/1"] == base["encode"]["train/1"]

@@ -7,7 +7,13 @@ import pytest
 from sweep.codecs.jxl import JxlCodec
 from sweep.data.imagefolder import ImageFolderReader
 from sweep.plan import EncodeStage, shard_ranges
-from sweep.stages import encode_shard, encoded_files, finalize_encode, summarize_records
+from sweep.stages import (
+    ImageReadError,
+    encode_shard,
+    encoded_files,
+    finalize_encode,
+    summarize_records,
+)
 from sweep.store import ArtifactStore
 
 
@@ -67,3 +73,29 @@ def test_finished_shards_are_not_encoded_again(imagefolder, tmp_path):
     stage = encode_split(store, reader, "4")
     items = reader.read_split("train")
     assert encode_shard(store, stage, 0, reader.root, items[:4], JxlCodec()) == 0
+
+
+def test_resume_with_another_shard_size_encodes_every_image(imagefolder, tmp_path):
+    store, reader = ArtifactStore(tmp_path / "store"), ImageFolderReader(imagefolder)
+    items = reader.read_split("train")
+    codec = JxlCodec(distances=[4])
+    small = EncodeStage("k", "train", "4", shard_ranges(len(items), 4))
+    encode_shard(store, small, 0, reader.root, items[:4], codec)  # then killed
+    large = EncodeStage("k", "train", "4", shard_ranges(len(items), 8))
+    for index, (start, stop) in enumerate(large.shards):
+        encode_shard(store, large, index, reader.root, items[start:stop], codec)
+    finalize_encode(store, large)
+    assert len(encoded_files(store, large)) == len(items) == 18
+
+
+def test_unreadable_image_is_named_in_the_error(imagefolder, tmp_path):
+    store, reader = ArtifactStore(tmp_path / "store"), ImageFolderReader(imagefolder)
+    items = reader.read_split("train")
+    broken = imagefolder / items[2].relpath
+    broken.write_bytes(broken.read_bytes()[:40])
+    stage = EncodeStage("k", "train", "4", ((0, len(items)),))
+    with pytest.raises(ImageReadError, match=str(broken)):
+        encode_shard(store, stage, 0, reader.root, items, JxlCodec(distances=[4]))
+    assert not store.path("encode-shards", "k").exists() or not any(
+        store.path("encode-shards", "k").iterdir()
+    )

@@ -161,6 +161,8 @@ def test_killed_sweep_resumes_to_the_same_results(imagefolder, tmp_path):
         "cluster=inline",
         "cluster.torch_threads=1",
         "grid.train=[original,1,4]",
+        # Trainings of a few seconds each, so that the kill lands between two of them.
+        "train.epochs=30",
         "grid.test=[original,4]",
     )
     reference = subprocess.run(

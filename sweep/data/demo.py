@@ -44,7 +44,7 @@ class DemoReader(DatasetReader):
             "seed": seed,
         }
         digest = hashlib.sha256(json.dumps(self.parameters, sort_keys=True).encode()).hexdigest()
-        self.root = Path(root) / f"v{GENERATOR_VERSION}-{digest[:12]}"
+        self.root = Path(root).absolute() / f"v{GENERATOR_VERSION}-{digest[:12]}"
         self._folder = ImageFolderReader(self.root)
 
     def prepare(self) -> None:

@@ -19,7 +19,7 @@ class Food101Reader(DatasetReader):
     """
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()
 
     def prepare(self) -> None:
         super().prepare()

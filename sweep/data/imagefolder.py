@@ -16,7 +16,7 @@ class ImageFolderReader(DatasetReader):
     """
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()
 
     def prepare(self) -> None:
         super().prepare()

@@ -13,17 +13,36 @@ def read_pixels(path: str | Path) -> np.ndarray:
     """Decodes a source image to uint8 pixels: (H, W) for greyscale, (H, W, 3) otherwise.
 
     Greyscale stays one channel, so that its raw size (H x W x 1) and its encode are honest;
-    every other mode (palette, CMYK, alpha, 16-bit) becomes RGB.
+    alpha is dropped; palette and CMYK become RGB; 16-bit samples are scaled to 8 bits (a plain
+    conversion would clip them to white).
     """
     path = Path(path)
     if path.suffix.lower() == ".jxl":
-        pixels = imagecodecs.jpegxl_decode(path.read_bytes())
-        return pixels if pixels.ndim == 2 or pixels.shape[2] == 3 else pixels[..., :3]
+        return to_uint8(drop_alpha(imagecodecs.jpegxl_decode(path.read_bytes())))
     with Image.open(path) as image:
         image.load()
-        if image.mode in ("L", "I;16", "I"):
+        if image.mode.startswith("I;16") or image.mode == "I":
+            return to_uint8(np.array(image))
+        if image.mode in ("L", "LA", "La"):
             return np.array(image.convert("L"))
         return np.array(image.convert("RGB"))
+
+
+def drop_alpha(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 2) grey+alpha to (H, W); (H, W, 4) RGBA to (H, W, 3)."""
+    if pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        pixels = pixels[..., : pixels.shape[2] - 1]
+    return pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Scales 16-bit (or 32-bit integer) samples to 8 bits; uint8 unchanged."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype.kind == "f":
+        return np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
+    # 16-bit data in a 32-bit container ("I" mode) still spans 0..65535.
+    return (np.clip(pixels, 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
 
 
 def to_rgb(pixels: np.ndarray) -> np.ndarray:

@@ -88,7 +88,14 @@ class SwavResNet:
             raise ValueError(f"model.depth={self.depth}: use one of {sorted(LAYERS)}")
 
     def identity(self) -> dict:
-        return asdict(self)
+        """What determines trained weights: the fields (not the display name) and, for a
+        checkpoint, its size and time, so that a replaced file gets new training keys."""
+        identity = {k: v for k, v in asdict(self).items() if k != "name"}
+        path = self.checkpoint_path()
+        if path is not None and path.is_file():
+            stat = path.stat()
+            identity["checkpoint"] = [str(path), stat.st_size, stat.st_mtime_ns]
+        return identity
 
     def checkpoint_path(self) -> Path | None:
         if self.weights == "random":

@@ -51,7 +51,8 @@ class VitClassifier:
         self.architecture = dict(self.architecture) if self.architecture else None
 
     def identity(self) -> dict:
-        return asdict(self)
+        """What determines trained weights: the fields, not the display name."""
+        return {key: value for key, value in asdict(self).items() if key != "name"}
 
     def build(self, num_labels: int, load_pretrained: bool = True) -> nn.Module:
         """A classifier with `num_labels` outputs.

@@ -22,7 +22,8 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """Mixed-precision dtype: bf16 where the GPU has it, fp16 otherwise, none on the CPU."""
     if device.type != "cuda" or amp == "off":
         return None
-    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+    native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere or newer
+    if amp == "fp16" or (amp == "auto" and not native_bf16):
         return torch.float16
     return torch.bfloat16
 

@@ -86,6 +86,8 @@ class ClassificationTask:
             num_workers=options.loader_workers,
             pin_memory=device.type == "cuda",
             persistent_workers=options.loader_workers > 0,
+            # A last batch of one image breaks batch-norm layers in training mode.
+            drop_last=len(dataset) > options.batch_size,
         )
         parameters = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=options.lr, weight_decay=options.weight_decay)

@@ -87,3 +87,13 @@ def test_swav_without_weights_names_the_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(ModelUnavailableError, match="swav_800ep_pretrain.pth.tar"):
         SwavResNet(name="swav").check_available()
+
+
+def test_replacing_the_swav_checkpoint_changes_the_identity(tmp_path):
+    path = tmp_path / "swav.pth.tar"
+    torch.save({"module.conv1.weight": torch.zeros(1)}, path)
+    model = SwavResNet(name="swav", weights=str(path))
+    before = model.identity()
+    torch.save({"module.conv1.weight": torch.zeros(2)}, path)
+    assert model.identity() != before
+    assert "name" not in before

@@ -58,3 +58,10 @@ def test_accuracy_counts_correct_predictions(tmp_path, imagefolder):
     torch.save(module.state_dict(), tmp_path / WEIGHTS_FILE)
     metrics = task.evaluate(MODEL, tmp_path, files_of(imagefolder, "test"), 3, OPTIONS)
     assert metrics["accuracy"] == pytest.approx(1 / 3)
+
+
+def test_a_last_batch_of_one_image_does_not_break_batch_norm(imagefolder, tmp_path):
+    train = files_of(imagefolder, "train")[:10]  # 10 = 9 + 1
+    probe = SwavResNet(name="probe", weights="random", depth=10, image_size=48)
+    summary = ClassificationTask().train(probe, train, 3, OPTIONS, seed=0, out_dir=tmp_path)
+    assert len(summary["train_loss"]) == OPTIONS.epochs
