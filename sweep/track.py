@@ -92,6 +92,23 @@ class Tracker:
         self.client.set_terminated(parent_id, "FINISHED")
         return parent_id
 
+    def log_audit(
+        self, audit_key: str, run_name: str, metrics: dict[str, float], artifacts: list[Path]
+    ) -> str:
+        """Logs a dataset audit as one run; the same dataset's audit logs into the same run."""
+        found = self._find(f"tags.`audit.key` = '{audit_key}'")
+        run = found or self.client.create_run(
+            self.experiment_id, run_name=run_name, tags={"audit.key": audit_key}
+        )
+        finite = {k: v for k, v in metrics.items() if v == v}  # MLflow refuses NaN
+        self.client.log_batch(
+            run.info.run_id, metrics=[_metric(k, v) for k, v in sorted(finite.items())]
+        )
+        for path in artifacts:
+            self.client.log_artifact(run.info.run_id, str(path))
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
     def _log_child(
         self, parent_id: str, setting: str, train_key: str, cells: list[dict], summary: dict
     ) -> None:

@@ -1,0 +1,97 @@
+"""`python -m sweep.audit task=<any task>`: what compression does a dataset already carry?
+
+Reads the headers of every image file of the task's train and test splits (no pixel decoding),
+writes tables and figures under `<results_dir>/audits/`, and logs them to MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from sweep.__main__ import CONFIG_DIR, USAGE_ERROR, check_overrides
+from sweep.config import ConfigError, _instantiate, check_tracking_server, tracking_options
+from sweep.data.base import SPLITS, DatasetError
+
+log = logging.getLogger("sweep.audit")
+
+
+def run_audit(cfg: DictConfig) -> Path:
+    """Audits the task's dataset; returns the report folder. Raises ConfigError."""
+    from sweep.audit.report import summarize, write_audit_report
+    from sweep.audit.scan import audit_files
+
+    if "root" in cfg.task.keys() and OmegaConf.is_missing(cfg.task, "root"):
+        raise ConfigError("task.root", "is required: the dataset folder to audit")
+    OmegaConf.resolve(cfg)
+    tracking = tracking_options(cfg.tracking)
+    reader = _instantiate("task.reader", cfg.task.reader)
+    try:
+        reader.prepare()
+        files = [(split, item.relpath) for split in SPLITS for item in reader.read_split(split)]
+    except DatasetError as error:
+        raise ConfigError("task.root", str(error)) from None
+    if tracking.enabled:
+        check_tracking_server(tracking.uri)
+    started = time.perf_counter()
+    records = audit_files(reader.root, files)
+    seconds = time.perf_counter() - started
+    log.info(
+        "audited %d files in %.2f s (%.0f files/s)",
+        len(records),
+        seconds,
+        len(records) / max(seconds, 1e-9),
+    )
+    key = audit_key(reader.root, files)
+    out = Path(cfg.results_dir).absolute() / "audits" / f"{cfg.task.name}_{key}"
+    paths = write_audit_report(records, out)
+    if tracking.enabled:
+        from sweep.track import Tracker
+
+        tracker = Tracker(
+            tracking.uri, tracking.experiment, Path(cfg.results_dir).absolute() / "mlartifacts"
+        )
+        tracker.prepare()
+        run_id = tracker.log_audit(
+            f"{reader.root}:{key}",
+            f"audit_{cfg.task.name}_{key}",
+            {**summarize(records), "audit_seconds": seconds},
+            list(paths.values()),
+        )
+        log.info("MLflow: %s, experiment '%s', run %s", tracking.uri, tracking.experiment, run_id)
+    return out
+
+
+def audit_key(root: Path, files: list[tuple[str, str]]) -> str:
+    """Names an audit by its dataset folder and file list (same files, same report folder)."""
+    digest = hashlib.sha256(str(root).encode())
+    for split, relpath in files:
+        digest.update(f"\n{split}/{relpath}".encode())
+    return digest.hexdigest()[:8]
+
+
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    try:
+        out = run_audit(cfg)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+    print(f"audit: {out}")
+
+
+def main() -> None:
+    arguments = sys.argv[1:]
+    if not any(argument.startswith("-") for argument in arguments):
+        check_overrides(arguments)
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
