@@ -141,3 +141,27 @@ def test_cli_without_dataset_root_exits_2(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2 and "task.root" in result.stderr
+
+
+def test_audit_recovers_every_libjpeg_quality_and_subsampling(tmp_path):
+    """libjpeg through Pillow (4:4:4, 4:2:2, 4:2:0) and imagecodecs (4:4:0, 4:1:1), q 1-100."""
+    import imagecodecs
+
+    image = photo(32, 32)
+    pixels = np.asarray(image)
+    files, expected = [], {}
+    for quality in range(1, 101):
+        for pillow, name in ((0, "4:4:4"), (1, "4:2:2"), (2, "4:2:0")):
+            data = jpeg_bytes(image, quality=quality, subsampling=pillow)
+            files.append(("train", f"{quality}-{pillow}.jpg"))
+            (tmp_path / files[-1][1]).write_bytes(data)
+            expected[files[-1][1]] = (quality, name)
+        for code, name in (("440", "4:4:0"), ("411", "4:1:1")):
+            data = imagecodecs.jpeg8_encode(pixels, level=quality, subsampling=code)
+            files.append(("train", f"{quality}-{code}.jpg"))
+            (tmp_path / files[-1][1]).write_bytes(data)
+            expected[files[-1][1]] = (quality, name)
+    records = audit_files(tmp_path, files, workers=2)
+    found = {r.path: (r.jpeg_quality, r.jpeg_subsampling) for r in records}
+    assert found == expected
+    assert all(r.jpeg_quality_exact for r in records)
