@@ -58,7 +58,7 @@ def sweep_encode_seconds(reader: DemoReader, items: list, cores: int, folder: Pa
         store = ArtifactStore(folder / f"store-{cores}")
         work = SweepWork(plan, store, reader.root, codec, None, None, TrainOptions(), 0)
         cluster = ClusterOptions("ray", None, cores, 1, shard_size, 0, 0.25)
-        progress = Progress(False, 0, 0, 0)
+        progress = Progress(False, {})
         started = time.perf_counter()
         run_on_ray(work, progress, cluster)
         return time.perf_counter() - started

@@ -26,6 +26,7 @@ from sweep.store import ArtifactStore, StoreError
 from sweep.tasks.options import AMP_CHOICES, TrainOptions
 
 CLUSTER_MODES = ("ray", "inline")
+ON_ERROR_CHOICES = ("quarantine", "fail")
 # URI schemes MLflow 3 accepts for its tracking store (the plain file store is refused).
 TRACKING_SCHEMES = ("sqlite:///", "postgresql://", "mysql://", "http://", "https://", "databricks")
 
@@ -74,6 +75,7 @@ class Sweep:
     cluster: ClusterOptions
     tracking: TrackingOptions
     progress: bool
+    on_error: str
     config_yaml: str
 
 
@@ -115,6 +117,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         cluster=cluster_options(cfg.cluster),
         tracking=tracking_options(cfg.tracking),
         progress=bool(cfg.progress),
+        on_error=_choice("data.on_error", cfg.data.on_error, ON_ERROR_CHOICES),
         config_yaml=OmegaConf.to_yaml(cfg),
     )
     _check_name("task.name", sweep.task_name)
@@ -283,6 +286,12 @@ def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
             f"no MLflow server answers at {uri} ({reason}): start it, fix the "
             f"address, or use tracking=local",
         ) from None
+
+
+def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(option, f"'{value}' is not one of {list(choices)}")
+    return value
 
 
 def _integer(option: str, value: Any, minimum: int) -> int:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from sweep import stages
 from sweep.config import ClusterOptions, ConfigError
-from sweep.plan import EncodeStage, SweepPlan
+from sweep.plan import EncodeStage, SweepPlan, ValidateStage
 from sweep.store import ArtifactStore
 from sweep.tasks.options import TrainOptions
 
@@ -68,27 +68,27 @@ class SweepWork:
 
 
 class Progress:
-    """One bar per stage kind: encode (images), train (models), evaluate (cells)."""
+    """One bar per stage kind: validate and encode (images), train (models), evaluate (cells)."""
 
-    def __init__(self, enabled: bool, encode_images: int, trains: int, evaluations: int) -> None:
-        totals = {"encode": encode_images, "train": trains, "evaluate": evaluations}
+    UNITS = {"validate": "img", "encode": "img", "train": "model", "evaluate": "cell"}
+
+    def __init__(self, enabled: bool, totals: dict[str, int]) -> None:
         self.bars = {
             name: tqdm(
                 total=total,
                 desc=f"{name:<8}",
-                unit=unit,
+                unit=self.UNITS[name],
                 position=position,
                 disable=not enabled,
                 leave=True,
                 dynamic_ncols=True,
             )
-            for position, ((name, total), unit) in enumerate(
-                zip(totals.items(), ("img", "model", "cell"), strict=True)
-            )
+            for position, (name, total) in enumerate(totals.items())
         }
 
     def advance(self, kind: str, amount: int = 1) -> None:
-        self.bars[kind].update(amount)
+        if kind in self.bars:
+            self.bars[kind].update(amount)
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -252,12 +252,78 @@ def execute(work: SweepWork, cluster: ClusterOptions, show_progress: bool) -> No
         for index in work.pending_shards(stage)
     )
     progress = Progress(
-        show_progress, images, len(work.pending_trains()), len(work.pending_evaluations())
+        show_progress,
+        {
+            "encode": images,
+            "train": len(work.pending_trains()),
+            "evaluate": len(work.pending_evaluations()),
+        },
     )
     try:
         if cluster.mode == "inline":
             run_inline(work, progress, cluster.torch_threads)
         else:
             run_on_ray(work, progress, cluster)
+    finally:
+        progress.close()
+
+
+def validate_splits(
+    store: ArtifactStore,
+    stages_to_run: list[ValidateStage],
+    splits: dict,
+    dataset_root: Path,
+    cluster: ClusterOptions,
+    show_progress: bool,
+    fail_fast: bool,
+) -> None:
+    """Runs the unfinished validation stages (the bad-image policy) of every split."""
+    pending = [s for s in stages_to_run if not store.is_done("validate", s.key)]
+    shards = [
+        (stage, index)
+        for stage in pending
+        for index in range(len(stage.shards))
+        if not store.is_done(stages.VALIDATE_SHARD_STAGE, stages.shard_key(stage, index))
+    ]
+    if not pending:
+        return
+
+    def items_of(stage: ValidateStage, index: int) -> list:
+        start, stop = stage.shards[index]
+        return splits[stage.split][start:stop]
+
+    images = sum(len(items_of(stage, index)) for stage, index in shards)
+    progress = Progress(show_progress, {"validate": images})
+    try:
+        if cluster.mode == "inline":
+            for stage, index in shards:
+                stages.validate_shard(
+                    store, stage, index, dataset_root, items_of(stage, index), fail_fast
+                )
+                progress.advance("validate", len(items_of(stage, index)))
+            for stage in pending:
+                stages.finalize_validation(store, stage)
+            return
+        import ray
+
+        if not ray.is_initialized():
+            start_ray(cluster)
+        options = {"max_retries": cluster.max_retries, "retry_exceptions": False, "num_cpus": 1}
+        shard_task = ray.remote(**options)(_in_ray_task(stages.validate_shard, None))
+        finalize = ray.remote(**options)(_in_ray_task(stages.finalize_validation, None))
+        shared_store = ray.put(store)
+        kinds: dict[Any, tuple[str, int]] = {}
+        for stage in pending:
+            refs = []
+            for index in range(len(stage.shards)):
+                if (stage, index) in shards:
+                    items = items_of(stage, index)
+                    ref = shard_task.remote(
+                        shared_store, stage, index, dataset_root, items, fail_fast
+                    )
+                    kinds[ref] = ("validate", len(items))
+                    refs.append(ref)
+            kinds[finalize.remote(shared_store, stage, *refs)] = ("validate", 0)
+        wait_for_all(list(kinds), kinds, progress)
     finally:
         progress.close()

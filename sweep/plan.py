@@ -16,7 +16,7 @@ from sweep.codecs.base import ORIGINAL, Codec
 from sweep.data.base import DatasetReader, ImageItem
 
 # Bump a stage's schema when its output format or its computation changes.
-SCHEMA = {"encode": 1, "train": 1, "evaluate": 1}
+SCHEMA = {"validate": 1, "encode": 1, "train": 1, "evaluate": 1}
 # Training options that change the trained weights; the others only change speed.
 TRAIN_RESULT_OPTIONS = (
     "epochs",
@@ -35,6 +35,34 @@ def digest(payload: object) -> str:
     """Stable short digest of JSON-serialisable data (dict key order does not matter)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class ValidateStage:
+    """Every image of one split decoded once, to apply the bad-image policy."""
+
+    key: str
+    split: str
+    shards: tuple[tuple[int, int], ...]
+
+
+def validate_stage(
+    reader: DatasetReader,
+    split: str,
+    items: list[ImageItem],
+    policy_version: int,
+    shard_size: int,
+) -> ValidateStage:
+    key = digest(
+        {
+            "stage": "validate",
+            "schema": SCHEMA["validate"],
+            "policy": policy_version,
+            "split": split,
+            "dataset": reader.fingerprint(items),
+        }
+    )
+    return ValidateStage(key, split, shard_ranges(len(items), shard_size))
 
 
 @dataclass(frozen=True)
@@ -89,6 +117,7 @@ def shard_ranges(count: int, shard_size: int) -> tuple[tuple[int, int], ...]:
 
 def build_plan(
     reader: DatasetReader,
+    splits: dict[str, list[ImageItem]],
     codec: Codec,
     task_identity: dict,
     model_identity: dict,
@@ -98,8 +127,7 @@ def build_plan(
     test_settings: list[str],
     shard_size: int,
 ) -> SweepPlan:
-    """Lists the stages of a sweep and computes their keys (reads file metadata only)."""
-    splits = {"train": reader.read_split("train"), "test": reader.read_split("test")}
+    """Lists the stages of a sweep over the given (validated) images and computes their keys."""
     plan = SweepPlan(splits, reader.class_names(), train_settings, test_settings)
     fingerprints = {split: reader.fingerprint(items) for split, items in splits.items()}
 

@@ -99,6 +99,18 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def write_table(rows: list[dict], columns: list[str], path: Path) -> Path:
+    """Writes rows as CSV with the given columns, atomically (a header only when empty)."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return _atomic_write(path, write)
+
+
 def _csv_cell(value: object) -> object:
     """Formats floats with ``repr`` so they round-trip exactly (numpy scalars included)."""
     if isinstance(value, float | np.floating):

@@ -4,20 +4,96 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweep.config import ConfigError, Sweep
-from sweep.execute import SweepWork, execute
-from sweep.plan import SweepPlan, build_plan
-from sweep.report import add_relative, write_report
+from sweep.data.base import SPLITS, ImageItem
+from sweep.data.validate import POLICY_VERSION, QUARANTINED
+from sweep.execute import SweepWork, execute, validate_splits
+from sweep.plan import SweepPlan, build_plan, validate_stage
+from sweep.report import add_relative, write_report, write_table
+from sweep.stages import ImageReadError, read_verdicts
 from sweep.store import ArtifactStore, write_json_atomic
+
+# Report files beside the results table and figures, logged to MLflow with them.
+REPORT_EXTRAS = ("config.yaml", "stages.json", "quarantine.csv", "conversions.csv")
 
 log = logging.getLogger(__name__)
 
 
-def plan_sweep(sweep: Sweep) -> SweepPlan:
+@dataclass
+class Screening:
+    """The images of each split after the bad-image policy, and what it found."""
+
+    splits: dict[str, list[ImageItem]]
+    quarantined: list[dict] = field(default_factory=list)
+    converted: list[dict] = field(default_factory=list)
+
+    def counts(self) -> dict[str, float]:
+        counts = {}
+        for split in SPLITS:
+            counts[f"quarantined/{split}"] = sum(r["split"] == split for r in self.quarantined)
+            counts[f"converted/{split}"] = sum(r["split"] == split for r in self.converted)
+        return counts
+
+
+def screen_images(sweep: Sweep) -> Screening:
+    """Decodes every image once (cached by dataset fingerprint) and applies the policy."""
+    listed = {split: sweep.reader.read_split(split) for split in SPLITS}
+    shard_size = sweep.cluster.encode_shard_size
+    validations = [
+        validate_stage(sweep.reader, split, items, POLICY_VERSION, shard_size)
+        for split, items in listed.items()
+    ]
+    fail_fast = sweep.on_error == "fail"
+    validate_splits(
+        sweep.store,
+        validations,
+        listed,
+        sweep.reader.root,
+        sweep.cluster,
+        sweep.progress,
+        fail_fast,
+    )
+    screening = Screening({})
+    for stage in validations:
+        verdicts = read_verdicts(sweep.store, stage)
+        kept = []
+        for item, found in zip(listed[stage.split], verdicts, strict=True):
+            if found["status"] == QUARANTINED:
+                if fail_fast:
+                    raise ImageReadError(
+                        f"{sweep.reader.root / item.relpath}: {found['reason']} "
+                        f"(data.on_error=fail)"
+                    )
+                screening.quarantined.append(
+                    {"split": stage.split, "path": item.relpath, "reason": found["reason"]}
+                )
+                continue
+            if found["kinds"]:
+                screening.converted.append(
+                    {"split": stage.split, "path": item.relpath, "kinds": " ".join(found["kinds"])}
+                )
+            kept.append(item)
+        screening.splits[stage.split] = kept
+    if screening.quarantined:
+        log.warning(
+            "%d unreadable image(s) quarantined, left out of every cell (listed in "
+            "quarantine.csv): %s",
+            len(screening.quarantined),
+            ", ".join(r["path"] for r in screening.quarantined[:5]),
+        )
+    return screening
+
+
+def plan_sweep(sweep: Sweep, splits: dict[str, list[ImageItem]] | None = None) -> SweepPlan:
+    """The sweep's stages over the given images (by default every listed image)."""
+    if splits is None:
+        splits = {split: sweep.reader.read_split(split) for split in SPLITS}
     return build_plan(
         sweep.reader,
+        splits,
         sweep.codec,
         sweep.task.identity(),
         sweep.model.identity(),
@@ -89,28 +165,29 @@ def make_tracker(sweep: Sweep):
 
 def run_sweep(sweep: Sweep) -> Path:
     """Runs a validated sweep to the end; returns its report folder."""
-    plan = plan_sweep(sweep)
-    log.info(
-        "sweep %s: %d train x %d test settings, %d train / %d test images",
-        plan.key,
-        len(plan.train_settings),
-        len(plan.test_settings),
-        len(plan.splits["train"]),
-        len(plan.splits["test"]),
-    )
     tracker = make_tracker(sweep)
     sweep.store.remove_stale_temporaries()
-    work = SweepWork(
-        plan,
-        sweep.store,
-        sweep.reader.root,
-        sweep.codec,
-        sweep.task,
-        sweep.model,
-        sweep.options,
-        sweep.seed,
-    )
     try:
+        screening = screen_images(sweep)
+        plan = plan_sweep(sweep, screening.splits)
+        log.info(
+            "sweep %s: %d train x %d test settings, %d train / %d test images",
+            plan.key,
+            len(plan.train_settings),
+            len(plan.test_settings),
+            len(plan.splits["train"]),
+            len(plan.splits["test"]),
+        )
+        work = SweepWork(
+            plan,
+            sweep.store,
+            sweep.reader.root,
+            sweep.codec,
+            sweep.task,
+            sweep.model,
+            sweep.options,
+            sweep.seed,
+        )
         execute(work, sweep.cluster, sweep.progress)
     finally:
         shutdown_ray()
@@ -119,6 +196,8 @@ def run_sweep(sweep: Sweep) -> Path:
     paths = write_report(rows, dcr_rows, out)
     (out / "config.yaml").write_text(sweep.config_yaml)
     write_json_atomic(out / "stages.json", stage_index(plan))
+    write_table(screening.quarantined, ["split", "path", "reason"], out / "quarantine.csv")
+    write_table(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")
     if tracker is not None:
         summaries = {s: read_train_summary(sweep.store, t.key) for s, t in plan.trains.items()}
         from omegaconf import OmegaConf
@@ -133,7 +212,8 @@ def run_sweep(sweep: Sweep) -> Path:
             dcr_rows,
             summaries,
             {s: t.key for s, t in plan.trains.items()},
-            [*paths.values(), out / "config.yaml", out / "stages.json"],
+            [*paths.values(), *(out / name for name in REPORT_EXTRAS)],
+            screening.counts(),
         )
         log.info(
             "MLflow: %s, experiment '%s', run %s",

@@ -16,11 +16,13 @@ from PIL import Image
 from sweep.codecs.base import ORIGINAL, Codec
 from sweep.data.base import ImageItem
 from sweep.data.pixels import read_pixels
-from sweep.plan import EncodeStage, EvaluateStage, TrainStage
+from sweep.data.validate import QUARANTINED, inspect_image
+from sweep.plan import EncodeStage, EvaluateStage, TrainStage, ValidateStage
 from sweep.store import ArtifactStore
 from sweep.tasks.options import LabelledFile, TrainOptions
 
 SHARD_STAGE = "encode-shards"
+VALIDATE_SHARD_STAGE = "validate-shards"
 
 
 class ImageReadError(RuntimeError):
@@ -32,6 +34,57 @@ def shard_key(stage: EncodeStage, shard_index: int) -> str:
     take an old shard for a new one that covers other images."""
     start, stop = stage.shards[shard_index]
     return f"{stage.key}/{start:08d}-{stop:08d}"
+
+
+def validate_shard(
+    store: ArtifactStore,
+    stage: ValidateStage,
+    shard_index: int,
+    dataset_root: Path,
+    items: list[ImageItem],
+    fail_fast: bool,
+) -> int:
+    """Decodes one shard of a split and records each file's verdict; returns the image count.
+
+    With fail_fast the first unreadable file raises ImageReadError naming it, and nothing is
+    published (data.on_error=fail).
+    """
+    key = shard_key(stage, shard_index)
+    if store.is_done(VALIDATE_SHARD_STAGE, key):
+        return 0
+    start = stage.shards[shard_index][0]
+    with store.writing(VALIDATE_SHARD_STAGE, key) as out:
+        records = []
+        for offset, item in enumerate(items):
+            found = inspect_image(Path(dataset_root) / item.relpath)
+            if fail_fast and found["status"] == QUARANTINED:
+                raise ImageReadError(
+                    f"{Path(dataset_root) / item.relpath}: {found['reason']} "
+                    f"(data.on_error=fail; data.on_error=quarantine leaves it out instead)"
+                )
+            records.append({"index": start + offset, "path": item.relpath, **found})
+        (out / "records.json").write_text(json.dumps(records))
+    return len(items)
+
+
+def finalize_validation(store: ArtifactStore, stage: ValidateStage, *shards_done: int) -> dict:
+    """Merges the verdicts of a split; returns counts per status."""
+    del shards_done  # only orders this task after the shards
+    if not store.is_done("validate", stage.key):
+        records = []
+        for index in range(len(stage.shards)):
+            shard = store.path(VALIDATE_SHARD_STAGE, shard_key(stage, index))
+            records.extend(json.loads((shard / "records.json").read_text()))
+        expected = list(range(stage.shards[-1][1])) if stage.shards else []
+        if [record["index"] for record in records] != expected:
+            raise RuntimeError(f"validate {stage.key}: shard records do not cover every image")
+        with store.writing("validate", stage.key) as out:
+            (out / "verdicts.json").write_text(json.dumps(records))
+    return {"split": stage.split}
+
+
+def read_verdicts(store: ArtifactStore, stage: ValidateStage) -> list[dict]:
+    return store.read_json("validate", stage.key, "verdicts.json")
 
 
 def image_geometry(path: Path) -> tuple[int, int, int]:

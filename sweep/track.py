@@ -69,6 +69,7 @@ class Tracker:
         train_summaries: dict[str, dict],
         train_keys: dict[str, str],
         artifacts: Iterable[Path],
+        metrics: dict[str, float] | None = None,
     ) -> str:
         """Logs a finished sweep (idempotent); returns the parent run id."""
         parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
@@ -82,7 +83,8 @@ class Tracker:
         parent_id = parent.info.run_id
         # Repeated on a resumed run: MLflow accepts a parameter again with the same value.
         self.client.log_batch(parent_id, params=_params(params))
-        self.client.log_batch(parent_id, metrics=_dcr_metrics(dcr_rows))
+        extra = [_metric(key, value) for key, value in sorted((metrics or {}).items())]
+        self.client.log_batch(parent_id, metrics=_dcr_metrics(dcr_rows) + extra)
         for path in artifacts:
             self.client.log_artifact(parent_id, str(path))
         for setting, train_key in train_keys.items():

@@ -208,3 +208,66 @@ def test_killed_sweep_resumes_to_the_same_results(imagefolder, tmp_path):
     client = MlflowClient(f"sqlite:///{killed}/mlflow.db")
     experiment = client.get_experiment_by_name("sweep-imagefolder")
     assert len(client.search_runs([experiment.experiment_id])) == 1 + 3
+
+
+def add_bad_files(root: Path) -> None:
+    """The issue's case: a PNG named .jpg, a truncated JPEG and a zero-byte file."""
+    from PIL import Image
+
+    Image.new("RGB", (48, 48), (200, 10, 10)).save(root / "train" / "cat" / "renamed.jpg", "PNG")
+    good = (root / "train" / "dog" / "0.jpg").read_bytes()
+    (root / "train" / "dog" / "cut.jpg").write_bytes(good[: len(good) // 2])
+    (root / "test" / "fish" / "empty.jpg").write_bytes(b"")
+
+
+def test_bad_images_are_quarantined_or_converted_the_same_for_every_cell(imagefolder, tmp_path):
+    add_bad_files(imagefolder)
+    report = run_sweep(imagefolder_sweep(imagefolder, tmp_path))
+    quarantined = read_csv(report / "quarantine.csv")
+    assert {(r["split"], r["path"]) for r in quarantined} == {
+        ("train", "train/dog/cut.jpg"),
+        ("test", "test/fish/empty.jpg"),
+    }
+    assert next(r for r in quarantined if r["path"].endswith("empty.jpg"))["reason"] == (
+        "empty file"
+    )
+    converted = read_csv(report / "conversions.csv")
+    assert converted == [
+        {"split": "train", "path": "train/cat/renamed.jpg", "kinds": "format_mismatch"}
+    ]
+    store = tmp_path / "store" / "encode"
+    for summary in store.glob("*/summary.json"):
+        images = __import__("json").loads(summary.read_text())["images"]
+        assert images == (19 if '"train"' in summary.read_text() else 9)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("sweep-imagefolder")
+    [parent] = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert parent.data.metrics["quarantined/train"] == 1
+    assert parent.data.metrics["quarantined/test"] == 1
+    assert "quarantine.csv" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+
+
+def test_on_error_fail_stops_at_the_bad_file_naming_it(imagefolder, tmp_path):
+    add_bad_files(imagefolder)
+    result = subprocess.run(
+        sweep_command(
+            "task=imagefolder",
+            f"task.root={imagefolder}",
+            f"results_dir={tmp_path}",
+            "cluster=inline",
+            "tracking=none",
+            "data.on_error=fail",
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "cut.jpg" in result.stderr or "empty.jpg" in result.stderr
+    assert "data.on_error=fail" in result.stderr
+    assert not (tmp_path / "store" / "encode").exists()

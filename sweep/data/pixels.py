@@ -6,7 +6,7 @@ from pathlib import Path
 
 import imagecodecs
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 def read_pixels(path: str | Path) -> np.ndarray:
@@ -14,13 +14,15 @@ def read_pixels(path: str | Path) -> np.ndarray:
 
     Greyscale stays one channel, so that its raw size (H x W x 1) and its encode are honest;
     alpha is dropped; palette and CMYK become RGB; 16-bit samples are scaled to 8 bits (a plain
-    conversion would clip them to white).
+    conversion would clip them to white); EXIF orientation is applied.
     """
     path = Path(path)
     if path.suffix.lower() == ".jxl":
         return to_uint8(drop_alpha(imagecodecs.jpegxl_decode(path.read_bytes())))
-    with Image.open(path) as image:
-        image.load()
+    with Image.open(path) as opened:
+        opened.load()
+        # Pixels as the camera meant them: EXIF orientation applied.
+        image = ImageOps.exif_transpose(opened)
         if image.mode.startswith("I;16") or image.mode == "I":
             return to_uint8(np.array(image))
         if image.mode in ("L", "LA", "La"):

@@ -1,0 +1,98 @@
+"""The bad-image policy: every image is decoded once before a sweep; the verdict is the same
+for every codec setting, so every cell of the grid sees exactly the same images.
+
+* Readable oddities are kept, converted to the pixels the sweep uses, and counted by kind:
+  content that is not what the extension says, CMYK, greyscale, 16-bit, palette, alpha, EXIF
+  orientation (applied), tiny images, extreme aspect ratios, progressive JPEGs.
+* Unreadable files are quarantined with their reason: empty, truncated or corrupt, not an image,
+  over Pillow's decompression-bomb limit, not readable by this user.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from sweep.audit.scan import EXTENSION_FORMAT, sniff_format
+from sweep.data.pixels import read_pixels
+
+# Bump when the verdict for some file could change: validations are cached under this.
+POLICY_VERSION = 1
+OK, CONVERTED, QUARANTINED = "ok", "converted", "quarantined"
+TINY_SIDE = 32
+EXTREME_ASPECT = 8.0
+MODE_KINDS = {
+    "CMYK": "cmyk",
+    "L": "grayscale",
+    "1": "bilevel",
+    "P": "palette",
+    "PA": "alpha",
+    "RGBA": "alpha",
+    "LA": "alpha",
+    "La": "alpha",
+    "RGBa": "alpha",
+    "I": "16bit",
+    "I;16": "16bit",
+    "I;16B": "16bit",
+    "I;16L": "16bit",
+    "YCbCr": "ycbcr",
+    "LAB": "lab",
+    "HSV": "hsv",
+    "F": "float",
+}
+
+
+def verdict(status: str, kinds: list[str] | None = None, reason: str | None = None) -> dict:
+    return {"status": status, "kinds": kinds or [], "reason": reason}
+
+
+def inspect_image(path: Path) -> dict:
+    """Decodes one file and returns its verdict: status, the oddities found, or why it is out."""
+    try:
+        if path.stat().st_size == 0:
+            return verdict(QUARANTINED, reason="empty file")
+        with open(path, "rb") as stream:
+            true_format = sniff_format(stream.read(32))
+        kinds = oddities(path, true_format)
+        with warnings.catch_warnings():
+            # Between the limit and twice the limit Pillow only warns; both are out.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            read_pixels(path)
+    except PermissionError:
+        return verdict(QUARANTINED, reason="not readable (permission denied)")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        return verdict(QUARANTINED, reason=f"decompression bomb: {error}")
+    except UnidentifiedImageError:
+        return verdict(QUARANTINED, reason="not an image")
+    except (OSError, SyntaxError, ValueError, RuntimeError) as error:
+        return verdict(QUARANTINED, reason=f"truncated or corrupt: {error}")
+    return verdict(CONVERTED if kinds else OK, kinds)
+
+
+def oddities(path: Path, true_format: str) -> list[str]:
+    """What is unusual about a readable file, from its header (Pillow opens lazily)."""
+    kinds = []
+    expected = EXTENSION_FORMAT.get(path.suffix.lower().lstrip("."))
+    if expected is not None and expected != true_format:
+        kinds.append("format_mismatch")
+    if true_format == "jxl":
+        return kinds
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            if image.mode in MODE_KINDS:
+                kinds.append(MODE_KINDS[image.mode])
+            if image.info.get("transparency") is not None and "alpha" not in kinds:
+                kinds.append("alpha")
+            if image.getexif().get(0x0112, 1) not in (1, None):
+                kinds.append("exif_orientation")
+            if image.info.get("progressive") or image.info.get("progression"):
+                kinds.append("progressive")
+            short, long = sorted(image.size)
+    if short < TINY_SIDE:
+        kinds.append("tiny")
+    if short and long / short > EXTREME_ASPECT:
+        kinds.append("extreme_aspect")
+    return kinds
