@@ -14,7 +14,7 @@ from sweep.execute import SweepWork, execute, validate_splits
 from sweep.plan import SweepPlan, build_plan, validate_stage
 from sweep.report import add_relative, write_report, write_table
 from sweep.stages import ImageReadError, read_verdicts
-from sweep.store import ArtifactStore, write_json_atomic
+from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 
 # Report files beside the results table and figures, logged to MLflow with them.
 REPORT_EXTRAS = ("config.yaml", "stages.json", "quarantine.csv", "conversions.csv")
@@ -194,7 +194,7 @@ def run_sweep(sweep: Sweep) -> Path:
     rows, dcr_rows = collect_results(sweep, plan)
     out = report_dir(sweep, plan)
     paths = write_report(rows, dcr_rows, out)
-    (out / "config.yaml").write_text(sweep.config_yaml)
+    write_text_atomic(out / "config.yaml", sweep.config_yaml)
     write_json_atomic(out / "stages.json", stage_index(plan))
     write_table(screening.quarantined, ["split", "path", "reason"], out / "quarantine.csv")
     write_table(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")

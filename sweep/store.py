@@ -134,8 +134,12 @@ def writer_is_dead(name: str) -> bool:
     return False
 
 
-def write_json_atomic(path: Path, payload: object) -> None:
-    """Writes JSON next to its final name, then renames it into place."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Writes text next to its final name, then renames it into place."""
     staging = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    staging.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    staging.write_text(text)
     os.replace(staging, path)
+
+
+def write_json_atomic(path: Path, payload: object) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
