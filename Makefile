@@ -7,10 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: help install demo test test-all bench lint format ui clean
+.PHONY: help install demo test bench reliability lint format ui clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,13 +29,16 @@ test: install ## the test suite (no network, no GPU needed)
 bench: install ## benchmarks, reported as ratios against baselines of the same run
 	$(PY) -m benchmarks
 
+reliability: install ## bad images, driver and worker kills; compares every result (~10 min)
+	$(PY) -m reliability
+
 lint: install ## ruff check and format check
-	$(PY) -m ruff check sweep tests benchmarks
-	$(PY) -m ruff format --check sweep tests benchmarks
+	$(PY) -m ruff check sweep tests benchmarks reliability
+	$(PY) -m ruff format --check sweep tests benchmarks reliability
 
 format: install ## ruff format and autofix
-	$(PY) -m ruff format sweep tests benchmarks
-	$(PY) -m ruff check --fix sweep tests benchmarks
+	$(PY) -m ruff format sweep tests benchmarks reliability
+	$(PY) -m ruff check --fix sweep tests benchmarks reliability
 
 ui: install ## the MLflow dashboard of results/ on http://127.0.0.1:5000 (this machine only)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(RESULTS)/mlflow.db --host 127.0.0.1 --port 5000

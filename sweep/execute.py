@@ -147,7 +147,8 @@ def _in_ray_task(function: Callable, threads: int | None) -> Callable:
         set_torch_threads(threads)
         return function(*args)
 
-    run.__name__ = function.__name__
+    # Ray names tasks (process titles, dashboard, errors) after the function.
+    run.__name__ = run.__qualname__ = function.__name__
     return run
 
 

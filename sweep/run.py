@@ -191,6 +191,8 @@ def run_sweep(sweep: Sweep) -> Path:
         execute(work, sweep.cluster, sweep.progress)
     finally:
         shutdown_ray()
+        # A worker killed mid-write leaves its temporary folder; its task was retried.
+        sweep.store.remove_stale_temporaries()
     rows, dcr_rows = collect_results(sweep, plan)
     out = report_dir(sweep, plan)
     paths = write_report(rows, dcr_rows, out)
