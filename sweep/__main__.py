@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -54,12 +55,19 @@ def hydra_main(cfg: DictConfig) -> None:
     print(f"results: {report / 'results.csv'}")
 
 
-def main() -> None:
+def run_cli(entry: Callable[[], None]) -> None:
+    """Checks plain overrides (exit 2 on a mistake), then hands over to a Hydra entry point.
+
+    Flags (--help, --cfg, -m ...) are Hydra's own and go straight through.
+    """
     arguments = sys.argv[1:]
-    # Flags (--help, --cfg, -m ...) are Hydra's; plain overrides are checked first.
     if not any(argument.startswith("-") for argument in arguments):
         check_overrides(arguments)
-    hydra_main()
+    entry()
+
+
+def main() -> None:
+    run_cli(hydra_main)
 
 
 if __name__ == "__main__":

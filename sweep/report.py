@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +22,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from scipy.interpolate import griddata  # noqa: E402
 from scipy.spatial import QhullError  # noqa: E402
+
+from sweep.store import atomic_write  # noqa: E402
 
 RESULT_COLUMNS = [
     "task", "model", "codec", "train_setting", "test_setting",
@@ -83,22 +83,6 @@ def add_relative(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Calls ``write`` on a temp file next to ``path``, then renames it into place.
-
-    The temp file lives in the same folder so ``os.replace`` is an atomic rename, and carries
-    the pid so concurrent writers never clobber each other's partial output.
-    """
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_table(rows: list[dict], columns: list[str], path: Path) -> Path:
     """Writes rows as CSV with the given columns, atomically (a header only when empty)."""
 
@@ -108,7 +92,7 @@ def write_table(rows: list[dict], columns: list[str], path: Path) -> Path:
             writer.writeheader()
             writer.writerows(rows)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _csv_cell(value: object) -> object:
@@ -144,14 +128,14 @@ def write_results_csv(rows: list[dict], path: Path) -> Path:
             for row in ordered:
                 writer.writerow([_csv_cell(row[col]) for col in RESULT_COLUMNS])
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _save_figure(fig: plt.Figure, path: Path) -> Path:
     """Saves ``fig`` as PNG atomically and always closes it so long sweeps do not leak figures."""
     try:
         # format is explicit because the temp name has no .png suffix to infer it from.
-        return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     finally:
         plt.close(fig)
 

@@ -16,7 +16,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -134,11 +134,24 @@ def writer_is_dead(name: str) -> bool:
     return False
 
 
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Calls `write` on a temporary file next to `path`, then renames it into place.
+
+    In the same folder the rename is atomic; the name is unique per writer, so concurrent
+    writers never clobber each other's partial output, and a failed write leaves nothing.
+    """
+    path = Path(path)
+    staging = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        write(staging)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+    return path
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Writes text next to its final name, then renames it into place."""
-    staging = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    staging.write_text(text)
-    os.replace(staging, path)
+    atomic_write(path, lambda staging: staging.write_text(text))
 
 
 def write_json_atomic(path: Path, payload: object) -> None:

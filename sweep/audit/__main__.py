@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sweep.__main__ import CONFIG_DIR, USAGE_ERROR, check_overrides
+from sweep.__main__ import CONFIG_DIR, USAGE_ERROR, run_cli
 from sweep.config import ConfigError, _instantiate, check_tracking_server, tracking_options
 from sweep.data.base import SPLITS, DatasetError
 
@@ -87,10 +87,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    arguments = sys.argv[1:]
-    if not any(argument.startswith("-") for argument in arguments):
-        check_overrides(arguments)
-    hydra_main()
+    run_cli(hydra_main)
 
 
 if __name__ == "__main__":

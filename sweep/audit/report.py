@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -30,6 +28,7 @@ from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from sweep.audit.records import AUDIT_COLUMNS, FileAudit, anomalies  # noqa: E402
+from sweep.store import atomic_write  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +58,6 @@ _SPLIT_MARKERS = {"train": "o", "test": "^"}
 # Small helpers
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Calls ``write`` on a temp file next to ``path``, then renames it into place.
-
-    The temp file lives in the same folder so ``os.replace`` is an atomic rename, and its name
-    is unique so concurrent writers (processes or threads) never clobber each other's output.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def _write_csv(path: Path, columns: list[str], rows: Iterable[list[object]]) -> Path:
     """Writes a header and rows to ``path`` atomically."""
 
@@ -84,7 +67,7 @@ def _write_csv(path: Path, columns: list[str], rows: Iterable[list[object]]) -> 
             writer.writerow(columns)
             writer.writerows([_csv_cell(value) for value in row] for row in rows)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _csv_cell(value: object) -> object:
@@ -101,7 +84,7 @@ def _draw_and_save(fig: plt.Figure, draw: Callable[[], None], path: Path) -> Pat
     try:
         draw()
         # format is explicit because the temp name has no .png suffix to infer it from.
-        return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     finally:
         plt.close(fig)
 
