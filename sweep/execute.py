@@ -213,8 +213,13 @@ def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> 
     wait_for_all(list(kinds), kinds, progress)
 
 
-def wait_for_all(refs: list, kinds: dict, progress: Progress) -> None:
-    """Advances the bars as tasks finish; raises SweepFailedError listing the failed tasks."""
+def wait_for_all(
+    refs: list, kinds: dict, progress: Progress, stop_on_failure: bool = False
+) -> None:
+    """Advances the bars as tasks finish; raises SweepFailedError listing the failed tasks.
+
+    With stop_on_failure the first failure cancels every task still queued or running.
+    """
     import ray
 
     failures = []
@@ -228,6 +233,10 @@ def wait_for_all(refs: list, kinds: dict, progress: Progress) -> None:
         except ray.exceptions.RayError as error:
             failures.append(f"{kind}: {describe_failure(error)}")
             log.error("a %s task failed: %s", kind, describe_failure(error))
+            if stop_on_failure:
+                for ref in remaining:
+                    ray.cancel(ref, force=True)
+                break
     if failures:
         unique = list(dict.fromkeys(failures))
         raise SweepFailedError(
@@ -280,12 +289,14 @@ def validate_splits(
 ) -> None:
     """Runs the unfinished validation stages (the bad-image policy) of every split."""
     pending = [s for s in stages_to_run if not store.is_done("validate", s.key)]
+    # A list for the order of work, a set for the membership test (millions of images).
     shards = [
         (stage, index)
         for stage in pending
         for index in range(len(stage.shards))
         if not store.is_done(stages.VALIDATE_SHARD_STAGE, stages.shard_key(stage, index))
     ]
+    unfinished = set(shards)
     if not pending:
         return
 
@@ -317,7 +328,7 @@ def validate_splits(
         for stage in pending:
             refs = []
             for index in range(len(stage.shards)):
-                if (stage, index) in shards:
+                if (stage, index) in unfinished:
                     items = items_of(stage, index)
                     ref = shard_task.remote(
                         shared_store, stage, index, dataset_root, items, fail_fast
@@ -325,6 +336,6 @@ def validate_splits(
                     kinds[ref] = ("validate", len(items))
                     refs.append(ref)
             kinds[finalize.remote(shared_store, stage, *refs)] = ("validate", 0)
-        wait_for_all(list(kinds), kinds, progress)
+        wait_for_all(list(kinds), kinds, progress, stop_on_failure=fail_fast)
     finally:
         progress.close()

@@ -50,14 +50,14 @@ def validate_stage(
     reader: DatasetReader,
     split: str,
     items: list[ImageItem],
-    policy_version: int,
+    policy: dict,
     shard_size: int,
 ) -> ValidateStage:
     key = digest(
         {
             "stage": "validate",
             "schema": SCHEMA["validate"],
-            "policy": policy_version,
+            "policy": policy,
             "split": split,
             "dataset": reader.fingerprint(items),
         }

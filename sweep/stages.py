@@ -15,6 +15,7 @@ from PIL import Image
 
 from sweep.codecs.base import ORIGINAL, Codec
 from sweep.data.base import ImageItem
+from sweep.data.formats import sniff_file
 from sweep.data.pixels import read_pixels
 from sweep.data.validate import QUARANTINED, inspect_image
 from sweep.plan import EncodeStage, EvaluateStage, TrainStage, ValidateStage
@@ -89,11 +90,11 @@ def read_verdicts(store: ArtifactStore, stage: ValidateStage) -> list[dict]:
 
 def image_geometry(path: Path) -> tuple[int, int, int]:
     """(height, width, channels) of the pixels the sweep would decode, from the header."""
-    if path.suffix.lower() == ".jxl":
+    if sniff_file(path) == "jxl":
         pixels = read_pixels(path)
         return pixels.shape[0], pixels.shape[1], 1 if pixels.ndim == 2 else pixels.shape[2]
     with Image.open(path) as image:
-        grey = image.mode in ("L", "LA", "La", "I") or image.mode.startswith("I;16")
+        grey = image.mode in ("L", "LA", "La", "I", "F") or image.mode.startswith("I;16")
         channels = 1 if grey else 3
         return image.height, image.width, channels
 

@@ -11,39 +11,14 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import imagecodecs
 from PIL import Image, UnidentifiedImageError
 
 from sweep.audit.jpeg_header import JpegHeaderError, parse_jpeg_header
 from sweep.audit.quality import estimate_quality
 from sweep.audit.records import FileAudit
+from sweep.data.formats import EXTENSION_FORMAT, sniff_format
 
-# (magic prefix, offset, format); checked in order.
-MAGIC = (
-    (b"\xff\xd8\xff", 0, "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", 0, "png"),
-    (b"GIF8", 0, "gif"),
-    (b"BM", 0, "bmp"),
-    (b"II*\x00", 0, "tiff"),
-    (b"MM\x00*", 0, "tiff"),
-    (b"\xff\x0a", 0, "jxl"),
-    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", 0, "jxl"),
-)
-EXTENSION_FORMAT = {
-    "jpg": "jpeg",
-    "jpeg": "jpeg",
-    "jpe": "jpeg",
-    "jfif": "jpeg",
-    "png": "png",
-    "gif": "gif",
-    "bmp": "bmp",
-    "tif": "tiff",
-    "tiff": "tiff",
-    "webp": "webp",
-    "jxl": "jxl",
-    "avif": "avif",
-    "heic": "heif",
-    "heif": "heif",
-}
 CHANNELS = {
     "1": 1,
     "L": 1,
@@ -61,19 +36,6 @@ CHANNELS = {
 # Most files per task of the process pool, and the fewest worth starting a pool for.
 CHUNK = 2000
 SMALL = 512
-
-
-def sniff_format(head: bytes) -> str:
-    """The format named by a file's first bytes (RIFF and ISO-BMFF containers included)."""
-    for magic, offset, name in MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return name
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        return "avif" if brand in (b"avif", b"avis") else "heif"
-    return "unknown"
 
 
 def audit_file(root: Path, split: str, relpath: str) -> FileAudit:
@@ -94,6 +56,8 @@ def audit_file(root: Path, split: str, relpath: str) -> FileAudit:
             stream.seek(0)
             if record.format == "jpeg":
                 read_jpeg(stream, record)
+            elif record.format == "jxl":
+                read_jxl(stream, record)
             else:
                 read_with_pillow(stream, record)
     except (
@@ -130,6 +94,14 @@ def read_jpeg(stream, record: FileAudit) -> None:
         record.jpeg_quality = estimate.quality
         record.jpeg_quality_exact = estimate.exact
         record.jpeg_quality_distance = estimate.distance
+
+
+def read_jxl(stream, record: FileAudit) -> None:
+    """JPEG XL has no header reader here (Pillow needs a plugin): decoded with libjxl."""
+    pixels = imagecodecs.jpegxl_decode(stream.read())
+    record.height, record.width = pixels.shape[:2]
+    record.channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    record.mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(record.channels, "unknown")
 
 
 def read_with_pillow(stream, record: FileAudit) -> None:

@@ -8,6 +8,8 @@ import imagecodecs
 import numpy as np
 from PIL import Image, ImageOps
 
+from sweep.data.formats import sniff_file
+
 
 def read_pixels(path: str | Path) -> np.ndarray:
     """Decodes a source image to uint8 pixels: (H, W) for greyscale, (H, W, 3) otherwise.
@@ -17,13 +19,14 @@ def read_pixels(path: str | Path) -> np.ndarray:
     conversion would clip them to white); EXIF orientation is applied.
     """
     path = Path(path)
-    if path.suffix.lower() == ".jxl":
+    # The decoder follows the content, not the name: a PNG named .jxl is still a PNG.
+    if sniff_file(path) == "jxl":
         return to_uint8(drop_alpha(imagecodecs.jpegxl_decode(path.read_bytes())))
     with Image.open(path) as opened:
         opened.load()
         # Pixels as the camera meant them: EXIF orientation applied.
         image = ImageOps.exif_transpose(opened)
-        if image.mode.startswith("I;16") or image.mode == "I":
+        if image.mode.startswith("I;16") or image.mode in ("I", "F"):
             return to_uint8(np.array(image))
         if image.mode in ("L", "LA", "La"):
             return np.array(image.convert("L"))
@@ -38,11 +41,14 @@ def drop_alpha(pixels: np.ndarray) -> np.ndarray:
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Scales 16-bit (or 32-bit integer) samples to 8 bits; uint8 unchanged."""
+    """Scales 16-bit, 32-bit integer and float samples to 8 bits; uint8 unchanged."""
     if pixels.dtype == np.uint8:
         return pixels
     if pixels.dtype.kind == "f":
-        return np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8)
+        # Floats in [0, 1] by convention; a wider range is scaled by its maximum.
+        peak = float(np.nanmax(pixels)) if pixels.size else 1.0
+        scale = 255.0 if peak <= 1.0 else 255.0 / peak
+        return np.clip(np.rint(np.nan_to_num(pixels) * scale), 0, 255).astype(np.uint8)
     # 16-bit data in a 32-bit container ("I" mode) still spans 0..65535.
     return (np.clip(pixels, 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import imagecodecs
 from PIL import Image, UnidentifiedImageError
 
-from sweep.audit.scan import EXTENSION_FORMAT, sniff_format
+from sweep.data.formats import EXTENSION_FORMAT, sniff_format
 from sweep.data.pixels import read_pixels
 
 # Bump when the verdict for some file could change: validations are cached under this.
@@ -44,6 +45,16 @@ MODE_KINDS = {
 }
 
 
+def decoder_identity() -> dict:
+    """What else decides a verdict: the decoders' versions and Pillow's pixel limit."""
+    return {
+        "policy": POLICY_VERSION,
+        "pillow": Image.__version__,
+        "imagecodecs": imagecodecs.__version__,
+        "max_image_pixels": Image.MAX_IMAGE_PIXELS,
+    }
+
+
 def verdict(status: str, kinds: list[str] | None = None, reason: str | None = None) -> dict:
     return {"status": status, "kinds": kinds or [], "reason": reason}
 
@@ -66,7 +77,13 @@ def inspect_image(path: Path) -> dict:
         return verdict(QUARANTINED, reason=f"decompression bomb: {error}")
     except UnidentifiedImageError:
         return verdict(QUARANTINED, reason="not an image")
-    except (OSError, SyntaxError, ValueError, RuntimeError) as error:
+    except OSError as error:
+        if error.errno is not None:
+            # An I/O failure of the machine (EIO, ESTALE, EMFILE, ...) says nothing about the
+            # file: fail the task (the sweep names the file) rather than cache a quarantine.
+            raise
+        return verdict(QUARANTINED, reason=f"truncated or corrupt: {error}")
+    except (SyntaxError, ValueError, RuntimeError) as error:
         return verdict(QUARANTINED, reason=f"truncated or corrupt: {error}")
     return verdict(CONVERTED if kinds else OK, kinds)
 
@@ -86,7 +103,8 @@ def oddities(path: Path, true_format: str) -> list[str]:
                 kinds.append(MODE_KINDS[image.mode])
             if image.info.get("transparency") is not None and "alpha" not in kinds:
                 kinds.append("alpha")
-            if image.getexif().get(0x0112, 1) not in (1, None):
+            # Orientations 2-8 transpose the image; 1 and malformed values change nothing.
+            if image.getexif().get(0x0112, 1) in range(2, 9):
                 kinds.append("exif_orientation")
             if image.info.get("progressive") or image.info.get("progression"):
                 kinds.append("progressive")

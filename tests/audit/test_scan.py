@@ -165,3 +165,13 @@ def test_audit_recovers_every_libjpeg_quality_and_subsampling(tmp_path):
     found = {r.path: (r.jpeg_quality, r.jpeg_subsampling) for r in records}
     assert found == expected
     assert all(r.jpeg_quality_exact for r in records)
+
+
+def test_jpeg_xl_files_are_audited_not_unreadable(tmp_path):
+    import imagecodecs
+
+    pixels = np.asarray(photo(64, 48))
+    (tmp_path / "a.jxl").write_bytes(imagecodecs.jpegxl_encode(pixels, distance=1.0))
+    record = audit_file(tmp_path, "train", "a.jxl")
+    assert record.error is None and record.format == "jxl" and not record.format_mismatch
+    assert (record.width, record.height, record.channels) == (64, 48, 3)

@@ -109,3 +109,58 @@ def test_truncated_jpeg_is_quarantined(tmp_path):
     (tmp_path / "cut.jpg").write_bytes(data.getvalue()[: len(data.getvalue()) * 6 // 10])
     found = inspect_image(tmp_path / "cut.jpg")
     assert found["status"] == QUARANTINED and "truncated" in found["reason"]
+
+
+def test_decoder_follows_content_not_name(tmp_path):
+    import imagecodecs
+
+    rgb(64, 48).save(tmp_path / "png.jxl", "PNG")
+    pixels = np.asarray(rgb(64, 48))
+    (tmp_path / "jxl.jpg").write_bytes(imagecodecs.jpegxl_encode(pixels, distance=1.0))
+    for name in ("png.jxl", "jxl.jpg"):
+        found = inspect_image(tmp_path / name)
+        assert found["status"] == CONVERTED and found["kinds"][0] == "format_mismatch", name
+        assert read_pixels(tmp_path / name).shape == (48, 64, 3)
+
+
+def test_float_images_are_scaled_not_black(tmp_path):
+    ramp = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64)
+    Image.fromarray(ramp, "F").save(tmp_path / "float.tif")
+    pixels = read_pixels(tmp_path / "float.tif")
+    assert pixels.shape == (48, 64) and pixels.min() == 0 and pixels.max() == 255
+    assert "float" in inspect_image(tmp_path / "float.tif")["kinds"]
+
+
+def test_meaningless_exif_orientation_is_not_counted(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 9
+    path = saved(tmp_path, "odd_exif.jpg", rgb(64, 48), exif=exif)
+    assert inspect_image(path)["status"] == OK
+
+
+def test_machine_io_errors_fail_instead_of_quarantining(tmp_path, monkeypatch):
+    import errno
+
+    import sweep.data.validate as validate
+
+    path = saved(tmp_path, "plain.jpg", rgb(64, 48))
+
+    def flaky(_path):
+        raise OSError(errno.EIO, "Input/output error", str(_path))
+
+    monkeypatch.setattr(validate, "read_pixels", flaky)
+    with pytest.raises(OSError, match="Input/output error"):
+        inspect_image(path)
+
+
+def test_validation_key_follows_the_decoders(imagefolder):
+    from sweep.data.imagefolder import ImageFolderReader
+    from sweep.data.validate import decoder_identity
+    from sweep.plan import validate_stage
+
+    reader = ImageFolderReader(imagefolder)
+    items = reader.read_split("train")
+    base = validate_stage(reader, "train", items, decoder_identity(), 8)
+    other = validate_stage(reader, "train", items, {**decoder_identity(), "pillow": "0"}, 8)
+    assert base.key != other.key
+    assert validate_stage(reader, "train", items, decoder_identity(), 4).key == base.key
