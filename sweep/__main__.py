@@ -22,17 +22,26 @@ log = logging.getLogger("sweep")
 
 
 def check_overrides(overrides: list[str]) -> None:
-    """Composes the config once so that an unknown option or key exits 2, not Hydra's 1."""
+    """Composes the config once so that an unknown option or key exits 2, not Hydra's 1.
+
+    Also checks results_dir: Hydra writes its run folder there before any of our code runs.
+    """
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from sweep.store import ArtifactStore, StoreError
+
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-            compose("config", overrides=overrides)
+            cfg = compose("config", overrides=overrides)
+        ArtifactStore(Path(cfg.results_dir)).check_writable()
     except (HydraException, OmegaConfBaseException) as error:
         message = str(error).split("\nConfig search path")[0].strip()
         print(f"error: {message}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+    except StoreError as error:
+        print(f"error: results_dir: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
 
 

@@ -144,7 +144,7 @@ def check_environment(sweep: Sweep) -> None:
     try:
         sweep.reader.prepare()
         for split in ("train", "test"):
-            sweep.reader.read_split(split)
+            sweep.reader.items(split)
     except DatasetError as error:
         raise ConfigError("task.root", str(error)) from None
     try:

@@ -118,6 +118,7 @@ def shard_ranges(count: int, shard_size: int) -> tuple[tuple[int, int], ...]:
 def build_plan(
     reader: DatasetReader,
     splits: dict[str, list[ImageItem]],
+    fingerprints: dict[str, str],
     codec: Codec,
     task_identity: dict,
     model_identity: dict,
@@ -127,9 +128,11 @@ def build_plan(
     test_settings: list[str],
     shard_size: int,
 ) -> SweepPlan:
-    """Lists the stages of a sweep over the given (validated) images and computes their keys."""
+    """Lists the stages of a sweep over the given (validated) images and computes their keys.
+
+    `fingerprints` identify each split's images (see `DatasetReader.fingerprint`).
+    """
     plan = SweepPlan(splits, reader.class_names(), train_settings, test_settings)
-    fingerprints = {split: reader.fingerprint(items) for split, items in splits.items()}
 
     def encode_stage(split: str, setting: str) -> EncodeStage:
         if (split, setting) not in plan.encodes:

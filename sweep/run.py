@@ -7,11 +7,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.config import ConfigError, Sweep
+from sweep.config import ConfigError, Sweep, TrackingOptions
 from sweep.data.base import SPLITS, ImageItem
-from sweep.data.validate import POLICY_VERSION, QUARANTINED
+from sweep.data.validate import QUARANTINED, decoder_identity
 from sweep.execute import SweepWork, execute, validate_splits
-from sweep.plan import SweepPlan, build_plan, validate_stage
+from sweep.plan import SweepPlan, build_plan, digest, validate_stage
 from sweep.report import add_relative, write_report, write_table
 from sweep.stages import ImageReadError, read_verdicts
 from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
@@ -27,6 +27,8 @@ class Screening:
     """The images of each split after the bad-image policy, and what it found."""
 
     splits: dict[str, list[ImageItem]]
+    # Identity of each split's kept images, derived from the validation: no second stat pass.
+    fingerprints: dict[str, str] = field(default_factory=dict)
     quarantined: list[dict] = field(default_factory=list)
     converted: list[dict] = field(default_factory=list)
 
@@ -40,10 +42,10 @@ class Screening:
 
 def screen_images(sweep: Sweep) -> Screening:
     """Decodes every image once (cached by dataset fingerprint) and applies the policy."""
-    listed = {split: sweep.reader.read_split(split) for split in SPLITS}
+    listed = {split: sweep.reader.items(split) for split in SPLITS}
     shard_size = sweep.cluster.encode_shard_size
     validations = [
-        validate_stage(sweep.reader, split, items, POLICY_VERSION, shard_size)
+        validate_stage(sweep.reader, split, items, decoder_identity(), shard_size)
         for split, items in listed.items()
     ]
     fail_fast = sweep.on_error == "fail"
@@ -77,6 +79,8 @@ def screen_images(sweep: Sweep) -> Screening:
                 )
             kept.append(item)
         screening.splits[stage.split] = kept
+        dropped = [r["path"] for r in screening.quarantined if r["split"] == stage.split]
+        screening.fingerprints[stage.split] = digest({"validated": stage.key, "dropped": dropped})
     if screening.quarantined:
         log.warning(
             "%d unreadable image(s) quarantined, left out of every cell (listed in "
@@ -87,13 +91,15 @@ def screen_images(sweep: Sweep) -> Screening:
     return screening
 
 
-def plan_sweep(sweep: Sweep, splits: dict[str, list[ImageItem]] | None = None) -> SweepPlan:
-    """The sweep's stages over the given images (by default every listed image)."""
-    if splits is None:
-        splits = {split: sweep.reader.read_split(split) for split in SPLITS}
+def plan_sweep(sweep: Sweep, screening: Screening | None = None) -> SweepPlan:
+    """The sweep's stages over the screened images (by default every listed image)."""
+    if screening is None:
+        splits = {split: sweep.reader.items(split) for split in SPLITS}
+        screening = Screening(splits, {s: sweep.reader.fingerprint(i) for s, i in splits.items()})
     return build_plan(
         sweep.reader,
-        splits,
+        screening.splits,
+        screening.fingerprints,
         sweep.codec,
         sweep.task.identity(),
         sweep.model.identity(),
@@ -145,31 +151,27 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
     return rows, dcr_rows
 
 
-def make_tracker(sweep: Sweep):
+def make_tracker(tracking: TrackingOptions, results_dir: Path):
     """The MLflow tracker with its database and experiment created (before any worker)."""
-    if not sweep.tracking.enabled:
+    if not tracking.enabled:
         return None
     from sweep.track import Tracker
 
-    tracker = Tracker(
-        sweep.tracking.uri, sweep.tracking.experiment, sweep.results_dir / "mlartifacts"
-    )
+    tracker = Tracker(tracking.uri, tracking.experiment, results_dir / "mlartifacts")
     try:
         tracker.prepare()
     except Exception as error:  # MLflow raises many types for a bad store
-        raise ConfigError(
-            "tracking.uri", f"MLflow cannot use {sweep.tracking.uri}: {error}"
-        ) from None
+        raise ConfigError("tracking.uri", f"MLflow cannot use {tracking.uri}: {error}") from None
     return tracker
 
 
 def run_sweep(sweep: Sweep) -> Path:
     """Runs a validated sweep to the end; returns its report folder."""
-    tracker = make_tracker(sweep)
+    tracker = make_tracker(sweep.tracking, sweep.results_dir)
     sweep.store.remove_stale_temporaries()
     try:
         screening = screen_images(sweep)
-        plan = plan_sweep(sweep, screening.splits)
+        plan = plan_sweep(sweep, screening)
         log.info(
             "sweep %s: %d train x %d test settings, %d train / %d test images",
             plan.key,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -37,6 +38,51 @@ def shard_key(stage: EncodeStage, shard_index: int) -> str:
     return f"{stage.key}/{start:08d}-{stop:08d}"
 
 
+def write_shard(
+    store: ArtifactStore,
+    shard_stage: str,
+    stage: EncodeStage | ValidateStage,
+    shard_index: int,
+    dataset_root: Path,
+    items: list[ImageItem],
+    record_of: Callable[[int, ImageItem, Path, str], dict],
+) -> int:
+    """Publishes the records of one shard; returns its image count (0 if done before).
+
+    `record_of(index, item, out, key)` makes one image's record (writing files into `out`);
+    whatever goes wrong with an image becomes an ImageReadError naming the file.
+    """
+    key = shard_key(stage, shard_index)
+    if store.is_done(shard_stage, key):
+        return 0
+    start = stage.shards[shard_index][0]
+    with store.writing(shard_stage, key) as out:
+        records = []
+        for offset, item in enumerate(items):
+            try:
+                records.append(record_of(start + offset, item, out, key))
+            except ImageReadError:
+                raise
+            except Exception as error:
+                raise ImageReadError(
+                    f"{Path(dataset_root) / item.relpath}: {type(error).__name__}: {error}"
+                ) from None
+        (out / "records.json").write_text(json.dumps(records))
+    return len(items)
+
+
+def merge_shards(store: ArtifactStore, shard_stage: str, stage) -> list[dict]:
+    """The records of every shard of a stage, checked to cover each image exactly once."""
+    records = []
+    for index in range(len(stage.shards)):
+        shard = store.path(shard_stage, shard_key(stage, index))
+        records.extend(json.loads((shard / "records.json").read_text()))
+    expected = list(range(stage.shards[-1][1])) if stage.shards else []
+    if [record["index"] for record in records] != expected:
+        raise RuntimeError(f"{shard_stage} {stage.key}: shard records do not cover every image")
+    return records
+
+
 def validate_shard(
     store: ArtifactStore,
     stage: ValidateStage,
@@ -50,35 +96,27 @@ def validate_shard(
     With fail_fast the first unreadable file raises ImageReadError naming it, and nothing is
     published (data.on_error=fail).
     """
-    key = shard_key(stage, shard_index)
-    if store.is_done(VALIDATE_SHARD_STAGE, key):
-        return 0
-    start = stage.shards[shard_index][0]
-    with store.writing(VALIDATE_SHARD_STAGE, key) as out:
-        records = []
-        for offset, item in enumerate(items):
-            found = inspect_image(Path(dataset_root) / item.relpath)
-            if fail_fast and found["status"] == QUARANTINED:
-                raise ImageReadError(
-                    f"{Path(dataset_root) / item.relpath}: {found['reason']} "
-                    f"(data.on_error=fail; data.on_error=quarantine leaves it out instead)"
-                )
-            records.append({"index": start + offset, "path": item.relpath, **found})
-        (out / "records.json").write_text(json.dumps(records))
-    return len(items)
+
+    def verdict_of(index: int, item: ImageItem, out: Path, key: str) -> dict:
+        path = Path(dataset_root) / item.relpath
+        found = inspect_image(path)
+        if fail_fast and found["status"] == QUARANTINED:
+            raise ImageReadError(
+                f"{path}: {found['reason']} "
+                f"(data.on_error=fail; data.on_error=quarantine leaves it out instead)"
+            )
+        return {"index": index, "path": item.relpath, **found}
+
+    return write_shard(
+        store, VALIDATE_SHARD_STAGE, stage, shard_index, dataset_root, items, verdict_of
+    )
 
 
 def finalize_validation(store: ArtifactStore, stage: ValidateStage, *shards_done: int) -> dict:
-    """Merges the verdicts of a split; returns counts per status."""
+    """Merges the verdicts of a split."""
     del shards_done  # only orders this task after the shards
     if not store.is_done("validate", stage.key):
-        records = []
-        for index in range(len(stage.shards)):
-            shard = store.path(VALIDATE_SHARD_STAGE, shard_key(stage, index))
-            records.extend(json.loads((shard / "records.json").read_text()))
-        expected = list(range(stage.shards[-1][1])) if stage.shards else []
-        if [record["index"] for record in records] != expected:
-            raise RuntimeError(f"validate {stage.key}: shard records do not cover every image")
+        records = merge_shards(store, VALIDATE_SHARD_STAGE, stage)
         with store.writing("validate", stage.key) as out:
             (out / "verdicts.json").write_text(json.dumps(records))
     return {"split": stage.split}
@@ -108,23 +146,11 @@ def encode_shard(
     codec: Codec,
 ) -> int:
     """Encodes one shard of a split; returns the number of images (0 if it was done before)."""
-    key = shard_key(stage, shard_index)
-    if store.is_done(SHARD_STAGE, key):
-        return 0
-    start = stage.shards[shard_index][0]
-    with store.writing(SHARD_STAGE, key) as out:
-        records = []
-        for offset, item in enumerate(items):
-            try:
-                records.append(
-                    encode_image(stage, start + offset, item, dataset_root, codec, out, key)
-                )
-            except Exception as error:
-                raise ImageReadError(
-                    f"{Path(dataset_root) / item.relpath}: {type(error).__name__}: {error}"
-                ) from None
-        (out / "records.json").write_text(json.dumps(records))
-    return len(items)
+
+    def record_of(index: int, item: ImageItem, out: Path, key: str) -> dict:
+        return encode_image(stage, index, item, dataset_root, codec, out, key)
+
+    return write_shard(store, SHARD_STAGE, stage, shard_index, dataset_root, items, record_of)
 
 
 def encode_image(
@@ -170,16 +196,8 @@ def finalize_encode(store: ArtifactStore, stage: EncodeStage, *shards_done: int)
     del shards_done  # only orders this task after the shards
     if store.is_done("encode", stage.key):
         return store.read_json("encode", stage.key, "summary.json")
-    records = []
-    for index in range(len(stage.shards)):
-        shard = store.path(SHARD_STAGE, shard_key(stage, index))
-        records.extend(json.loads((shard / "records.json").read_text()))
     # Never publish a split with a missing or repeated image.
-    expected = list(range(stage.shards[-1][1])) if stage.shards else []
-    if [record["index"] for record in records] != expected:
-        raise RuntimeError(
-            f"encode {stage.key}: shard records do not cover images 0..{len(expected) - 1}"
-        )
+    records = merge_shards(store, SHARD_STAGE, stage)
     summary = summarize_records(stage, records)
     with store.writing("encode", stage.key) as out:
         with (out / "records.jsonl").open("w") as stream:

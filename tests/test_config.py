@@ -159,3 +159,11 @@ def test_cli_help_lists_groups_and_cfg_prints_the_config():
     assert "food101" in help_text and "vit_tiny" in help_text
     job = run_cli("task=food101", "task.root=/data/food-101", "--cfg", "job").stdout
     assert "root: /data/food-101" in job and "results_dir: results" in job
+
+
+def test_cli_unwritable_results_dir_exits_2_before_hydra(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli(f"results_dir={blocker}/results")
+    assert result.returncode == 2 and "results_dir" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -99,3 +99,21 @@ def test_unreadable_image_is_named_in_the_error(imagefolder, tmp_path):
     assert not store.path("encode-shards", "k").exists() or not any(
         store.path("encode-shards", "k").iterdir()
     )
+
+
+def test_machine_io_error_during_validation_names_the_file(imagefolder, tmp_path, monkeypatch):
+    import errno
+
+    import sweep.stages as stages_module
+    from sweep.plan import ValidateStage
+    from sweep.stages import validate_shard
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(stages_module, "inspect_image", broken)
+    reader = ImageFolderReader(imagefolder)
+    items = reader.read_split("train")
+    stage = ValidateStage("v", "train", ((0, len(items)),))
+    with pytest.raises(ImageReadError, match=r"train/cat/0\.jpg: OSError: .*Input/output"):
+        validate_shard(ArtifactStore(tmp_path), stage, 0, reader.root, items, False)

@@ -271,3 +271,22 @@ def test_on_error_fail_stops_at_the_bad_file_naming_it(imagefolder, tmp_path):
     assert "cut.jpg" in result.stderr or "empty.jpg" in result.stderr
     assert "data.on_error=fail" in result.stderr
     assert not (tmp_path / "store" / "encode").exists()
+
+
+def test_new_decoder_versions_validate_the_images_again(imagefolder, tmp_path, monkeypatch):
+    import sweep.run as run_module
+    from sweep.data.validate import decoder_identity
+
+    run_sweep(imagefolder_sweep(imagefolder, tmp_path))
+    validated = []
+    original_shard = stages.validate_shard
+    monkeypatch.setattr(
+        stages,
+        "validate_shard",
+        lambda store, stage, *a: validated.append(stage.split) or original_shard(store, stage, *a),
+    )
+    monkeypatch.setattr(
+        run_module, "decoder_identity", lambda: {**decoder_identity(), "pillow": "0"}
+    )
+    run_sweep(imagefolder_sweep(imagefolder, tmp_path))
+    assert sorted(set(validated)) == ["test", "train"]

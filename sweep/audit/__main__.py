@@ -18,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from sweep.__main__ import CONFIG_DIR, USAGE_ERROR, run_cli
 from sweep.config import ConfigError, _instantiate, check_tracking_server, tracking_options
 from sweep.data.base import SPLITS, DatasetError
+from sweep.run import make_tracker
+from sweep.store import ArtifactStore, StoreError
 
 log = logging.getLogger("sweep.audit")
 
@@ -34,11 +36,17 @@ def run_audit(cfg: DictConfig) -> Path:
     reader = _instantiate("task.reader", cfg.task.reader)
     try:
         reader.prepare()
-        files = [(split, item.relpath) for split in SPLITS for item in reader.read_split(split)]
+        files = [(split, item.relpath) for split in SPLITS for item in reader.items(split)]
     except DatasetError as error:
         raise ConfigError("task.root", str(error)) from None
+    results_dir = Path(cfg.results_dir).absolute()
+    try:
+        ArtifactStore(results_dir / "audits").check_writable()
+    except StoreError as error:
+        raise ConfigError("results_dir", str(error)) from None
     if tracking.enabled:
         check_tracking_server(tracking.uri)
+    tracker = make_tracker(tracking, results_dir)
     started = time.perf_counter()
     records = audit_files(reader.root, files)
     seconds = time.perf_counter() - started
@@ -49,15 +57,9 @@ def run_audit(cfg: DictConfig) -> Path:
         len(records) / max(seconds, 1e-9),
     )
     key = audit_key(reader.root, files)
-    out = Path(cfg.results_dir).absolute() / "audits" / f"{cfg.task.name}_{key}"
+    out = results_dir / "audits" / f"{cfg.task.name}_{key}"
     paths = write_audit_report(records, out)
-    if tracking.enabled:
-        from sweep.track import Tracker
-
-        tracker = Tracker(
-            tracking.uri, tracking.experiment, Path(cfg.results_dir).absolute() / "mlartifacts"
-        )
-        tracker.prepare()
+    if tracker is not None:
         run_id = tracker.log_audit(
             f"{reader.root}:{key}",
             f"audit_{cfg.task.name}_{key}",

@@ -47,6 +47,13 @@ class DatasetReader(ABC):
     def read_split(self, split: str) -> list[ImageItem]:
         """The images of 'train' or 'test', in a stable order."""
 
+    def items(self, split: str) -> list[ImageItem]:
+        """`read_split`, listed once per reader: checks, screening and planning share it."""
+        listed = self.__dict__.setdefault("_listed", {})
+        if split not in listed:
+            listed[split] = self.read_split(split)
+        return listed[split]
+
     def fingerprint(self, items: list[ImageItem]) -> str:
         """Digest of a split's files: names, sizes, modification times and labels.
 

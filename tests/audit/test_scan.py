@@ -175,3 +175,24 @@ def test_jpeg_xl_files_are_audited_not_unreadable(tmp_path):
     record = audit_file(tmp_path, "train", "a.jxl")
     assert record.error is None and record.format == "jxl" and not record.format_mismatch
     assert (record.width, record.height, record.channels) == (64, 48, 3)
+
+
+def test_cli_unwritable_results_dir_exits_2(odd_folder, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sweep.audit",
+            "task=imagefolder",
+            f"task.root={odd_folder}",
+            f"results_dir={blocker}/results",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "results_dir" in result.stderr
+    assert "Traceback" not in result.stderr
