@@ -16,7 +16,8 @@ from sweep.codecs.base import ORIGINAL, Codec
 from sweep.data.base import DatasetReader, ImageItem
 
 # Bump a stage's schema when its output format or its computation changes.
-SCHEMA = {"validate": 1, "encode": 1, "train": 1, "evaluate": 1}
+# encode 2: records carry "target" (any annotation) and "mask" instead of "label".
+SCHEMA = {"validate": 1, "encode": 2, "train": 1, "evaluate": 1}
 # Training options that change the trained weights; the others only change speed.
 TRAIN_RESULT_OPTIONS = (
     "epochs",
@@ -143,9 +144,11 @@ def build_plan(
                 "dataset": fingerprints[split],
                 **codec.identity(setting),
             }
-            if setting == ORIGINAL:
-                # The original encode points at the dataset's own files, not at copies.
+            if setting == ORIGINAL or any(item.mask for item in splits[split]):
+                # The original encode points at the dataset's own image files, and every
+                # encode at its mask files: a moved dataset must not reuse their records.
                 payload["root"] = str(reader.root)
+
             key = digest(payload)
             shards = shard_ranges(len(splits[split]), shard_size)
             plan.encodes[(split, setting)] = EncodeStage(key, split, setting, shards)

@@ -167,9 +167,12 @@ def encode_image(
     record = {
         "index": index,
         "source": item.relpath,
-        "label": item.label,
+        "target": item.target,
         "original_bytes": source.stat().st_size,
     }
+    if item.mask is not None:
+        # Label masks are never re-encoded: every setting reads the dataset's own file.
+        record["mask"] = str(Path(dataset_root) / item.mask)
     if stage.setting == ORIGINAL:
         # The original setting keeps the source bytes: nothing is copied or decoded.
         height, width, channels = image_geometry(source)
@@ -230,7 +233,10 @@ def encoded_files(store: ArtifactStore, stage: EncodeStage) -> list[LabelledFile
     with (store.path("encode", stage.key) / "records.jsonl").open() as stream:
         for line in stream:
             record = json.loads(line)
-            files.append(LabelledFile(str(store.root / record["file"]), record["label"]))
+            files.append(
+                LabelledFile(str(store.root / record["file"]), record["target"], record.get("mask"))
+            )
+
     return files
 
 

@@ -61,7 +61,7 @@ def test_lossy_setting_writes_jxl_files_with_their_sizes(imagefolder, tmp_path):
     stage = encode_split(store, reader, "4")
     files = encoded_files(store, stage)
     assert len(files) == 18 and all(f.path.endswith(".jxl") for f in files)
-    assert [f.label for f in files] == [item.label for item in reader.read_split("train")]
+    assert [f.target for f in files] == [item.target for item in reader.read_split("train")]
     summary = store.read_json("encode", stage.key, "summary.json")
     written = sum(len(open(f.path, "rb").read()) for f in files)
     assert summary["encoded_bytes"] == written

@@ -10,20 +10,13 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from sweep.errors import OptionError
+
 ORIGINAL = "original"
 
 
-class SettingError(ValueError):
-    """A codec setting that the codec cannot express; the message says what is allowed.
-
-    Args:
-        message: What is wrong and what is allowed.
-        option: The config option that held the setting, when known (e.g. "codec.effort").
-    """
-
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
+class SettingError(OptionError):
+    """A codec setting that the codec cannot express; the message says what is allowed."""
 
 
 def format_number(value: float) -> str:

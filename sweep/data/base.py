@@ -12,6 +12,7 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jxl"})
@@ -23,14 +24,23 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class ImageItem:
-    """One image of a split: its file relative to the dataset root, and its class index."""
+    """One image of a split and its annotation.
+
+    Attributes:
+        relpath: The image file, relative to the dataset root. Only this file is re-encoded.
+        target: JSON-serialisable annotation that passes through encoding untouched: a class
+            index (classification) or {"boxes", "labels", "difficult"} (detection).
+        mask: A per-pixel label file relative to the root (segmentation). It is never
+            re-encoded: every setting's records point at the dataset's own mask file.
+    """
 
     relpath: str
-    label: int
+    target: Any
+    mask: str | None = None
 
 
 class DatasetReader(ABC):
-    """Lists the images and classes of a dataset in a local folder."""
+    """Lists the images, annotations and classes of a dataset in a local folder."""
 
     root: Path
 
@@ -63,7 +73,10 @@ class DatasetReader(ABC):
         digest = hashlib.sha256()
         for item in items:
             stat = os.stat(self.root / item.relpath)
-            record = [item.relpath, item.label, stat.st_size, stat.st_mtime_ns]
+            record = [item.relpath, item.target, stat.st_size, stat.st_mtime_ns]
+            if item.mask is not None:
+                mask = os.stat(self.root / item.mask)
+                record += [item.mask, mask.st_size, mask.st_mtime_ns]
             digest.update(json.dumps(record).encode())
         digest.update(json.dumps(self.class_names()).encode())
         return digest.hexdigest()[:24]

@@ -53,7 +53,8 @@ class ImageFileDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.files[index]
+        path, label, _ = self.files[index]
+
         pixels = to_rgb(read_pixels(path))  # (H, W, 3) uint8
         image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # (3, H, W)
         return self.transform(image), label

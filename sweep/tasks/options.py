@@ -7,14 +7,20 @@ worker the seconds torch takes to load.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
 
 class LabelledFile(NamedTuple):
+    """An encoded image file with its annotation (see `sweep.data.base.ImageItem`).
+
+    `mask` is the absolute path of the dataset's own per-pixel label file, if any.
+    """
+
     path: str
-    label: int
+    target: Any
+    mask: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ def test_food101_reads_split_files_and_classes(food101):
     assert reader.class_names() == ["cat", "dog", "fish"]
     train, test = reader.read_split("train"), reader.read_split("test")
     assert len(train) == 9 and len(test) == 6
-    assert train[0].relpath == "images/cat/1000.jpg" and train[0].label == 0
-    assert {item.label for item in test} == {0, 1, 2}
+    assert train[0].relpath == "images/cat/1000.jpg" and train[0].target == 0
+    assert {item.target for item in test} == {0, 1, 2}
     assert not {i.relpath for i in train} & {i.relpath for i in test}
 
 
