@@ -181,7 +181,8 @@ def encode_image(
         pixels = read_pixels(source)
         height, width = pixels.shape[:2]
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-        data = codec.encode(pixels, stage.setting)
+        data = codec.encode_source(source.read_bytes(), pixels, stage.setting)
+
         name = f"{index:08d}{codec.extension}"
         (out / name).write_bytes(data)
         # Relative to the store root, so that a moved store stays readable.

@@ -33,6 +33,8 @@ class Codec(ABC):
 
     name: str
     extension: str
+    # Axis title of this codec's settings in figures ("Butteraugli distance", "JPEG quality").
+    axis_label: str = "setting"
 
     @abstractmethod
     def sweep_settings(self) -> list[str]:
@@ -53,6 +55,28 @@ class Codec(ABC):
     @abstractmethod
     def decode(self, data: bytes) -> np.ndarray:
         """Decodes bytes written by `encode` to uint8 pixels."""
+
+    def encode_source(self, source: bytes, pixels: np.ndarray, setting: str) -> bytes:
+        """Encodes one dataset image given both its file bytes and its decoded pixels.
+
+        Most codecs encode the pixels; a transcoder (JPEG -> JPEG XL) reads the source bytes.
+        """
+        del source
+        return self.encode(pixels, setting)
+
+    def setting_position(self, setting: str) -> float:
+        """Where a setting lies on a figure axis: 0 for original, growing with compression.
+
+        The default is the setting's number when it is one (a distance) and otherwise its
+        rank in `sweep_settings()`; a codec whose numbers grow the other way (a quality)
+        overrides this.
+        """
+        if setting == ORIGINAL:
+            return 0.0
+        try:
+            return float(setting)
+        except ValueError:
+            return float(self.sweep_settings().index(setting))
 
     def encoder_parameters(self) -> dict:
         """Parameters other than the setting that change the bytes (part of the encode key)."""

@@ -28,6 +28,7 @@ class JxlCodec(Codec):
     """
 
     extension = ".jxl"
+    axis_label = "Butteraugli distance (target)"
 
     def __init__(
         self,
