@@ -2,7 +2,7 @@
 
 Turns the per-cell evaluation rows into ``results.csv`` (with each value relative to the
 original/original cell), one interpolated heatmap per metric and axis kind, and a plot of the
-data compression rate (DCR) per Butteraugli distance. Every file is written atomically so a
+data compression rate (DCR) per codec setting. Every file is written atomically so a
 crashed or concurrent run never leaves a half-written report behind.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -35,6 +37,28 @@ ORIGINAL = "original"
 DPI = 120
 GRID_RESOLUTION = 200
 CMAP = "viridis"
+
+
+@dataclass(frozen=True)
+class SettingAxis:
+    """How a codec's settings lie on a figure axis.
+
+    Args:
+        label: Axis title ("Butteraugli distance (target)", "JPEG quality").
+        positions: Position of each setting (0 for original, growing with compression); a
+            setting missing here falls back to `setting_position`.
+    """
+
+    label: str = "Butteraugli distance"
+    positions: Mapping[str, float] = field(default_factory=dict)
+
+    def position(self, setting: str) -> float:
+        if setting in self.positions:
+            return float(self.positions[setting])
+        return setting_position(setting)
+
+
+DEFAULT_AXIS = SettingAxis()
 
 
 def setting_position(setting: str) -> float:
@@ -102,12 +126,13 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def write_results_csv(rows: list[dict], path: Path) -> Path:
+def write_results_csv(rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_AXIS) -> Path:
     """Writes result rows to CSV, sorted by metric, train setting and test setting.
 
     Args:
         rows: Rows with every ``RESULT_COLUMNS`` key (including ``relative``).
         path: Destination file.
+        axis: Orders the settings.
 
     Returns:
         ``path``.
@@ -116,8 +141,8 @@ def write_results_csv(rows: list[dict], path: Path) -> Path:
         rows,
         key=lambda r: (
             r["metric"],
-            setting_position(r["train_setting"]),
-            setting_position(r["test_setting"]),
+            axis.position(r["train_setting"]),
+            axis.position(r["test_setting"]),
         ),
     )
 
@@ -178,22 +203,26 @@ def _min_gap_fraction(coords: np.ndarray) -> float:
     return float(np.diff(unique).min() / (unique[-1] - unique[0]))
 
 
-def _set_setting_ticks(axis: matplotlib.axis.Axis, settings: list[str]) -> None:
+def _set_setting_ticks(
+    axis: matplotlib.axis.Axis, settings: list[str], setting_axis: SettingAxis
+) -> None:
     """Puts one tick per observed setting, labelled with the setting string."""
-    unique = sorted(set(settings), key=setting_position)
-    positions = [setting_position(s) for s in unique]
+    unique = sorted(set(settings), key=setting_axis.position)
+    positions = [setting_axis.position(s) for s in unique]
     axis.set_ticks(positions, [_setting_label(s) for s in unique])
     # Small distances crowd on a linear axis ("orig", "0.5", "1"); tilt x labels apart.
     if axis.axis_name == "x" and _min_gap_fraction(np.array(positions)) < 0.08:
         axis.set_tick_params(labelrotation=45)
 
 
-def _cell_coordinates(cells: list[dict], axes: str) -> tuple[np.ndarray, np.ndarray, str, str]:
+def _cell_coordinates(
+    cells: list[dict], axes: str, axis: SettingAxis
+) -> tuple[np.ndarray, np.ndarray, str, str]:
     """Returns x (test) and y (train) coordinates of each cell plus the two axis labels."""
     if axes == "setting":
-        xs = np.array([setting_position(r["test_setting"]) for r in cells])
-        ys = np.array([setting_position(r["train_setting"]) for r in cells])
-        return xs, ys, "test Butteraugli distance", "train Butteraugli distance"
+        xs = np.array([axis.position(r["test_setting"]) for r in cells])
+        ys = np.array([axis.position(r["train_setting"]) for r in cells])
+        return xs, ys, f"test {axis.label}", f"train {axis.label}"
     if axes == "dcr":
         xs = np.array([100.0 * float(r["test_dcr"]) for r in cells])
         ys = np.array([100.0 * float(r["train_dcr"]) for r in cells])
@@ -219,14 +248,21 @@ def _draw_cells(ax: plt.Axes, xs: np.ndarray, ys: np.ndarray, percent: np.ndarra
     return scatter
 
 
-def plot_relative_heatmap(rows: list[dict], metric: str, path: Path, axes: str = "setting") -> Path:
+def plot_relative_heatmap(
+    rows: list[dict],
+    metric: str,
+    path: Path,
+    axes: str = "setting",
+    axis: SettingAxis = DEFAULT_AXIS,
+) -> Path:
     """Draws the relative metric over train x test as an interpolated heatmap with cell markers.
 
     Args:
         rows: Rows with ``relative`` (see ``add_relative``); other metrics are ignored.
         metric: Metric to plot.
         path: Destination PNG.
-        axes: ``"setting"`` for Butteraugli-distance coordinates, ``"dcr"`` for DCR in percent.
+        axes: ``"setting"`` for codec-setting coordinates, ``"dcr"`` for DCR in percent.
+        axis: Positions and title of the codec's settings.
 
     Returns:
         ``path``.
@@ -235,7 +271,7 @@ def plot_relative_heatmap(rows: list[dict], metric: str, path: Path, axes: str =
         ValueError: If ``axes`` is unknown or ``metric`` has no rows.
     """
     cells = [r for r in rows if r["metric"] == metric]
-    xs, ys, xlabel, ylabel = _cell_coordinates(cells, axes)
+    xs, ys, xlabel, ylabel = _cell_coordinates(cells, axes, axis)
     if not cells:
         raise ValueError(f"no rows for metric {metric!r}")
     percent = np.array([100.0 * float(r["relative"]) for r in cells])
@@ -256,8 +292,8 @@ def plot_relative_heatmap(rows: list[dict], metric: str, path: Path, axes: str =
     scatter = _draw_cells(ax, xs, ys, percent, norm)
     fig.colorbar(scatter, ax=ax, label=f"relative {metric} (%)")
     if axes == "setting":
-        _set_setting_ticks(ax.xaxis, [r["test_setting"] for r in cells])
-        _set_setting_ticks(ax.yaxis, [r["train_setting"] for r in cells])
+        _set_setting_ticks(ax.xaxis, [r["test_setting"] for r in cells], axis)
+        _set_setting_ticks(ax.yaxis, [r["train_setting"] for r in cells], axis)
     ax.set_xlim(*_padded_limits(xs))
     ax.set_ylim(*_padded_limits(ys))
     ax.set(xlabel=xlabel, ylabel=ylabel)
@@ -265,12 +301,13 @@ def plot_relative_heatmap(rows: list[dict], metric: str, path: Path, axes: str =
     return _save_figure(fig, path)
 
 
-def plot_dcr_curves(dcr_rows: list[dict], path: Path) -> Path:
-    """Plots DCR per Butteraugli distance, one line per split and DCR definition.
+def plot_dcr_curves(dcr_rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_AXIS) -> Path:
+    """Plots DCR per codec setting, one line per split and DCR definition.
 
     Args:
         dcr_rows: Dicts with ``split``, ``setting``, ``dcr`` and ``dcr_raw`` (fractions 0..1).
         path: Destination PNG.
+        axis: Positions and title of the codec's settings.
 
     Returns:
         ``path``.
@@ -283,9 +320,9 @@ def plot_dcr_curves(dcr_rows: list[dict], path: Path) -> Path:
     for split in sorted({r["split"] for r in dcr_rows}, reverse=True):
         points = sorted(
             (r for r in dcr_rows if r["split"] == split),
-            key=lambda r: setting_position(r["setting"]),
+            key=lambda r: axis.position(r["setting"]),
         )
-        xs = [setting_position(r["setting"]) for r in points]
+        xs = [axis.position(r["setting"]) for r in points]
         line, marker, size, width, alpha = styles.get(split, ("-.", "^", 5, 1.5, 1.0))
         for key, name, colour in definitions:
             ys = [100.0 * float(r[key]) for r in points]
@@ -300,34 +337,38 @@ def plot_dcr_curves(dcr_rows: list[dict], path: Path) -> Path:
                 alpha=alpha,
                 label=f"{split}, {name}",
             )
-    _set_setting_ticks(ax.xaxis, [r["setting"] for r in dcr_rows])
-    ax.set_xlabel("Butteraugli distance")
+    _set_setting_ticks(ax.xaxis, [r["setting"] for r in dcr_rows], axis)
+    ax.set_xlabel(axis.label)
     ax.set_ylabel("DCR (%)")
-    ax.set_title("Data compression rate by distance")
+    ax.set_title("Data compression rate by setting")
     ax.grid(True, alpha=0.4)
     ax.legend()
     return _save_figure(fig, path)
 
 
-def write_report(rows: list[dict], dcr_rows: list[dict], out_dir: Path) -> dict[str, Path]:
+def write_report(
+    rows: list[dict], dcr_rows: list[dict], out_dir: Path, axis: SettingAxis = DEFAULT_AXIS
+) -> dict[str, Path]:
     """Writes the results CSV, two heatmaps per metric and the DCR plot into ``out_dir``.
 
     Args:
         rows: Result rows without ``relative`` (it is computed here).
         dcr_rows: Rows for ``plot_dcr_curves``.
         out_dir: Output folder; created if missing.
+        axis: Positions and title of the codec's settings.
 
     Returns:
-        Paths keyed ``"results.csv"``, ``"heatmap_<metric>_distance"``,
-        ``"heatmap_<metric>_dcr"`` and ``"dcr_by_distance"``.
+        Paths keyed ``"results.csv"``, ``"heatmap_<metric>_setting"``,
+        ``"heatmap_<metric>_dcr"`` and ``"dcr_by_setting"``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     relative = add_relative(rows)
-    paths = {"results.csv": write_results_csv(relative, out_dir / "results.csv")}
+    paths = {"results.csv": write_results_csv(relative, out_dir / "results.csv", axis)}
     for metric in sorted({r["metric"] for r in relative}):
-        for suffix, axes in (("distance", "setting"), ("dcr", "dcr")):
-            name = f"heatmap_{metric}_{suffix}"
-            paths[name] = plot_relative_heatmap(relative, metric, out_dir / f"{name}.png", axes)
-    paths["dcr_by_distance"] = plot_dcr_curves(dcr_rows, out_dir / "dcr_by_distance.png")
+        for axes in ("setting", "dcr"):
+            name = f"heatmap_{metric}_{axes}"
+            path = out_dir / f"{name}.png"
+            paths[name] = plot_relative_heatmap(relative, metric, path, axes, axis)
+    paths["dcr_by_setting"] = plot_dcr_curves(dcr_rows, out_dir / "dcr_by_setting.png", axis)
     return paths

@@ -12,7 +12,7 @@ from sweep.data.base import SPLITS, ImageItem
 from sweep.data.validate import QUARANTINED, decoder_identity
 from sweep.execute import SweepWork, execute, validate_splits
 from sweep.plan import SweepPlan, build_plan, digest, validate_stage
-from sweep.report import add_relative, write_report, write_table
+from sweep.report import SettingAxis, add_relative, write_report, write_table
 from sweep.stages import ImageReadError, read_verdicts
 from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 
@@ -197,7 +197,7 @@ def run_sweep(sweep: Sweep) -> Path:
         sweep.store.remove_stale_temporaries()
     rows, dcr_rows = collect_results(sweep, plan)
     out = report_dir(sweep, plan)
-    paths = write_report(rows, dcr_rows, out)
+    paths = write_report(rows, dcr_rows, out, setting_axis(sweep.codec, plan))
     write_text_atomic(out / "config.yaml", sweep.config_yaml)
     write_json_atomic(out / "stages.json", stage_index(plan))
     write_table(screening.quarantined, ["split", "path", "reason"], out / "quarantine.csv")
@@ -227,6 +227,12 @@ def run_sweep(sweep: Sweep) -> Path:
         )
     log.info("report: %s", out)
     return out
+
+
+def setting_axis(codec, plan: SweepPlan) -> SettingAxis:
+    """The codec's settings as a figure axis (positions grow with compression)."""
+    settings = {*plan.train_settings, *plan.test_settings}
+    return SettingAxis(codec.axis_label, {s: codec.setting_position(s) for s in settings})
 
 
 def stage_index(plan: SweepPlan) -> dict:

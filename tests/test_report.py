@@ -245,15 +245,15 @@ def test_write_report_outputs(tmp_path):
     )
     assert set(paths) == {
         "results.csv",
-        "heatmap_mIoU_distance",
+        "heatmap_mIoU_setting",
         "heatmap_mIoU_dcr",
-        "heatmap_mAcc_distance",
+        "heatmap_mAcc_setting",
         "heatmap_mAcc_dcr",
-        "dcr_by_distance",
+        "dcr_by_setting",
     }
     assert paths["results.csv"] == out_dir / "results.csv"
     assert paths["heatmap_mIoU_dcr"] == out_dir / "heatmap_mIoU_dcr.png"
-    assert paths["dcr_by_distance"] == out_dir / "dcr_by_distance.png"
+    assert paths["dcr_by_setting"] == out_dir / "dcr_by_setting.png"
     for name, path in paths.items():
         assert path.is_file(), name
         if name != "results.csv":
@@ -263,3 +263,26 @@ def test_write_report_outputs(tmp_path):
     reference = [r for r in read if r["train_setting"] == r["test_setting"] == "original"]
     assert [float(r["relative"]) for r in reference] == [1.0, 1.0]
     assert list(out_dir.glob("*.tmp-*")) == []
+
+
+def test_setting_axis_orders_results_and_ticks_by_codec_positions(tmp_path):
+    # A quality axis: higher quality is less compression, so it lies nearer the original.
+    axis = report.SettingAxis("JPEG quality", {"original": 0, "q90": 10, "q50": 50})
+    rows = []
+
+    for train in ("q50", "original", "q90"):
+        for test in ("q90", "q50", "original"):
+            rows.append(
+                {
+                    **make_rows(["original"])[0],
+                    "train_setting": train,
+                    "test_setting": test,
+                    "value": 0.5 + axis.position(test) / 1000,
+                }
+            )
+    paths = write_report(rows, [], tmp_path, axis)
+    with paths["results.csv"].open(newline="") as f:
+        order = [(r["train_setting"], r["test_setting"]) for r in csv.DictReader(f)]
+    assert order[:3] == [("original", "original"), ("original", "q90"), ("original", "q50")]
+    assert order[-1] == ("q50", "q50")
+    assert axis.position("q50") == 50.0 and axis.position("2") == 2.0

@@ -56,9 +56,9 @@ def test_inline_sweep_writes_results_report_and_mlflow_runs(imagefolder, tmp_pat
         assert row["metric"] == "accuracy" and row["task"] == "imagefolder"
     assert float(rows[1]["test_dcr"]) > 0.5 and rows[0]["test_dcr"] == "0.0"
     for name in (
-        "heatmap_accuracy_distance.png",
+        "heatmap_accuracy_setting.png",
         "heatmap_accuracy_dcr.png",
-        "dcr_by_distance.png",
+        "dcr_by_setting.png",
         "config.yaml",
     ):
         assert (report / name).stat().st_size > 0
