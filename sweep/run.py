@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sweep.compare import write_comparison
 from sweep.config import ConfigError, Sweep, TrackingOptions
 from sweep.data.base import SPLITS, ImageItem
 from sweep.data.validate import QUARANTINED, decoder_identity
@@ -202,6 +203,12 @@ def run_sweep(sweep: Sweep) -> Path:
     write_json_atomic(out / "stages.json", stage_index(plan))
     write_table(screening.quarantined, ["split", "path", "reason"], out / "quarantine.csv")
     write_table(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")
+    comparison, within = compare_codecs(sweep)
+    own = {
+        f"dcr_within_1pct/{r['metric']}/{r['curve']}": r["dcr_within"]
+        for r in within
+        if r["codec"] == sweep.codec.name
+    }
     if tracker is not None:
         summaries = {s: read_train_summary(sweep.store, t.key) for s, t in plan.trains.items()}
         from omegaconf import OmegaConf
@@ -217,8 +224,10 @@ def run_sweep(sweep: Sweep) -> Path:
             summaries,
             {s: t.key for s, t in plan.trains.items()},
             [*paths.values(), *(out / name for name in REPORT_EXTRAS)],
-            screening.counts(),
+            screening.counts() | own,
         )
+        if comparison:
+            tracker.log_comparison(sweep.task_name, sweep.model.name, within, comparison.values())
         log.info(
             "MLflow: %s, experiment '%s', run %s",
             sweep.tracking.uri,
@@ -233,6 +242,23 @@ def setting_axis(codec, plan: SweepPlan) -> SettingAxis:
     """The codec's settings as a figure axis (positions grow with compression)."""
     settings = {*plan.train_settings, *plan.test_settings}
     return SettingAxis(codec.axis_label, {s: codec.setting_position(s) for s in settings})
+
+
+def compare_codecs(sweep: Sweep) -> tuple[dict[str, Path], list[dict]]:
+    """Redraws every codec's newest sweep of this task and model together (see compare.py).
+
+    The sweep's own report is complete before this runs; a sibling report that cannot be
+    read is named in a warning and leaves this sweep's results untouched.
+    """
+    reports = sweep.results_dir / "reports"
+    try:
+        paths, table = write_comparison(reports, sweep.task_name, sweep.model.name)
+    except (OSError, ValueError, KeyError) as error:
+        log.warning("codec comparison under %s not updated: %s", reports, error)
+        return {}, []
+    folder = next(iter(paths.values())).parent
+    log.info("codec comparison (%d codec(s)): %s", len({r["codec"] for r in table}), folder)
+    return paths, table
 
 
 def stage_index(plan: SweepPlan) -> dict:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SWEEP_KEY_TAG = "sweep.key"
 TRAIN_KEY_TAG = "train.key"
 COMPLETE_TAG = "sweep.logged"
+COMPARE_KEY_TAG = "compare.key"
 # MLflow's limit on a parameter value.
 PARAM_VALUE_LIMIT = 6000
 
@@ -106,6 +107,29 @@ class Tracker:
         self.client.log_batch(
             run.info.run_id, metrics=[_metric(k, v) for k, v in sorted(finite.items())]
         )
+        for path in artifacts:
+            self.client.log_artifact(run.info.run_id, str(path))
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
+    def log_comparison(
+        self, task: str, model: str, table: list[dict], artifacts: Iterable[Path]
+    ) -> str:
+        """Logs the codec comparison of a task and model into its one run, updated each time.
+
+        Metrics `dcr_within_1pct/<codec>/<metric>/<curve>` hold the latest table; the chart
+        and table files replace the previous ones.
+        """
+        key = f"{task}/{model}"
+        found = self._find(f"tags.`{COMPARE_KEY_TAG}` = '{key}'")
+        run = found or self.client.create_run(
+            self.experiment_id, run_name=f"compare_{task}_{model}", tags={COMPARE_KEY_TAG: key}
+        )
+        metrics = [
+            _metric(f"dcr_within_1pct/{r['codec']}/{r['metric']}/{r['curve']}", r["dcr_within"])
+            for r in table
+        ]
+        self.client.log_batch(run.info.run_id, metrics=metrics)
         for path in artifacts:
             self.client.log_artifact(run.info.run_id, str(path))
         self.client.set_terminated(run.info.run_id, "FINISHED")

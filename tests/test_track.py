@@ -115,3 +115,21 @@ def test_flatten_config():
         "a.c": "[1, 2]",
         "d": "x",
     }
+
+
+def test_codec_comparison_logs_into_one_run_updated_each_time(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "exp", tmp_path / "artifacts")
+    tracker.prepare()
+    chart = tmp_path / "relative_vs_dcr_accuracy.png"
+    chart.write_bytes(b"png")
+    first = [{"codec": "jxl", "metric": "accuracy", "curve": "stored", "dcr_within": 0.8}]
+    run_id = tracker.log_comparison("demo", "m", first, [chart])
+    second = first + [{"codec": "jpeg", "metric": "accuracy", "curve": "stored", "dcr_within": 0.5}]
+    assert tracker.log_comparison("demo", "m", second, [chart]) == run_id
+    metrics = MlflowClient(tracker.uri).get_run(run_id).data.metrics
+    assert metrics == {
+        "dcr_within_1pct/jxl/accuracy/stored": 0.8,
+        "dcr_within_1pct/jpeg/accuracy/stored": 0.5,
+    }
+    # Another model of the same task gets its own comparison run.
+    assert tracker.log_comparison("demo", "other", first, []) != run_id

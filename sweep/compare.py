@@ -1,0 +1,192 @@
+"""Codecs side by side: every codec's sweep of one task and model on one DCR axis.
+
+A sweep's report holds one codec. Storage decisions compare codecs, so after each sweep the
+reports of the same task and model (one per codec, the newest) are read back from their
+results.csv and drawn together: relative metric against the DCR of the training data, for a
+dataset stored compressed (train and test at the same setting) and for a model trained on
+compressed data but used on originals. For each codec one number answers "how much can I
+save before the model loses 1%": the highest DCR whose relative metric stays within 1% of
+original/original, interpolated between the two cells around the crossing, which are named.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the driver may run on a cluster node
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from sweep.report import ORIGINAL, write_table  # noqa: E402
+from sweep.store import atomic_write  # noqa: E402
+
+# Relative metrics at or above 1 - TOLERANCE count as "within 1% of the original".
+TOLERANCE = 0.01
+# Each curve: its id (in tables and MLflow metric names), the test setting of its cells and
+# its title. "same" means the train setting: the diagonal, a dataset stored compressed.
+CURVES = {
+    "stored": ("same", "stored compressed: train and test at one setting"),
+    "train_only": (ORIGINAL, "trained on compressed data, tested on originals"),
+}
+WITHIN_COLUMNS = [
+    "task", "model", "codec", "metric", "curve", "dcr_within", "status",
+    "last_cell_within", "last_cell_dcr", "last_cell_relative",
+    "first_cell_beyond", "first_cell_dcr", "first_cell_relative", "report",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One cell on a codec's curve: its settings, the train split's DCR and the relative value."""
+
+    train_setting: str
+    test_setting: str
+    dcr: float
+    relative: float
+
+    @property
+    def cell(self) -> str:
+        return f"train={self.train_setting}/test={self.test_setting}"
+
+
+def read_results(path: Path) -> list[dict]:
+    """Rows of a report's results.csv with numbers parsed."""
+    with Path(path).open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    for row in rows:
+        for key in ("train_dcr", "test_dcr", "value", "relative"):
+            row[key] = float(row[key])
+    return rows
+
+
+def newest_reports_per_codec(reports_dir: Path, task: str, model: str) -> dict[str, Path]:
+    """The newest results.csv of each codec among the reports of one task and model.
+
+    Reports are identified by their content (the task, model and codec columns), not their
+    folder names, which may contain underscores of their own.
+    """
+    newest: dict[str, tuple[float, Path]] = {}
+    for path in sorted(Path(reports_dir).glob("*/results.csv")):
+        with path.open(newline="", encoding="utf-8") as stream:
+            first = next(csv.DictReader(stream), None)
+        if first is None or (first["task"], first["model"]) != (task, model):
+            continue
+        stamp = path.stat().st_mtime
+        if first["codec"] not in newest or stamp > newest[first["codec"]][0]:
+            newest[first["codec"]] = (stamp, path)
+    return {codec: path for codec, (_, path) in sorted(newest.items())}
+
+
+def curve_points(rows: list[dict], metric: str, curve: str) -> list[CurvePoint]:
+    """The cells of one curve, ordered by DCR; original/original always comes first."""
+    test_of = CURVES[curve][0]
+    points = [
+        CurvePoint(r["train_setting"], r["test_setting"], r["train_dcr"], r["relative"])
+        for r in rows
+        if r["metric"] == metric
+        and r["test_setting"] == (r["train_setting"] if test_of == "same" else test_of)
+    ]
+    # Original first whatever its DCR (0 by definition), then by growing compression.
+    return sorted(points, key=lambda p: (p.train_setting != ORIGINAL, p.dcr))
+
+
+def dcr_within(points: list[CurvePoint], tolerance: float = TOLERANCE) -> dict:
+    """Highest DCR along the curve before the relative metric first drops below 1 - tolerance.
+
+    Walking from the original towards more compression, the first cell below the threshold
+    ends the curve; the DCR where the straight line between it and the cell before crosses
+    the threshold is the answer. If no cell drops below it, the answer is the DCR of the most
+    compressed cell and the status says it is a lower bound.
+    """
+    threshold = 1.0 - tolerance
+    within = [p for p in points if p.train_setting == ORIGINAL]
+    if not within:
+        raise ValueError("the curve has no original cell to start from")
+    for point in points:
+        if point in within:
+            continue
+        if point.relative < threshold:
+            last = within[-1]
+            share = (last.relative - threshold) / (last.relative - point.relative)
+            crossing = last.dcr + share * (point.dcr - last.dcr)
+            return _within_row(crossing, "crossed (interpolated)", last, point)
+        within.append(point)
+    return _within_row(within[-1].dcr, "within at every cell (lower bound)", within[-1], None)
+
+
+def _within_row(dcr: float, status: str, last: CurvePoint, beyond: CurvePoint | None) -> dict:
+    return {
+        "dcr_within": dcr,
+        "status": status,
+        "last_cell_within": last.cell,
+        "last_cell_dcr": last.dcr,
+        "last_cell_relative": last.relative,
+        "first_cell_beyond": beyond.cell if beyond else "",
+        "first_cell_dcr": beyond.dcr if beyond else math.nan,
+        "first_cell_relative": beyond.relative if beyond else math.nan,
+    }
+
+
+def plot_relative_vs_dcr(
+    curves: dict[str, dict[str, list[CurvePoint]]], metric: str, title: str, path: Path
+) -> Path:
+    """One panel per curve kind, one line per codec: relative metric (%) against DCR (%)."""
+    fig, axes = plt.subplots(
+        1, len(CURVES), figsize=(6.0 * len(CURVES), 5.0), layout="constrained", sharey=True
+    )
+    for ax, curve in zip(axes, CURVES, strict=True):
+        for index, (codec, by_curve) in enumerate(curves.items()):
+            points = by_curve[curve]
+            ax.plot(
+                [100 * p.dcr for p in points],
+                [100 * p.relative for p in points],
+                marker="os^vD<>ph*"[index % 10],
+                color=f"C{index % 10}",
+                label=codec,
+            )
+        ax.axhline(100 * (1 - TOLERANCE), color="grey", linestyle=":", label="1% below original")
+        ax.set(xlabel="DCR of the training data (%)", title=CURVES[curve][1])
+        ax.grid(True, alpha=0.4)
+    axes[0].set_ylabel(f"relative {metric} (% of original/original)")
+    axes[-1].legend()
+    fig.suptitle(title)
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+
+
+def write_comparison(reports_dir: Path, task: str, model: str) -> tuple[dict[str, Path], list]:
+    """Draws every codec's newest sweep of a task and model together; writes the table.
+
+    Returns:
+        The written files keyed by name, and the rows of dcr_within_1pct.csv.
+    """
+    reports = newest_reports_per_codec(reports_dir, task, model)
+    out = Path(reports_dir) / f"compare_{task}_{model}"
+    out.mkdir(parents=True, exist_ok=True)
+    results = {codec: read_results(path) for codec, path in reports.items()}
+    metrics = sorted({r["metric"] for rows in results.values() for r in rows})
+    paths, table = {}, []
+    for metric in metrics:
+        curves = {
+            codec: {curve: curve_points(rows, metric, curve) for curve in CURVES}
+            for codec, rows in results.items()
+        }
+        name = f"relative_vs_dcr_{metric}"
+        title = f"{task}, {model}: relative {metric} against DCR, every codec"
+        paths[name] = plot_relative_vs_dcr(curves, metric, title, out / f"{name}.png")
+        for codec, by_curve in curves.items():
+            for curve, points in by_curve.items():
+                if not points:
+                    continue
+                row = {"task": task, "model": model, "codec": codec, "metric": metric}
+                row |= {"curve": curve, **dcr_within(points), "report": reports[codec].parent.name}
+                table.append(row)
+    paths["dcr_within_1pct.csv"] = write_table(table, WITHIN_COLUMNS, out / "dcr_within_1pct.csv")
+    return paths, table
