@@ -65,8 +65,11 @@ def test_inline_sweep_writes_results_report_and_mlflow_runs(imagefolder, tmp_pat
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("sweep-imagefolder")
     runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert len(parents) == 1 and len(runs) == 3
+    parents = [r for r in runs if "sweep.key" in r.data.tags]
+    compares = [r for r in runs if "compare.key" in r.data.tags]
+    assert len(parents) == 1 and len(compares) == 1 and len(runs) == 4
+    assert "dcr_within_1pct/jxl/accuracy/stored" in compares[0].data.metrics
+    assert "dcr_within_1pct/accuracy/stored" in parents[0].data.metrics
     assert "results.csv" in [a.path for a in client.list_artifacts(parents[0].info.run_id)]
 
 
@@ -122,10 +125,14 @@ def test_cli_food101_with_vit_tiny(food101, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    [report] = (tmp_path / "reports").iterdir()
+    [report] = (tmp_path / "reports").glob("food101_*")
     rows = read_csv(report / "results.csv")
     assert len(rows) == 4 and {r["model"] for r in rows} == {"vit_tiny"}
     assert report.name.startswith("food101_vit_tiny_jxl_")
+    compare = tmp_path / "reports" / "compare_food101_vit_tiny"
+    assert (compare / "relative_vs_dcr_accuracy.png").stat().st_size > 0
+    [within, _] = read_csv(compare / "dcr_within_1pct.csv")
+    assert within["codec"] == "jxl" and within["report"] == report.name
 
 
 @pytest.mark.slow
