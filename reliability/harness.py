@@ -36,6 +36,8 @@ EXPERIMENT = "sweep-imagefolder"
 TRAIN_SETTINGS = ("original", "2", "8")
 TEST_SETTINGS = ("original", "8")
 REPORT_FILES = ("results.csv", "quarantine.csv", "conversions.csv")
+# The codec comparison folder beside the sweep's report (see sweep/compare.py).
+COMPARE = "compare_imagefolder_swav_tiny"
 # Stage outputs in the store: <stage>/<key>/ or, for encode shards, encode-shards/<key>/<range>/.
 STORE_PATTERNS = {
     "encode": ("encode-shards/*/*", "encode/*"),
@@ -316,7 +318,7 @@ class Reference:
 
 
 def report_folder(results_dir: Path) -> Path | None:
-    folders = sorted((results_dir / "reports").glob("*/"))
+    folders = [f for f in sorted((results_dir / "reports").glob("*/")) if f.name != COMPARE]
     return folders[0] if len(folders) == 1 else None
 
 
@@ -344,7 +346,7 @@ def mlflow_runs(results_dir: Path) -> tuple[int, int]:
         return 0, 0
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     children = sum("mlflow.parentRunId" in run.data.tags for run in runs)
-    return len(runs) - children, children
+    return sum("sweep.key" in run.data.tags for run in runs), children
 
 
 @dataclass
