@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	bash scripts/install_system_tools.sh
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the pinned dependencies (skipped when up to date)
