@@ -372,3 +372,56 @@ def write_report(
             paths[name] = plot_relative_heatmap(relative, metric, path, axes, axis)
     paths["dcr_by_setting"] = plot_dcr_curves(dcr_rows, out_dir / "dcr_by_setting.png", axis)
     return paths
+
+
+# Panels of the distortion figure: (title, measures drawn in it).
+DISTORTION_PANELS = (
+    ("Butteraugli distance (measured)", ("butteraugli_3norm", "butteraugli_max")),
+    ("SSIMULACRA2 (100 = identical)", ("ssimulacra2",)),
+    ("PSNR (dB)", ("psnr",)),
+    ("SSIM", ("ssim",)),
+)
+DISTORTION_COLUMNS = ["split", "setting", "measure", "median", "p90", "count"]
+
+
+def plot_distortion(
+    rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_AXIS, target_is_distance: bool = False
+) -> Path:
+    """Measured distortion per setting: median line, 90th percentile as a dotted line.
+
+    Args:
+        rows: Dicts with ``setting``, ``measure``, ``median`` and ``p90`` (one split).
+        path: Destination PNG.
+        axis: Positions and title of the codec's settings.
+        target_is_distance: The settings are target Butteraugli distances: draw measured =
+            target in the Butteraugli panel, so overshoot shows as the gap above it.
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(11.0, 8.0), layout="constrained")
+    for ax, (title, measures) in zip(axes.flat, DISTORTION_PANELS, strict=True):
+        drawn = False
+        for index, measure in enumerate(measures):
+            points = sorted(
+                (r for r in rows if r["measure"] == measure and r["median"] is not None),
+                key=lambda r: axis.position(r["setting"]),
+            )
+            if not points:
+                continue
+            xs = [axis.position(r["setting"]) for r in points]
+            colour = f"C{index}"
+            ax.plot(
+                xs, [r["median"] for r in points], "o-", color=colour, label=f"{measure} median"
+            )
+            ax.plot(xs, [r["p90"] for r in points], ":", color=colour, label=f"{measure} p90")
+            _set_setting_ticks(ax.xaxis, [r["setting"] for r in points], axis)
+            drawn = True
+        if target_is_distance and measures[0].startswith("butteraugli") and drawn:
+            limit = max(axis.position(r["setting"]) for r in rows)
+            ax.plot([0, limit], [0, limit], "--", color="grey", label="measured = target")
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        ax.set(title=title, xlabel=axis.label)
+        ax.grid(True, alpha=0.4)
+    fig.suptitle("Measured distortion of the encoded images, per setting")
+    return _save_figure(fig, path)

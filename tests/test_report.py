@@ -286,3 +286,15 @@ def test_setting_axis_orders_results_and_ticks_by_codec_positions(tmp_path):
     assert order[:3] == [("original", "original"), ("original", "q90"), ("original", "q50")]
     assert order[-1] == ("q50", "q50")
     assert axis.position("q50") == 50.0 and axis.position("2") == 2.0
+
+
+def test_distortion_figure_draws_measured_and_missing_measures(tmp_path):
+    rows = [
+        {"setting": s, "measure": m, "median": v, "p90": v * 1.2}
+        for s, d in (("1", 1.0), ("4", 4.0))
+        for m, v in (("butteraugli_3norm", d * 0.8), ("butteraugli_max", d * 1.3), ("psnr", 40 - d))
+    ]
+    path = report.plot_distortion(rows, tmp_path / "d.png", target_is_distance=True)
+    _assert_png(path)
+    # A sweep measured nothing: every panel says so instead of failing.
+    _assert_png(report.plot_distortion([], tmp_path / "none.png"))
