@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.codecs.jxl import JxlCodec
+from sweep.codecs.base import Codec
 from sweep.config import ConfigError, build_sweep
 from sweep.tasks.options import TrainOptions
 from tests.conftest import CONFIG_DIR, compose_config
@@ -27,7 +27,7 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     if group == "task" and option != "demo":
         overrides.append(f"task.root={tmp_path}")
     sweep = build_sweep(compose_config(*overrides), check_data=False)
-    assert isinstance(sweep.codec, JxlCodec)
+    assert isinstance(sweep.codec, Codec)
     assert isinstance(sweep.options, TrainOptions)
     assert sweep.train_settings[0] == "original"
     assert sweep.model.task_kind == sweep.task.identity()["kind"]

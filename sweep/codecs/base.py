@@ -6,7 +6,9 @@ grid, a column of results.csv and a part of a stage key. The codec parses and va
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +24,58 @@ class SettingError(OptionError):
 def format_number(value: float) -> str:
     """Canonical text of a numeric setting: 1.0 -> "1", 0.50 -> "0.5" (one key per value)."""
     return f"{float(value):g}"
+
+
+def canonical_settings(
+    parse: Callable[[str], str], values: Sequence, option: str, what: str
+) -> list[str]:
+    """A codec argument that lists settings (codec.distances, codec.qualities), canonical.
+
+    Raises SettingError under `option` for a bad value, an empty list or a repeated setting.
+    """
+    try:
+        settings = [parse(value) for value in values]
+    except SettingError as error:
+        raise SettingError(str(error), option) from None
+    if not settings or len(set(settings)) != len(settings):
+        raise SettingError(f"{list(values)} must list at least one {what}, each once", option)
+    return settings
+
+
+def quality_list(values: Sequence, codec_label: str) -> list[int]:
+    """The `qualities` argument of a quality codec; SettingError (codec.qualities) if not ints."""
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingError(
+                f"{value!r} is not a {codec_label} quality: list whole numbers, e.g. [90, 50]",
+                "codec.qualities",
+            )
+    return list(values)
+
+
+# A quality setting is "q" and the quality: "q90". The letter keeps a quality apart from a
+# distance, so that a grid written for JPEG XL distances ("1", "4") is refused, not misread.
+QUALITY_SETTING = re.compile(r"q(\d{1,3})")
+
+
+def parse_quality(setting: str | int, minimum: int, maximum: int, codec_label: str) -> int:
+    """The quality of a setting "q<quality>"; raises SettingError naming what is allowed."""
+    found = QUALITY_SETTING.fullmatch(str(setting).strip().lower())
+    if found is None or not minimum <= int(found.group(1)) <= maximum:
+        raise SettingError(
+            f"'{setting}' is not a {codec_label} setting: use 'original' or 'q' and a quality "
+            f"from {minimum} to {maximum}, e.g. 'q90' (a bare number would read as a JPEG XL "
+            f"distance)"
+        )
+    return int(found.group(1))
+
+
+def quality_position(quality: int) -> float:
+    """Figure position of a quality: 100 - quality, so that it grows with compression.
+
+    Quality 100 sits at 0.5, not 0, so that it never shares a place with the original.
+    """
+    return max(100.0 - quality, 0.5)
 
 
 class Codec(ABC):

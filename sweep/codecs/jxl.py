@@ -1,23 +1,29 @@
-"""JPEG XL through imagecodecs (libjxl): a setting is a Butteraugli distance."""
+"""JPEG XL (libjxl): a setting is a Butteraugli distance; three libraries can write it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import imagecodecs
 import numpy as np
 
-from sweep.codecs.base import ORIGINAL, Codec, SettingError, format_number
+from sweep.codecs.base import ORIGINAL, Codec, SettingError, canonical_settings, format_number
+from sweep.codecs.jxl_backends import jxl_backend
 
 # libjxl's accepted distance range (0 is mathematically lossless, 25 its maximum).
 MIN_DISTANCE = 0.0
 MAX_DISTANCE = 25.0
-# libjxl's effort range: 1 (fastest) .. 10 (slowest); 7 is cjxl's default.
+# libjxl's effort range: 1 (fastest) .. 10 (slowest); 7 is cjxl's default. Every backend
+# accepts all of it.
 EFFORTS = range(1, 11)
 
 
 class JxlCodec(Codec):
     """Lossy JPEG XL at a target Butteraugli distance.
+
+    The backend is the library that writes the bytes (sweep/codecs/jxl_backends.py):
+    imagecodecs (the default) takes the distance itself; pillow_jxl and jxlpy take an integer
+    quality, so they accept only the distances of some quality and refuse the others, naming
+    the nearest ones they reach. Every backend's files decode with the others.
 
     Args:
         name: Codec name used in results and keys.
@@ -25,6 +31,7 @@ class JxlCodec(Codec):
         effort: libjxl encoder effort, 1-10.
         threads: libjxl worker threads per encode; 1 because the sweep runs one encode task
             per core.
+        backend: "imagecodecs", "pillow_jxl" or "jxlpy".
     """
 
     extension = ".jxl"
@@ -36,20 +43,17 @@ class JxlCodec(Codec):
         distances: Sequence[float] = (1.0,),
         effort: int = 7,
         threads: int = 1,
+        backend: str = "imagecodecs",
     ) -> None:
         self.name = name
         if effort not in EFFORTS:
             raise SettingError(f"{effort} is outside libjxl's range 1-10", "codec.effort")
         self.effort = int(effort)
         self.threads = int(threads)
-        try:
-            self.distances = [self.parse_setting(d) for d in distances]
-        except SettingError as error:
-            raise SettingError(str(error), "codec.distances") from None
-        if not self.distances or len(set(self.distances)) != len(self.distances):
-            raise SettingError(
-                f"{list(distances)} must list at least one distance, each once", "codec.distances"
-            )
+        self.backend = jxl_backend(backend)
+        self.distances = canonical_settings(
+            self.parse_setting, distances, "codec.distances", "distance"
+        )
 
     def sweep_settings(self) -> list[str]:
         return [ORIGINAL, *self.distances]
@@ -69,23 +73,18 @@ class JxlCodec(Codec):
                 f"Butteraugli distance {setting} is outside libjxl's range: use a distance "
                 f"above {MIN_DISTANCE:g} and at most {MAX_DISTANCE:g} (0 would be lossless)"
             )
+        self.backend.check_distance(distance)
         return format_number(distance)
 
     def library_version(self) -> str:
-        return f"imagecodecs {imagecodecs.__version__} / {imagecodecs.jpegxl_version()}"
+        # Names the backend too: each bundles its own libjxl.
+        return self.backend.library_version()
 
     def encoder_parameters(self) -> dict:
         return {"effort": self.effort}
 
     def encode(self, pixels: np.ndarray, setting: str) -> bytes:
-        return bytes(
-            imagecodecs.jpegxl_encode(
-                np.ascontiguousarray(pixels),
-                distance=float(setting),
-                effort=self.effort,
-                numthreads=self.threads,
-            )
-        )
+        return self.backend.encode(pixels, float(setting), self.effort, self.threads)
 
     def decode(self, data: bytes) -> np.ndarray:
-        return imagecodecs.jpegxl_decode(data, numthreads=self.threads)
+        return self.backend.decode(data, self.threads)

@@ -48,3 +48,23 @@ def sniff_file(path) -> str:
     """The format of a file from its first 32 bytes."""
     with open(path, "rb") as stream:
         return sniff_format(stream.read(32))
+
+
+def has_jpeg_reconstruction(data: bytes) -> bool:
+    """Whether JPEG XL data carries a "jbrd" box, the data that rebuilds a transcoded JPEG.
+
+    Walks the top-level boxes of the container (ISO BMFF: 32-bit size, type, a 64-bit size
+    when the size is 1, to the end when it is 0); a bare codestream has no boxes.
+    """
+    offset = 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        kind = data[offset + 4 : offset + 8]
+        if kind == b"jbrd":
+            return True
+        if size == 1:
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+        if size == 0 or size < 8:
+            return False
+        offset += size
+    return False

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import imagecodecs
 import numpy as np
+
+# Registers JPEG XL with Pillow, so that Image.open reads the .jxl files the sweep writes.
+import pillow_jxl  # noqa: F401
 from PIL import Image, ImageOps
 
-from sweep.data.formats import sniff_file
+from sweep.data.formats import has_jpeg_reconstruction, sniff_format
 
 
 def read_pixels(path: str | Path) -> np.ndarray:
-    """Decodes a source image to uint8 pixels: (H, W) for greyscale, (H, W, 3) otherwise.
+    """Decodes an image file to uint8 pixels: (H, W) for greyscale, (H, W, 3) otherwise.
 
     Greyscale stays one channel, so that its raw size (H x W x 1) and its encode are honest;
     alpha is dropped; palette and CMYK become RGB; 16-bit samples are scaled to 8 bits (a plain
     conversion would clip them to white); EXIF orientation is applied.
     """
-    path = Path(path)
-    # The decoder follows the content, not the name: a PNG named .jxl is still a PNG.
-    if sniff_file(path) == "jxl":
-        return to_uint8(drop_alpha(imagecodecs.jpegxl_decode(path.read_bytes())))
-    with Image.open(path) as opened:
+    return decode_bytes(Path(path).read_bytes())
+
+
+def decode_bytes(data: bytes) -> np.ndarray:
+    """`read_pixels` of a file's bytes.
+
+    The decoder follows the content, not the name: a PNG named .jxl is still a PNG. A JPEG
+    XL that losslessly transcodes a JPEG is turned back into that JPEG and decoded like the
+    original file, so the lossless cell trains on exactly the original's pixels (libjxl's own
+    decode of the same coefficients differs by a few levels).
+    """
+    if sniff_format(data[:32]) == "jxl":
+        if not has_jpeg_reconstruction(data):
+            return to_uint8(drop_alpha(imagecodecs.jpegxl_decode(data)))
+        data = bytes(imagecodecs.jpegxl_decode_jpeg(data))
+    with Image.open(io.BytesIO(data)) as opened:
         opened.load()
         # Pixels as the camera meant them: EXIF orientation applied.
         image = ImageOps.exif_transpose(opened)
