@@ -11,6 +11,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from omegaconf.errors import MissingMandatoryValue
 
 from sweep.codecs.base import ORIGINAL, Codec, SettingError
 from sweep.data.base import DatasetError, DatasetReader
+from sweep.distortion import MEASURES, DistortionOptions
+from sweep.distortion import SPLITS as MEASURE_SPLITS
 from sweep.models.errors import ModelUnavailableError
 from sweep.store import ArtifactStore, StoreError
 from sweep.tasks.options import AMP_CHOICES, TrainOptions
@@ -77,6 +80,8 @@ class Sweep:
     progress: bool
     on_error: str
     config_yaml: str
+    # Measured distortion of the encoded images (PSNR, SSIM, SSIMULACRA 2, Butteraugli).
+    distortion: DistortionOptions = dataclass_field(default_factory=DistortionOptions)
 
 
 def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
@@ -119,6 +124,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         progress=bool(cfg.progress),
         on_error=_choice("data.on_error", cfg.data.on_error, ON_ERROR_CHOICES),
         config_yaml=OmegaConf.to_yaml(cfg),
+        distortion=distortion_options(cfg.get("distortion")),
     )
     _check_name("task.name", sweep.task_name)
     _check_name("model.name", sweep.model.name)
@@ -255,6 +261,31 @@ def cluster_options(node: DictConfig) -> ClusterOptions:
     if not 0 < options.eval_gpu_fraction <= 1:
         raise ConfigError("cluster.eval_gpu_fraction", "must be in (0, 1]")
     return options
+
+
+def distortion_options(node: DictConfig | None) -> DistortionOptions:
+    """The `distortion` section: which splits' encodes are measured, and by what."""
+    if node is None:
+        return DistortionOptions()
+    options = _options(DistortionOptions, "distortion", node)
+    if not isinstance(options.enabled, bool):
+        raise ConfigError("distortion.enabled", f"must be true or false, got {options.enabled!r}")
+    lists = {}
+    for name, allowed in (("splits", MEASURE_SPLITS), ("measures", MEASURES)):
+        value = getattr(options, name)
+        if not isinstance(value, list | tuple) or (options.enabled and not value):
+            raise ConfigError(
+                f"distortion.{name}",
+                f"must be a non-empty list of {list(allowed)} (distortion.enabled=false turns "
+                f"measuring off), got {value!r}",
+            )
+        unknown = [item for item in value if item not in allowed]
+        if unknown:
+            raise ConfigError(f"distortion.{name}", f"'{unknown[0]}' is not one of {list(allowed)}")
+        if len(set(value)) != len(value):
+            raise ConfigError(f"distortion.{name}", f"lists an entry more than once: {value}")
+        lists[name] = tuple(value)
+    return DistortionOptions(options.enabled, **lists)
 
 
 def tracking_options(node: DictConfig) -> TrackingOptions:

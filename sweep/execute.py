@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from sweep import stages
 from sweep.config import ClusterOptions, ConfigError
-from sweep.plan import EncodeStage, SweepPlan, ValidateStage
+from sweep.plan import DistortionStage, EncodeStage, SweepPlan, ValidateStage
 from sweep.store import ArtifactStore
 from sweep.tasks.options import TrainOptions
 
@@ -51,6 +51,18 @@ class SweepWork:
             if not self.store.is_done(stages.SHARD_STAGE, stages.shard_key(stage, index))
         ]
 
+    def pending_distortions(self) -> list[DistortionStage]:
+        return [
+            s for s in self.plan.distortions.values() if not self.store.is_done("distortion", s.key)
+        ]
+
+    def pending_measure_shards(self, stage: DistortionStage) -> list[int]:
+        return [
+            index
+            for index in range(len(stage.shards))
+            if not self.store.is_done(stages.DISTORTION_SHARD_STAGE, stages.shard_key(stage, index))
+        ]
+
     def pending_trains(self):
         return [s for s in self.plan.trains.values() if not self.store.is_done("train", s.key)]
 
@@ -60,17 +72,29 @@ class SweepWork:
         ]
 
     def has_pending(self) -> bool:
-        return bool(self.pending_encodes() or self.pending_trains() or self.pending_evaluations())
+        return bool(
+            self.pending_encodes()
+            or self.pending_distortions()
+            or self.pending_trains()
+            or self.pending_evaluations()
+        )
 
-    def shard_items(self, stage: EncodeStage, index: int):
+    def shard_items(self, stage: EncodeStage | DistortionStage, index: int):
         start, stop = stage.shards[index]
         return self.plan.splits[stage.split][start:stop]
 
 
 class Progress:
-    """One bar per stage kind: validate and encode (images), train (models), evaluate (cells)."""
+    """One bar per stage kind: validate, encode and measure (images), train (models),
+    evaluate (cells)."""
 
-    UNITS = {"validate": "img", "encode": "img", "train": "model", "evaluate": "cell"}
+    UNITS = {
+        "validate": "img",
+        "encode": "img",
+        "measure": "img",
+        "train": "model",
+        "evaluate": "cell",
+    }
 
     def __init__(self, enabled: bool, totals: dict[str, int]) -> None:
         self.bars = {
@@ -120,6 +144,13 @@ def run_inline(work: SweepWork, progress: Progress, threads: int | None) -> None
     for stage in work.pending_evaluations():
         stages.evaluate_stage(work.store, stage, work.task, work.model, work.options, num_classes)
         progress.advance("evaluate")
+    # Last: the measures are for the report, the trainings are the long pole.
+    for stage in work.pending_distortions():
+        for index in work.pending_measure_shards(stage):
+            items = work.shard_items(stage, index)
+            stages.measure_shard(work.store, stage, index, work.dataset_root, items, work.codec)
+            progress.advance("measure", len(items))
+        stages.finalize_distortion(work.store, stage)
 
 
 def start_ray(cluster: ClusterOptions) -> None:
@@ -161,11 +192,15 @@ def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> 
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     retries = {"max_retries": cluster.max_retries, "retry_exceptions": False}
 
-    def remote(function: Callable, **resources) -> Any:
-        return ray.remote(**retries, **resources)(_in_ray_task(function, cluster.torch_threads))
+    def remote(function: Callable, torch_threads: int | None = None, **resources) -> Any:
+        return ray.remote(**retries, **resources)(_in_ray_task(function, torch_threads))
 
+    # Encode and measure tasks never touch torch: importing it to set its threads would cost
+    # each worker seconds of start-up before its first image.
     encode_shard = remote(stages.encode_shard, num_cpus=1)
     finalize_encode = remote(stages.finalize_encode, num_cpus=1)
+    measure_shard = remote(stages.measure_shard, num_cpus=1)
+    finalize_distortion = remote(stages.finalize_distortion, num_cpus=1)
     # A training or evaluation reserves the cores of its data-loader processes too.
     loader_cpus = 1 + work.options.loader_workers
     cluster_cpus = ray.cluster_resources().get("CPU", 0)
@@ -174,9 +209,11 @@ def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> 
             f"train.loader_workers={work.options.loader_workers} needs {loader_cpus} CPUs per "
             f"training but the Ray cluster has {cluster_cpus:g}: lower train.loader_workers"
         )
-    train = remote(stages.train_stage, num_cpus=loader_cpus, num_gpus=1 if has_gpu else 0)
+    threads = cluster.torch_threads
+    train = remote(stages.train_stage, threads, num_cpus=loader_cpus, num_gpus=1 if has_gpu else 0)
     evaluate = remote(
         stages.evaluate_stage,
+        threads,
         num_cpus=loader_cpus,
         num_gpus=cluster.eval_gpu_fraction if has_gpu else 0,
     )
@@ -210,6 +247,18 @@ def run_on_ray(work: SweepWork, progress: Progress, cluster: ClusterOptions) -> 
         upstream += [encode_refs[k] for k in [stage.encode.key] if k in encode_refs]
         ref = evaluate.remote(store, stage, task, model, work.options, num_classes, *upstream)
         kinds[ref] = ("evaluate", 1)
+    # Submitted last, so that free cores go to trainings first; each waits for its encode.
+    for stage in work.pending_distortions():
+        upstream = [encode_refs[k] for k in [stage.encode.key] if k in encode_refs]
+        shard_refs = []
+        for index in work.pending_measure_shards(stage):
+            items = work.shard_items(stage, index)
+            ref = measure_shard.remote(
+                store, stage, index, work.dataset_root, items, codec, *upstream
+            )
+            kinds[ref] = ("measure", len(items))
+            shard_refs.append(ref)
+        kinds[finalize_distortion.remote(store, stage, *shard_refs)] = ("measure", 0)
     wait_for_all(list(kinds), kinds, progress)
 
 
@@ -261,14 +310,19 @@ def execute(work: SweepWork, cluster: ClusterOptions, show_progress: bool) -> No
         for stage in pending
         for index in work.pending_shards(stage)
     )
-    progress = Progress(
-        show_progress,
-        {
-            "encode": images,
-            "train": len(work.pending_trains()),
-            "evaluate": len(work.pending_evaluations()),
-        },
+    measured = sum(
+        len(work.shard_items(stage, index))
+        for stage in work.pending_distortions()
+        for index in work.pending_measure_shards(stage)
     )
+    totals = {
+        "encode": images,
+        "train": len(work.pending_trains()),
+        "evaluate": len(work.pending_evaluations()),
+    }
+    if work.plan.distortions:
+        totals["measure"] = measured
+    progress = Progress(show_progress, totals)
     try:
         if cluster.mode == "inline":
             run_inline(work, progress, cluster.torch_threads)

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from sweep.codecs.base import ORIGINAL, Codec
 from sweep.data.base import DatasetReader, ImageItem
+from sweep.distortion import DistortionOptions, Measurement, resolve_measurement
 
 # Bump a stage's schema when its output format or its computation changes.
 # encode 2: records carry "target" (any annotation) and "mask" instead of "label".
-SCHEMA = {"validate": 1, "encode": 2, "train": 1, "evaluate": 1}
+# distortion 1: per-image PSNR, SSIM, SSIMULACRA 2, Butteraugli of an encode, and a summary.
+SCHEMA = {"validate": 1, "encode": 2, "distortion": 1, "train": 1, "evaluate": 1}
 # Training options that change the trained weights; the others only change speed.
 TRAIN_RESULT_OPTIONS = (
     "epochs",
@@ -77,6 +79,46 @@ class EncodeStage:
 
 
 @dataclass(frozen=True)
+class DistortionStage:
+    """The measured distortion of one encode, in the encode's shards of images.
+
+    Its own stage, not part of the encode: measuring can be turned on, off or extended
+    (a tool installed) without re-encoding anything. `encode.key` is part of its key.
+    """
+
+    key: str
+    encode: EncodeStage
+    measurement: Measurement
+
+    @property
+    def split(self) -> str:
+        return self.encode.split
+
+    @property
+    def setting(self) -> str:
+        return self.encode.setting
+
+    @property
+    def shards(self) -> tuple[tuple[int, int], ...]:
+        return self.encode.shards
+
+
+def distortion_stage(encode: EncodeStage, measurement: Measurement) -> DistortionStage:
+    key = digest(
+        {
+            "stage": "distortion",
+            "schema": SCHEMA["distortion"],
+            "encode": encode.key,
+            "measures": measurement.measures,
+            "tools": measurement.tools,
+            # The summary names requested measures that could not run.
+            "skipped": sorted(name for name, _ in measurement.skipped),
+        }
+    )
+    return DistortionStage(key, encode, measurement)
+
+
+@dataclass(frozen=True)
 class TrainStage:
     key: str
     setting: str
@@ -105,6 +147,9 @@ class SweepPlan:
     encodes: dict[tuple[str, str], EncodeStage] = field(default_factory=dict)
     trains: dict[str, TrainStage] = field(default_factory=dict)
     evaluations: dict[tuple[str, str], EvaluateStage] = field(default_factory=dict)
+    distortions: dict[tuple[str, str], DistortionStage] = field(default_factory=dict)
+    # Requested measures that cannot run on this machine, with the reason.
+    skipped_measures: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -113,7 +158,11 @@ class SweepPlan:
 
 
 def shard_ranges(count: int, shard_size: int) -> tuple[tuple[int, int], ...]:
-    return tuple((start, min(start + shard_size, count)) for start in range(0, count, shard_size))
+    """Consecutive ranges of at most `shard_size` images, as few as that allows, of equal
+    size give or take one: a short last shard would leave cores idle at the end of a stage."""
+    shards = -(-count // shard_size)  # ceil
+    bounds = [index * count // shards for index in range(shards + 1)] if shards else []
+    return tuple(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def build_plan(
@@ -128,10 +177,12 @@ def build_plan(
     train_settings: list[str],
     test_settings: list[str],
     shard_size: int,
+    distortion: DistortionOptions | None = None,
 ) -> SweepPlan:
     """Lists the stages of a sweep over the given (validated) images and computes their keys.
 
     `fingerprints` identify each split's images (see `DatasetReader.fingerprint`).
+    `distortion` adds a distortion stage to every encode of the splits it names (None: none).
     """
     plan = SweepPlan(splits, reader.class_names(), train_settings, test_settings)
 
@@ -183,4 +234,10 @@ def build_plan(
                 }
             )
             plan.evaluations[(train.setting, setting)] = EvaluateStage(key, train, encode)
+    measurement = resolve_measurement(distortion) if distortion is not None else None
+    if measurement is not None:
+        plan.skipped_measures = dict(measurement.skipped)
+        for (split, setting), encode in plan.encodes.items():
+            if split in measurement.splits and measurement.measures:
+                plan.distortions[(split, setting)] = distortion_stage(encode, measurement)
     return plan

@@ -381,16 +381,23 @@ DISTORTION_PANELS = (
     ("PSNR (dB)", ("psnr",)),
     ("SSIM", ("ssim",)),
 )
-DISTORTION_COLUMNS = ["split", "setting", "measure", "median", "p90", "count"]
+DISTORTION_COLUMNS = ["split", "setting", "measure", "median", "p10", "p90", "count", "undefined"]
+# Measures where more is worse: their worst tenth of the images is above the 90th percentile.
+HIGHER_IS_WORSE = ("butteraugli_max", "butteraugli_3norm")
+
+
+def worst_tenth(row: dict) -> float | None:
+    """The boundary of the worst 10% of images: p90 of Butteraugli, p10 of the others."""
+    return row.get("p90") if row["measure"] in HIGHER_IS_WORSE else row.get("p10")
 
 
 def plot_distortion(
     rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_AXIS, target_is_distance: bool = False
 ) -> Path:
-    """Measured distortion per setting: median line, 90th percentile as a dotted line.
+    """Measured distortion per setting: the median as a line, the worst 10% dotted.
 
     Args:
-        rows: Dicts with ``setting``, ``measure``, ``median`` and ``p90`` (one split).
+        rows: Dicts with ``setting``, ``measure``, ``median``, ``p10`` and ``p90`` (one split).
         path: Destination PNG.
         axis: Positions and title of the codec's settings.
         target_is_distance: The settings are target Butteraugli distances: draw measured =
@@ -411,7 +418,8 @@ def plot_distortion(
             ax.plot(
                 xs, [r["median"] for r in points], "o-", color=colour, label=f"{measure} median"
             )
-            ax.plot(xs, [r["p90"] for r in points], ":", color=colour, label=f"{measure} p90")
+            worst = [worst_tenth(r) for r in points]
+            ax.plot(xs, worst, ":", color=colour, label=f"{measure}, worst 10%")
             _set_setting_ticks(ax.xaxis, [r["setting"] for r in points], axis)
             drawn = True
         if target_is_distance and measures[0].startswith("butteraugli") and drawn:

@@ -13,7 +13,14 @@ from sweep.data.base import SPLITS, ImageItem
 from sweep.data.validate import QUARANTINED, decoder_identity
 from sweep.execute import SweepWork, execute, validate_splits
 from sweep.plan import SweepPlan, build_plan, digest, validate_stage
-from sweep.report import SettingAxis, add_relative, write_report, write_table
+from sweep.report import (
+    DISTORTION_COLUMNS,
+    SettingAxis,
+    add_relative,
+    plot_distortion,
+    write_report,
+    write_table,
+)
 from sweep.stages import ImageReadError, read_verdicts
 from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 
@@ -109,6 +116,7 @@ def plan_sweep(sweep: Sweep, screening: Screening | None = None) -> SweepPlan:
         sweep.train_settings,
         sweep.test_settings,
         sweep.cluster.encode_shard_size,
+        distortion=sweep.distortion,
     )
 
 
@@ -203,6 +211,8 @@ def run_sweep(sweep: Sweep) -> Path:
     write_json_atomic(out / "stages.json", stage_index(plan))
     write_table(screening.quarantined, ["split", "path", "reason"], out / "quarantine.csv")
     write_table(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")
+    distortion = distortion_rows(sweep.store, plan)
+    paths |= write_distortion(distortion, out, sweep.codec, plan)
     comparison, within = compare_codecs(sweep)
     own = {
         f"dcr_within_1pct/{r['metric']}/{r['curve']}": r["dcr_within"]
@@ -224,7 +234,7 @@ def run_sweep(sweep: Sweep) -> Path:
             summaries,
             {s: t.key for s, t in plan.trains.items()},
             [*paths.values(), *(out / name for name in REPORT_EXTRAS)],
-            screening.counts() | own,
+            screening.counts() | own | distortion_metrics(distortion),
         )
         if comparison:
             tracker.log_comparison(sweep.task_name, sweep.model.name, within, comparison.values())
@@ -242,6 +252,46 @@ def setting_axis(codec, plan: SweepPlan) -> SettingAxis:
     """The codec's settings as a figure axis (positions grow with compression)."""
     settings = {*plan.train_settings, *plan.test_settings}
     return SettingAxis(codec.axis_label, {s: codec.setting_position(s) for s in settings})
+
+
+def distortion_rows(store: ArtifactStore, plan: SweepPlan) -> list[dict]:
+    """Per split, setting and measure: median, p10, p90 and counts of the measured images."""
+    rows = []
+    for (split, setting), stage in plan.distortions.items():
+        summary = store.read_json("distortion", stage.key, "summary.json")
+        for measure, stats in summary["measures"].items():
+            rows.append({"split": split, "setting": setting, "measure": measure, **stats})
+    return rows
+
+
+def write_distortion(rows: list[dict], out: Path, codec, plan: SweepPlan) -> dict[str, Path]:
+    """distortion.csv and the figure of the test split (the first measured split otherwise)."""
+    if not rows:
+        return {}
+    paths = {"distortion.csv": write_table(rows, DISTORTION_COLUMNS, out / "distortion.csv")}
+    splits = [r["split"] for r in rows]
+    split = "test" if "test" in splits else splits[0]
+    # Settings that are target distances get the measured = target line.
+    is_distance = codec.axis_label.startswith("Butteraugli distance")
+    paths["distortion_by_setting"] = plot_distortion(
+        [r for r in rows if r["split"] == split],
+        out / "distortion_by_setting.png",
+        setting_axis(codec, plan),
+        target_is_distance=is_distance,
+    )
+    return paths
+
+
+def distortion_metrics(rows: list[dict]) -> dict[str, float]:
+    """MLflow metrics distortion/<split>/<setting>/<measure>/{median,p10,p90} (finite only)."""
+    metrics = {}
+    for row in rows:
+        for stat in ("median", "p10", "p90"):
+            value = row.get(stat)
+            if value is not None:
+                name = f"distortion/{row['split']}/{row['setting']}/{row['measure']}/{stat}"
+                metrics[name] = value
+    return metrics
 
 
 def compare_codecs(sweep: Sweep) -> tuple[dict[str, Path], list[dict]]:
@@ -268,6 +318,7 @@ def stage_index(plan: SweepPlan) -> dict:
         "encode": {f"{s.split}/{s.setting}": s.key for s in plan.encodes.values()},
         "train": {setting: stage.key for setting, stage in plan.trains.items()},
         "evaluate": {f"{a}/{b}": stage.key for (a, b), stage in plan.evaluations.items()},
+        "distortion": {f"{s.split}/{s.setting}": s.key for s in plan.distortions.values()},
     }
 
 

@@ -7,11 +7,14 @@ report reads the store, so a rerun of a finished sweep needs none of these funct
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from sweep.codecs.base import ORIGINAL, Codec
@@ -19,19 +22,23 @@ from sweep.data.base import ImageItem
 from sweep.data.formats import sniff_file
 from sweep.data.pixels import read_pixels
 from sweep.data.validate import QUARANTINED, inspect_image
-from sweep.plan import EncodeStage, EvaluateStage, TrainStage, ValidateStage
+from sweep.distortion import identical_values, measure_image, summarize_distortion
+from sweep.plan import DistortionStage, EncodeStage, EvaluateStage, TrainStage, ValidateStage
 from sweep.store import ArtifactStore
 from sweep.tasks.options import LabelledFile, TrainOptions
 
 SHARD_STAGE = "encode-shards"
 VALIDATE_SHARD_STAGE = "validate-shards"
+DISTORTION_SHARD_STAGE = "distortion-shards"
+
+log = logging.getLogger(__name__)
 
 
 class ImageReadError(RuntimeError):
     """An image of the dataset that cannot be read or encoded; the message names the file."""
 
 
-def shard_key(stage: EncodeStage, shard_index: int) -> str:
+def shard_key(stage: EncodeStage | DistortionStage, shard_index: int) -> str:
     """The shard's image range is part of its key: a rerun with another shard size must not
     take an old shard for a new one that covers other images."""
     start, stop = stage.shards[shard_index]
@@ -137,6 +144,14 @@ def image_geometry(path: Path) -> tuple[int, int, int]:
         return image.height, image.width, channels
 
 
+# An encode shard works in batches: all of a batch's sources are decoded, then all encoded,
+# then all written, so that each phase runs with its code and data warm in the CPU caches
+# (about 5-10% less CPU per image than one image after the other on 96x96 images). A batch
+# holds at most this many images and, past the first image, this many bytes of pixels.
+ENCODE_BATCH_IMAGES = 32
+ENCODE_BATCH_BYTES = 64 * 2**20
+
+
 def encode_shard(
     store: ArtifactStore,
     stage: EncodeStage,
@@ -146,11 +161,66 @@ def encode_shard(
     codec: Codec,
 ) -> int:
     """Encodes one shard of a split; returns the number of images (0 if it was done before)."""
+    start = stage.shards[shard_index][0]
+    # index -> (pixels, bytes) of an image its batch encoded, or the error that stopped it
+    # (raised, naming the file, when the image's turn comes).
+    prepared: dict[int, tuple[np.ndarray, bytes] | Exception] = {}
 
     def record_of(index: int, item: ImageItem, out: Path, key: str) -> dict:
-        return encode_image(stage, index, item, dataset_root, codec, out, key)
+        if stage.setting == ORIGINAL:
+            return encode_image(stage, index, item, dataset_root, codec, out, key)
+        if index not in prepared:
+            batch = next_batch(items[index - start :], dataset_root)
+            outcomes = encode_batch(batch, dataset_root, codec, stage.setting)
+            prepared.update(zip(range(index, index + len(batch)), outcomes, strict=True))
+        outcome = prepared.pop(index)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return encode_image(stage, index, item, dataset_root, codec, out, key, outcome)
 
     return write_shard(store, SHARD_STAGE, stage, shard_index, dataset_root, items, record_of)
+
+
+def next_batch(items: list[ImageItem], dataset_root: Path) -> list[ImageItem]:
+    """The first images of `items` that make one batch (by count and by file size, a cheap
+    stand-in for the pixels, which are not decoded yet)."""
+    batch, held = [], 0
+    for item in items[:ENCODE_BATCH_IMAGES]:
+        if batch and held >= ENCODE_BATCH_BYTES:
+            break
+        batch.append(item)
+        try:
+            # A compressed file holds several times fewer bytes than its pixels.
+            held += 8 * (Path(dataset_root) / item.relpath).stat().st_size
+        except OSError:
+            pass  # the decode names the file
+    return batch
+
+
+def encode_batch(
+    items: list[ImageItem], dataset_root: Path, codec: Codec, setting: str
+) -> list[tuple[np.ndarray, bytes] | Exception]:
+    """Decodes every source of a batch, then encodes them: (pixels, bytes) or the error, per
+    image."""
+    decoded: list[np.ndarray | Exception] = []
+    for item in items:
+        try:
+            decoded.append(read_pixels(Path(dataset_root) / item.relpath))
+        except Exception as error:  # raised at the image's turn, naming its file
+            decoded.append(error)
+    outcomes: list[tuple[np.ndarray, bytes] | Exception] = []
+    for item, pixels in zip(items, decoded, strict=True):
+        if isinstance(pixels, Exception):
+            outcomes.append(pixels)
+            continue
+        try:
+            # Only a transcoder reads the source file's bytes; the others are spared the read.
+            source = Path(dataset_root) / item.relpath
+            source_bytes = source.read_bytes() if reads_source_bytes(codec) else b""
+            outcomes.append((pixels, codec.encode_source(source_bytes, pixels, setting)))
+        except Exception as error:
+            outcomes.append(error)
+    return outcomes
 
 
 def encode_image(
@@ -161,8 +231,12 @@ def encode_image(
     codec: Codec,
     out: Path,
     key: str,
+    encoded: tuple[np.ndarray, bytes] | None = None,
 ) -> dict:
-    """Encodes one image into `out` and returns its record (sizes, geometry, file)."""
+    """Encodes one image into `out` and returns its record (sizes, geometry, file).
+
+    `encoded` is the image's decoded pixels and encoded bytes when a batch made them already.
+    """
     source = Path(dataset_root) / item.relpath
     record = {
         "index": index,
@@ -178,11 +252,13 @@ def encode_image(
         height, width, channels = image_geometry(source)
         record |= {"file": str(source), "encoded_bytes": record["original_bytes"]}
     else:
-        pixels = read_pixels(source)
+        if encoded is None:
+            [encoded] = encode_batch([item], dataset_root, codec, stage.setting)
+            if isinstance(encoded, Exception):
+                raise encoded
+        pixels, data = encoded
         height, width = pixels.shape[:2]
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-        data = codec.encode_source(source.read_bytes(), pixels, stage.setting)
-
         name = f"{index:08d}{codec.extension}"
         (out / name).write_bytes(data)
         # Relative to the store root, so that a moved store stays readable.
@@ -193,6 +269,11 @@ def encode_image(
         "channels": channels,
         "raw_bytes": height * width * channels,
     }
+
+
+def reads_source_bytes(codec: Codec) -> bool:
+    """Whether the codec's encode_source uses the file bytes (it overrides the default)."""
+    return type(codec).encode_source is not Codec.encode_source
 
 
 def finalize_encode(store: ArtifactStore, stage: EncodeStage, *shards_done: int) -> dict:
@@ -226,6 +307,100 @@ def summarize_records(stage: EncodeStage, records: list[dict]) -> dict:
         "dcr": 1.0 - encoded / original,
         "dcr_raw": 1.0 - encoded / raw,
     }
+
+
+def read_encode_records(store: ArtifactStore, stage: EncodeStage, start: int, stop: int):
+    """Records [start, stop) of a finished encode (its merged records.jsonl)."""
+    with (store.path("encode", stage.key) / "records.jsonl").open() as stream:
+        return [json.loads(line) for line in itertools.islice(stream, start, stop)]
+
+
+def measure_shard(
+    store: ArtifactStore,
+    stage: DistortionStage,
+    shard_index: int,
+    dataset_root: Path,
+    items: list[ImageItem],
+    codec: Codec,
+    *upstream: object,
+) -> int:
+    """Measures the distortion of one shard of a finished encode; returns its image count
+    (0 if done before). `upstream` (the encode's result) only orders it after the encode.
+
+    The reference is the source decoded as the encode decoded it; the distorted image is the
+    codec's decode of the written file. The original setting records the values of an image
+    against itself without reading anything. An image that cannot be measured gets None
+    values and an "error" naming its file, so that an auxiliary measure never fails a sweep;
+    the summary counts them.
+    """
+    del upstream
+    start, stop = stage.shards[shard_index]
+    encoded = read_encode_records(store, stage.encode, start, stop)
+    measurement = stage.measurement
+
+    def record_of(index: int, item: ImageItem, out: Path, key: str) -> dict:
+        record = {"index": index, "source": item.relpath}
+        if stage.setting == ORIGINAL:
+            return record | {"distortion": identical_values(measurement)}
+        source = Path(dataset_root) / item.relpath
+        try:
+            encoded_record = encoded[index - start]
+            if encoded_record["source"] != item.relpath:
+                raise RuntimeError(f"encode record {index} is {encoded_record['source']}")
+            reference = read_pixels(source)
+            distorted = codec.decode((store.root / encoded_record["file"]).read_bytes())
+            values = measure_image(reference, distorted, measurement)
+        except Exception as error:  # any failure of one image: recorded, never fatal
+            values = dict.fromkeys(measurement.fields)
+            record["error"] = f"{source}: {type(error).__name__}: {error}"
+        return record | {"distortion": values}
+
+    return write_shard(
+        store, DISTORTION_SHARD_STAGE, stage, shard_index, dataset_root, items, record_of
+    )
+
+
+def finalize_distortion(store: ArtifactStore, stage: DistortionStage, *shards_done: int) -> dict:
+    """Merges the measured shards of an encode and summarizes them; returns the summary."""
+    del shards_done  # only orders this task after the shards
+    if store.is_done("distortion", stage.key):
+        return store.read_json("distortion", stage.key, "summary.json")
+    records = merge_shards(store, DISTORTION_SHARD_STAGE, stage)
+    measurement = stage.measurement
+    failed = [record["error"] for record in records if "error" in record]
+    if failed:
+        log.warning(
+            "distortion %s/%s: %d image(s) could not be measured, e.g. %s",
+            stage.split,
+            stage.setting,
+            len(failed),
+            failed[0],
+        )
+    summary = {
+        "split": stage.split,
+        "setting": stage.setting,
+        "images": len(records),
+        # The original setting is the reference: its values hold by definition.
+        "reference": stage.setting == ORIGINAL,
+        "measures": summarize_distortion(records, measurement),
+        "skipped": dict(measurement.skipped),
+        "errors": len(failed),
+        "error_examples": failed[:5],
+        "tools": measurement.tools,
+    }
+    with store.writing("distortion", stage.key) as out:
+        with (out / "records.jsonl").open("w") as stream:
+            for record in records:
+                stream.write(json.dumps(record) + "\n")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def distortion_records(store: ArtifactStore, stage: DistortionStage) -> list[dict]:
+    """Per-image distortion of a finished distortion stage, in split order (the order of the
+    encode's records): {"index", "source", "distortion": {field: value}, ["error"]}."""
+    with (store.path("distortion", stage.key) / "records.jsonl").open() as stream:
+        return [json.loads(line) for line in stream]
 
 
 def encoded_files(store: ArtifactStore, stage: EncodeStage) -> list[LabelledFile]:

@@ -96,3 +96,31 @@ def test_original_encode_is_tied_to_its_dataset_folder(imagefolder, tmp_path):
     base, other = keys(imagefolder, tmp_path), keys(copy, tmp_path)
     assert other["encode"]["train/original"] != base["encode"]["train/original"]
     assert other["encode"]["train/1"] == base["encode"]["train/1"]
+
+
+def distortion_keys(imagefolder, tmp_path, *overrides: str) -> dict[str, dict]:
+    """Keys of a plan built with the config's distortion options (as run.plan_sweep will)."""
+    from tests.distortion.test_stage import plan_of, sweep_of
+
+    plan = plan_of(sweep_of(imagefolder, tmp_path, *overrides))
+    return {
+        "encode": {f"{s.split}/{s.setting}": s.key for s in plan.encodes.values()},
+        "train": {setting: stage.key for setting, stage in plan.trains.items()},
+        "distortion": {f"{s.split}/{s.setting}": s.key for s in plan.distortions.values()},
+    }
+
+
+def test_distortion_options_change_distortion_keys_only(imagefolder, tmp_path):
+    base = distortion_keys(imagefolder, tmp_path)
+    assert set(base["distortion"]) == {f"test/{s}" for s in ("original", "1", "4")}
+    for override in ("distortion.measures=[psnr]", "distortion.enabled=false"):
+        other = distortion_keys(imagefolder, tmp_path, override)
+        assert other["encode"] == base["encode"] and other["train"] == base["train"], override
+        assert set(other["distortion"].values()).isdisjoint(base["distortion"].values())
+
+
+def test_a_new_encode_gets_a_new_distortion_key(imagefolder, tmp_path):
+    base = distortion_keys(imagefolder, tmp_path)
+    other = distortion_keys(imagefolder, tmp_path, "codec.effort=3")
+    assert other["distortion"]["test/original"] == base["distortion"]["test/original"]
+    assert other["distortion"]["test/1"] != base["distortion"]["test/1"]

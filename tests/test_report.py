@@ -290,7 +290,7 @@ def test_setting_axis_orders_results_and_ticks_by_codec_positions(tmp_path):
 
 def test_distortion_figure_draws_measured_and_missing_measures(tmp_path):
     rows = [
-        {"setting": s, "measure": m, "median": v, "p90": v * 1.2}
+        {"setting": s, "measure": m, "median": v, "p10": v * 0.8, "p90": v * 1.2}
         for s, d in (("1", 1.0), ("4", 4.0))
         for m, v in (("butteraugli_3norm", d * 0.8), ("butteraugli_max", d * 1.3), ("psnr", 40 - d))
     ]
@@ -298,3 +298,8 @@ def test_distortion_figure_draws_measured_and_missing_measures(tmp_path):
     _assert_png(path)
     # A sweep measured nothing: every panel says so instead of failing.
     _assert_png(report.plot_distortion([], tmp_path / "none.png"))
+
+
+def test_worst_tenth_is_the_bad_tail_of_each_measure():
+    assert report.worst_tenth({"measure": "psnr", "p10": 30.0, "p90": 40.0}) == 30.0
+    assert report.worst_tenth({"measure": "butteraugli_max", "p10": 1.0, "p90": 2.0}) == 2.0

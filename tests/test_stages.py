@@ -29,9 +29,19 @@ def test_dcr_against_original_files_and_raw_pixels():
     assert summary["images"] == 2
 
 
-def test_shard_ranges_cover_every_image_once():
-    assert shard_ranges(10, 4) == ((0, 4), (4, 8), (8, 10))
+def test_shard_ranges_cover_every_image_once_in_equal_shards():
+    assert shard_ranges(10, 4) == ((0, 3), (3, 6), (6, 10))
     assert shard_ranges(3, 128) == ((0, 3),)
+    assert shard_ranges(720, 128) == tuple((i, i + 120) for i in range(0, 720, 120))
+    assert shard_ranges(0, 8) == ()
+    for count in range(1, 60):
+        for size in range(1, 12):
+            ranges = shard_ranges(count, size)
+            assert ranges[0][0] == 0 and ranges[-1][1] == count
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+            lengths = [stop - start for start, stop in ranges]
+            assert max(lengths) <= size and max(lengths) - min(lengths) <= 1
+            assert len(ranges) == -(-count // size)
 
 
 def encode_split(store, reader, setting: str, shard_size: int = 4) -> EncodeStage:
@@ -88,7 +98,11 @@ def test_resume_with_another_shard_size_encodes_every_image(imagefolder, tmp_pat
     assert len(encoded_files(store, large)) == len(items) == 18
 
 
-def test_unreadable_image_is_named_in_the_error(imagefolder, tmp_path):
+@pytest.mark.parametrize("batch_images", [1, 4, 32])
+def test_unreadable_image_is_named_in_the_error(imagefolder, tmp_path, monkeypatch, batch_images):
+    import sweep.stages as stages_module
+
+    monkeypatch.setattr(stages_module, "ENCODE_BATCH_IMAGES", batch_images)
     store, reader = ArtifactStore(tmp_path / "store"), ImageFolderReader(imagefolder)
     items = reader.read_split("train")
     broken = imagefolder / items[2].relpath
@@ -117,3 +131,43 @@ def test_machine_io_error_during_validation_names_the_file(imagefolder, tmp_path
     stage = ValidateStage("v", "train", ((0, len(items)),))
     with pytest.raises(ImageReadError, match=r"train/cat/0\.jpg: OSError: .*Input/output"):
         validate_shard(ArtifactStore(tmp_path), stage, 0, reader.root, items, False)
+
+
+class RecordingCodec(JxlCodec):
+    """A transcoder stand-in: keeps the source bytes it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__(distances=[4])
+        self.sources: list[bytes] = []
+
+    def encode_source(self, source: bytes, pixels, setting: str) -> bytes:
+        self.sources.append(source)
+        return self.encode(pixels, setting)
+
+
+def test_only_transcoders_are_handed_the_source_bytes(imagefolder, tmp_path):
+    from sweep.stages import reads_source_bytes
+
+    assert not reads_source_bytes(JxlCodec()) and reads_source_bytes(RecordingCodec())
+    reader, codec = ImageFolderReader(imagefolder), RecordingCodec()
+    items = reader.read_split("train")[:3]
+    stage = EncodeStage("k", "train", "4", ((0, 3),))
+    encode_shard(ArtifactStore(tmp_path), stage, 0, reader.root, items, codec)
+    assert codec.sources == [(imagefolder / item.relpath).read_bytes() for item in items]
+
+
+@pytest.mark.parametrize("batch_images", [1, 3, 32])
+def test_encoded_bytes_are_the_codecs_bytes_of_the_decoded_source(
+    imagefolder, tmp_path, monkeypatch, batch_images
+):
+    import sweep.stages as stages_module
+    from sweep.data.pixels import read_pixels
+
+    # Batches inside a shard (decode all, encode all, write all) change no byte and no order.
+    monkeypatch.setattr(stages_module, "ENCODE_BATCH_IMAGES", batch_images)
+    store, reader = ArtifactStore(tmp_path / "store"), ImageFolderReader(imagefolder)
+    stage = encode_split(store, reader, "4", shard_size=7)
+    codec = JxlCodec(distances=[4])
+    for item, file in zip(reader.read_split("train"), encoded_files(store, stage), strict=True):
+        expected = codec.encode(read_pixels(imagefolder / item.relpath), "4")
+        assert open(file.path, "rb").read() == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +72,19 @@ def test_inline_sweep_writes_results_report_and_mlflow_runs(imagefolder, tmp_pat
     assert "dcr_within_1pct/jxl/accuracy/stored" in compares[0].data.metrics
     assert "dcr_within_1pct/accuracy/stored" in parents[0].data.metrics
     assert "results.csv" in [a.path for a in client.list_artifacts(parents[0].info.run_id)]
+    # Measured distortion of every test image at every setting, summarized in the report.
+    distortion = read_csv(report / "distortion.csv")
+    measures = {"psnr", "ssim", "ssimulacra2", "butteraugli_max", "butteraugli_3norm"}
+    if shutil.which("butteraugli_main") is None:
+        measures -= {"butteraugli_max", "butteraugli_3norm"}
+    for setting in ("original", "4"):
+        found = {r["measure"]: r for r in distortion if r["setting"] == setting}
+        assert measures <= set(found) and {r["split"] for r in distortion} == {"test"}
+        assert all(int(found[m]["count"]) + int(found[m]["undefined"]) == 9 for m in measures)
+    measured = {r["measure"]: float(r["median"]) for r in distortion if r["setting"] == "4"}
+    assert 15 < measured["psnr"] < 60 and 0 < measured["ssimulacra2"] < 100
+    assert (report / "distortion_by_setting.png").stat().st_size > 0
+    assert "distortion/test/4/ssim/median" in parents[0].data.metrics
 
 
 def test_rerun_of_a_finished_sweep_does_no_stage_work(imagefolder, tmp_path, monkeypatch):
@@ -86,7 +100,8 @@ def test_rerun_of_a_finished_sweep_does_no_stage_work(imagefolder, tmp_path, mon
     assert second == first and (second / "results.csv").read_text() == before
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("sweep-imagefolder")
-    assert len(client.search_runs([experiment.experiment_id])) == 3
+    # A parent, two children and the codec comparison.
+    assert len(client.search_runs([experiment.experiment_id])) == 4
 
 
 def test_extending_the_grid_reuses_finished_stages(imagefolder, tmp_path, monkeypatch):
@@ -154,7 +169,7 @@ def test_cli_imagefolder_on_a_local_ray(imagefolder, tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    [report] = (tmp_path / "reports").iterdir()
+    [report] = (tmp_path / "reports").glob("imagefolder_*")
     assert len(read_csv(report / "results.csv")) == 4
     assert len(list((tmp_path / "store" / "train").iterdir())) == 2
 
@@ -205,8 +220,8 @@ def test_killed_sweep_resumes_to_the_same_results(imagefolder, tmp_path):
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    [reference_report] = (tmp_path / "reference" / "reports").iterdir()
-    [resumed_report] = (killed / "reports").iterdir()
+    [reference_report] = (tmp_path / "reference" / "reports").glob("imagefolder_*")
+    [resumed_report] = (killed / "reports").glob("imagefolder_*")
     assert (resumed_report / "results.csv").read_text() == (
         reference_report / "results.csv"
     ).read_text()
@@ -214,7 +229,7 @@ def test_killed_sweep_resumes_to_the_same_results(imagefolder, tmp_path):
     assert not list((killed / "store").glob("*/*.tmp-*"))
     client = MlflowClient(f"sqlite:///{killed}/mlflow.db")
     experiment = client.get_experiment_by_name("sweep-imagefolder")
-    assert len(client.search_runs([experiment.experiment_id])) == 1 + 3
+    assert len(client.search_runs([experiment.experiment_id])) == 1 + 3 + 1
 
 
 def add_bad_files(root: Path) -> None:
@@ -249,9 +264,7 @@ def test_bad_images_are_quarantined_or_converted_the_same_for_every_cell(imagefo
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("sweep-imagefolder")
     [parent] = [
-        r
-        for r in client.search_runs([experiment.experiment_id])
-        if "mlflow.parentRunId" not in r.data.tags
+        r for r in client.search_runs([experiment.experiment_id]) if "sweep.key" in r.data.tags
     ]
     assert parent.data.metrics["quarantined/train"] == 1
     assert parent.data.metrics["quarantined/test"] == 1

@@ -1,0 +1,198 @@
+"""The distortion stage of a sweep: every test image and setting measured, off when turned off,
+never re-encoding, never changing an encoded byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sweep.codecs.base import ORIGINAL
+from sweep.config import ConfigError, build_sweep
+from sweep.data.base import SPLITS
+from sweep.distortion import DistortionOptions
+from sweep.distortion.butteraugli import find_tool
+from sweep.execute import SweepWork, execute
+from sweep.plan import build_plan
+from sweep.stages import distortion_records
+from tests.conftest import compose_config
+
+
+def sweep_of(imagefolder, results, *overrides: str):
+    cfg = compose_config(
+        "task=imagefolder",
+        f"task.root={imagefolder}",
+        f"results_dir={results}",
+        "grid.train=[original,4]",
+        "grid.test=[original,1,4]",
+        "cluster=inline",
+        "tracking=none",
+        "progress=false",
+        *overrides,
+    )
+    return build_sweep(cfg, check_data=False)
+
+
+def plan_of(sweep):
+    """As run.plan_sweep, with the sweep's distortion options."""
+    splits = {split: sweep.reader.items(split) for split in SPLITS}
+    return build_plan(
+        sweep.reader,
+        splits,
+        {split: sweep.reader.fingerprint(items) for split, items in splits.items()},
+        sweep.codec,
+        sweep.task.identity(),
+        sweep.model.identity(),
+        sweep.options.__dict__,
+        sweep.seed,
+        sweep.train_settings,
+        sweep.test_settings,
+        sweep.cluster.encode_shard_size,
+        distortion=sweep.distortion,
+    )
+
+
+def encode_and_measure(sweep):
+    """Runs the encodes and measurements of a sweep inline (no training)."""
+    plan = plan_of(sweep)
+    plan.trains.clear()
+    plan.evaluations.clear()
+    work = SweepWork(
+        plan, sweep.store, sweep.reader.root, sweep.codec, None, None, sweep.options, 0
+    )
+    execute(work, sweep.cluster, show_progress=False)
+    return plan
+
+
+def read_records(store, stage_name, key):
+    with (store.path(stage_name, key) / "records.jsonl").open() as stream:
+        return [json.loads(line) for line in stream]
+
+
+def test_every_test_image_and_setting_has_every_measure(imagefolder, tmp_path):
+    sweep = sweep_of(imagefolder, tmp_path, "cluster.encode_shard_size=4")
+    plan = encode_and_measure(sweep)
+    assert set(plan.distortions) == {("test", s) for s in ("original", "1", "4")}
+    fields = ["psnr", "ssim", "ssimulacra2"]
+    if find_tool() is not None:
+        fields += ["butteraugli_max", "butteraugli_3norm"]
+    medians = {}
+    for (_, setting), stage in plan.distortions.items():
+        records = distortion_records(sweep.store, stage)
+        encoded = read_records(sweep.store, "encode", stage.encode.key)
+        assert [r["source"] for r in records] == [r["source"] for r in encoded]
+        assert len(records) == 9 and all(sorted(r["distortion"]) == sorted(fields) for r in records)
+        assert not any("error" in record for record in records)
+        summary = sweep.store.read_json("distortion", stage.key, "summary.json")
+        assert summary["reference"] == (setting == ORIGINAL) and summary["errors"] == 0
+        assert all(summary["measures"][name]["count"] == 9 for name in fields)
+        medians[setting] = {name: summary["measures"][name]["median"] for name in fields}
+    assert medians["original"]["ssimulacra2"] == 100.0 and medians["original"]["psnr"] is None
+    for name in ("psnr", "ssim", "ssimulacra2"):
+        assert medians["1"][name] > medians["4"][name], name
+    if find_tool() is not None:
+        assert 0 < medians["1"]["butteraugli_3norm"] < medians["4"]["butteraugli_3norm"]
+
+
+def test_turning_measuring_off_or_on_never_re_encodes(imagefolder, tmp_path):
+    off = sweep_of(imagefolder, tmp_path, "distortion.enabled=false")
+    plan_off = encode_and_measure(off)
+    assert plan_off.distortions == {}
+    assert not off.store.path("distortion", "x").parent.exists()
+    encode_keys = {k: s.key for k, s in plan_off.encodes.items()}
+
+    on = sweep_of(imagefolder, tmp_path)
+    plan_on = plan_of(on)
+    assert {k: s.key for k, s in plan_on.encodes.items()} == encode_keys
+    trains_off = plan_of(off).trains
+    assert {k: s.key for k, s in plan_on.trains.items()} == {
+        k: s.key for k, s in trains_off.items()
+    }
+    work = SweepWork(plan_on, on.store, on.reader.root, on.codec, None, None, on.options, 0)
+    assert work.pending_encodes() == [] and len(work.pending_distortions()) == 3
+
+
+def test_measuring_leaves_the_encoded_bytes_unchanged(imagefolder, tmp_path):
+    measured = sweep_of(imagefolder, tmp_path / "on")
+    unmeasured = sweep_of(imagefolder, tmp_path / "off", "distortion.enabled=false")
+    plans = encode_and_measure(measured), encode_and_measure(unmeasured)
+    for key, stage in plans[0].encodes.items():
+        assert plans[1].encodes[key].key == stage.key
+        files = [
+            [
+                (store.root / r["file"]).read_bytes()
+                for r in read_records(store, "encode", stage.key)
+            ]
+            for store in (measured.store, unmeasured.store)
+        ]
+        assert files[0] == files[1]
+
+
+def test_measures_and_splits_choose_the_stages_and_their_keys(imagefolder, tmp_path):
+    base = plan_of(sweep_of(imagefolder, tmp_path))
+    fewer = plan_of(sweep_of(imagefolder, tmp_path, "distortion.measures=[psnr,ssim]"))
+    assert {k: s.key for k, s in fewer.encodes.items()} == {
+        k: s.key for k, s in base.encodes.items()
+    }
+    assert set(fewer.distortions) == set(base.distortions)
+    assert all(fewer.distortions[k].key != s.key for k, s in base.distortions.items())
+    both = plan_of(sweep_of(imagefolder, tmp_path, "distortion.splits=[train,test]"))
+    assert set(both.distortions) == set(both.encodes)
+    assert both.distortions[("test", "1")].key == base.distortions[("test", "1")].key
+
+
+def test_missing_butteraugli_is_named_in_the_summary(imagefolder, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no butteraugli_main on it
+    sweep = sweep_of(imagefolder, tmp_path, "grid.test=[original,4]")
+    plan = encode_and_measure(sweep)
+    assert "butteraugli" in plan.skipped_measures
+    summary = sweep.store.read_json(
+        "distortion", plan.distortions[("test", "4")].key, "summary.json"
+    )
+    assert "libjxl-devtools" in summary["skipped"]["butteraugli"]
+    assert "butteraugli_max" not in summary["measures"] and "ssimulacra2" in summary["measures"]
+
+
+def test_an_image_that_cannot_be_measured_is_recorded_not_fatal(imagefolder, tmp_path):
+    sweep = sweep_of(imagefolder, tmp_path, "grid.test=[original,4]", "distortion.measures=[psnr]")
+    plan = plan_of(sweep)
+    plan.trains.clear()
+    plan.evaluations.clear()
+    stage = plan.distortions[("test", "4")]
+    work = SweepWork(
+        plan, sweep.store, sweep.reader.root, sweep.codec, None, None, sweep.options, 0
+    )
+    plan.distortions.clear()
+    execute(work, sweep.cluster, show_progress=False)  # encodes only
+    first = read_records(sweep.store, "encode", stage.encode.key)[0]
+    (sweep.store.root / first["file"]).write_bytes(b"not a jxl")
+    plan.distortions[("test", "4")] = stage
+    execute(work, sweep.cluster, show_progress=False)
+    records = read_records(sweep.store, "distortion", stage.key)
+    assert records[0]["distortion"] == {"psnr": None} and first["source"] in records[0]["error"]
+    summary = sweep.store.read_json("distortion", stage.key, "summary.json")
+    assert summary["errors"] == 1 and summary["measures"]["psnr"]["count"] == 8
+
+
+@pytest.mark.parametrize(
+    ("override", "option"),
+    [
+        ("distortion.splits=[valid]", "distortion.splits"),
+        ("distortion.measures=[psnr,vmaf]", "distortion.measures"),
+        ("distortion.measures=[]", "distortion.measures"),
+        ("distortion.measures=[psnr,psnr]", "distortion.measures"),
+        ("distortion.enabled=maybe", "distortion.enabled"),
+        ("+distortion.every=2", "distortion.every"),
+    ],
+)
+def test_bad_options_name_the_option(imagefolder, tmp_path, override, option):
+    with pytest.raises(ConfigError) as raised:
+        sweep_of(imagefolder, tmp_path, override)
+    assert raised.value.option == option
+
+
+def test_defaults_measure_the_test_split_with_every_measure(imagefolder, tmp_path):
+    assert sweep_of(imagefolder, tmp_path).distortion == DistortionOptions(
+        True, ("test",), ("psnr", "ssim", "ssimulacra2", "butteraugli")
+    )
+    assert sweep_of(imagefolder, tmp_path, "distortion.enabled=false").distortion.enabled is False
