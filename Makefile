@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: help install demo test bench reliability lint format ui clean
+.PHONY: help install demo test bench reliability lint format ui clean mmdet
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ bench: install ## benchmarks, reported as ratios against baselines of the same r
 
 reliability: install ## bad images, driver and worker kills; compares every result (~10 min)
 	$(PY) -m reliability
+
+mmdet: install ## opt-in MMDetection backend (model=faster_rcnn_mmdet): builds mmcv 2.1.0 from source (10-25 min)
+	bash scripts/install_mmdet.sh $(PY)
 
 lint: install ## ruff check and format check
 	$(PY) -m ruff check sweep tests benchmarks reliability

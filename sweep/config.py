@@ -29,6 +29,8 @@ from sweep.store import ArtifactStore, StoreError
 from sweep.tasks.options import AMP_CHOICES, TrainOptions
 
 CLUSTER_MODES = ("ray", "inline")
+# The built-in demo task of each task kind, named in errors.
+DEMO_TASKS = {"classification": "demo", "detection": "demo_det", "segmentation": "demo_seg"}
 ON_ERROR_CHOICES = ("quarantine", "fail")
 # URI schemes MLflow 3 accepts for its tracking store (the plain file store is refused).
 TRACKING_SCHEMES = ("sqlite:///", "postgresql://", "mysql://", "http://", "https://", "databricks")
@@ -134,7 +136,9 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         raise ConfigError(
             "model",
             f"{sweep.model.name} is a {sweep.model.task_kind} model but task="
-            f"{sweep.task_name} is {task_kind}: choose a {task_kind} model",
+            f"{sweep.task_name} is {task_kind}: choose a {task_kind} model (each task picks "
+            f"one by default when model= is left out), or a {sweep.model.task_kind} task "
+            f"such as task={DEMO_TASKS.get(sweep.model.task_kind, 'demo')}",
         )
     if check_data:
         check_environment(sweep)

@@ -9,6 +9,7 @@ crashed or concurrent run never leaves a half-written report behind.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ RESULT_COLUMNS = [
 ]  # fmt: skip
 
 ORIGINAL = "original"
+log = logging.getLogger(__name__)
 DPI = 120
 GRID_RESOLUTION = 200
 CMAP = "viridis"
@@ -85,10 +87,12 @@ def add_relative(rows: list[dict]) -> list[dict]:
         rows: Result rows with every ``RESULT_COLUMNS`` key except ``relative``.
 
     Returns:
-        New dicts (the inputs are not modified) with a float ``relative`` key.
+        New dicts (the inputs are not modified) with a float ``relative`` key. A metric whose
+        original/original value is 0 or not finite (an mAP of 0 after a short training) has
+        no relative values: they are NaN, with a warning, and every absolute value is kept.
 
     Raises:
-        ValueError: If a metric has no original/original row, or its value is 0 or not finite.
+        ValueError: If a metric has no original/original row.
     """
     references = {
         row["metric"]: float(row["value"])
@@ -102,8 +106,17 @@ def add_relative(rows: list[dict]) -> list[dict]:
         if reference is None:
             raise ValueError(f"metric {metric!r} has no original/original reference row")
         if reference == 0 or not math.isfinite(reference):
-            raise ValueError(f"metric {metric!r} has an unusable reference value {reference!r}")
+            out.append({**row, "relative": math.nan})
+            continue
         out.append({**row, "relative": float(row["value"]) / reference})
+    for metric, reference in sorted(references.items()):
+        if reference == 0 or not math.isfinite(reference):
+            log.warning(
+                "%s is %r at original/original: relative values are undefined (NaN); the "
+                "absolute values are in results.csv",
+                metric,
+                reference,
+            )
     return out
 
 
@@ -366,6 +379,8 @@ def write_report(
     relative = add_relative(rows)
     paths = {"results.csv": write_results_csv(relative, out_dir / "results.csv", axis)}
     for metric in sorted({r["metric"] for r in relative}):
+        if all(math.isnan(r["relative"]) for r in relative if r["metric"] == metric):
+            continue  # nothing to draw; add_relative has warned
         for axes in ("setting", "dcr"):
             name = f"heatmap_{metric}_{axes}"
             path = out_dir / f"{name}.png"

@@ -9,6 +9,7 @@ its logging on the next run.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -188,7 +189,8 @@ def _child_metrics(cells: list[dict], summary: dict) -> list[Metric]:
     for cell in cells:
         test, name = cell["test_setting"], cell["metric"]
         metrics.append(_metric(f"{name}/test_{test}", cell["value"]))
-        metrics.append(_metric(f"relative_{name}/test_{test}", cell["relative"]))
+        if math.isfinite(cell["relative"]):  # NaN when the original/original value is 0
+            metrics.append(_metric(f"relative_{name}/test_{test}", cell["relative"]))
         metrics.append(_metric(f"test_dcr/test_{test}", cell["test_dcr"]))
     for epoch, loss in enumerate(summary.get("train_loss", [])):
         metrics.append(_metric("train_loss", loss, step=epoch))

@@ -134,11 +134,17 @@ def test_add_relative_missing_reference_names_metric():
         add_relative(rows)
 
 
-def test_add_relative_zero_reference_names_metric():
-    rows = make_rows(["original", "1"])
+def test_zero_reference_keeps_the_values_with_nan_relatives_and_a_warning(tmp_path, caplog):
+    rows = make_rows(["original", "1"], metrics=("mIoU", "mAcc"))
     _cell(rows, "mIoU", "original", "original")["value"] = 0.0
-    with pytest.raises(ValueError, match="mIoU"):
-        add_relative(rows)
+    relative = add_relative(rows)
+    assert all(np.isnan(r["relative"]) for r in relative if r["metric"] == "mIoU")
+    assert all(not np.isnan(r["relative"]) for r in relative if r["metric"] == "mAcc")
+    assert "mIoU is 0.0 at original/original" in caplog.text
+    # The report is still written: every value, heatmaps only where relatives exist.
+    paths = write_report(rows, make_dcr_rows(["original", "1"]), tmp_path)
+    assert "heatmap_mAcc_setting" in paths and "heatmap_mIoU_setting" not in paths
+    assert len(paths["results.csv"].read_text().splitlines()) == 1 + len(rows)
 
 
 def test_results_csv_header_numeric_order_and_exact_floats(tmp_path):
