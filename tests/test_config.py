@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from sweep.codecs.base import Codec
-from sweep.config import ConfigError, build_sweep
+from sweep.config import DEMO_TASKS, ConfigError, build_sweep
 from sweep.tasks.options import TrainOptions
 from tests.conftest import CONFIG_DIR, compose_config
 
@@ -26,6 +27,10 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     overrides = [f"{group}={option}", f"results_dir={tmp_path}"]
     if group == "task" and option != "demo":
         overrides.append(f"task.root={tmp_path}")
+    if group == "model":
+        # A model runs with the demo task of its kind.
+        kind = OmegaConf.load(CONFIG_DIR / "model" / f"{option}.yaml").task_kind
+        overrides.append(f"task={DEMO_TASKS[kind]}")
     sweep = build_sweep(compose_config(*overrides), check_data=False)
     assert isinstance(sweep.codec, Codec)
     assert isinstance(sweep.options, TrainOptions)
@@ -33,6 +38,26 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     assert sweep.model.task_kind == sweep.task.identity()["kind"]
     if group == "model":
         assert sweep.model.name == option
+
+
+@pytest.mark.parametrize(
+    ("task", "model"),
+    [("demo_det", "faster_rcnn_tiny"), ("voc", "faster_rcnn"), ("demo_seg", "segformer_tiny"),
+     ("cityscapes", "segformer"), ("voc_seg", "segformer")],
+)  # fmt: skip
+def test_each_task_picks_a_model_of_its_kind(task, model, tmp_path):
+    sweep = build_sweep(
+        compose_config(f"task={task}", f"task.root={tmp_path}", f"results_dir={tmp_path}"),
+        check_data=False,
+    )
+    assert sweep.model.name == model
+
+
+def test_a_model_of_another_kind_names_the_task_to_use(tmp_path):
+    cfg = compose_config("task=demo", "model=faster_rcnn_tiny", f"results_dir={tmp_path}")
+    with pytest.raises(ConfigError, match="task=demo_det") as error:
+        build_sweep(cfg, check_data=False)
+    assert error.value.option == "model"
 
 
 def test_default_is_the_demo_on_a_small_grid(tmp_path):

@@ -1,0 +1,99 @@
+"""Per-pixel label masks: read as raw label indices, mapped to training classes by a table.
+
+A mask file holds one label index per pixel: a greyscale PNG (Cityscapes `*_labelIds.png`) or a
+palette PNG whose palette indices are the labels (VOC `SegmentationClass/*.png`). The indices are
+read as they are stored, never through an RGB conversion, which would turn them into colours.
+A dataset's labels become training classes through a 256-entry lookup table: the raw id of each
+class, in class order; every other id becomes IGNORE_INDEX and counts in no loss or metric.
+Masks are only ever resized with nearest-neighbour sampling, so no pixel gets an in-between label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sweep.data.base import DatasetError
+
+# The "don't care" label of Cityscapes, VOC and mmsegmentation.
+IGNORE_INDEX = 255
+# Pillow modes whose samples are label indices as stored (P: palette indices).
+INDEX_MODES = ("L", "P")
+
+
+def lookup_table(label_ids: Sequence[int]) -> np.ndarray:
+    """A (256,) uint8 table: raw label id -> training class index, IGNORE_INDEX elsewhere.
+
+    Args:
+        label_ids: The raw id of training class 0, 1, ...; each in 0..254, no repeats.
+
+    Raises:
+        ValueError: On an id out of range, a repeated id, or more than 255 classes.
+    """
+    ids = [int(i) for i in label_ids]
+    if not ids or len(ids) > IGNORE_INDEX:
+        raise ValueError(f"label_ids must list 1 to {IGNORE_INDEX} ids, got {len(ids)}")
+    if any(not 0 <= i < IGNORE_INDEX for i in ids):
+        raise ValueError(f"label ids must be in 0..{IGNORE_INDEX - 1}, got {ids}")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"label ids repeat: {ids}")
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    table[ids] = np.arange(len(ids), dtype=np.uint8)
+    return table
+
+
+def read_label_mask(path: str | Path) -> np.ndarray:
+    """The raw label index of every pixel, as a (H, W) uint8 array.
+
+    Raises:
+        DatasetError: If the file is not a single-channel 8-bit label image (an RGB colour
+            rendering such as Cityscapes' `*_color.png`, for example); the message names it.
+    """
+    with Image.open(path) as image:
+        if image.mode not in INDEX_MODES:
+            raise DatasetError(
+                f"{path}: a label mask must be a single-channel 8-bit image of label indices "
+                f"(PNG mode L, or P with the palette index as the label), not mode "
+                f"{image.mode}; for Cityscapes use *_gtFine_labelIds.png, not *_color.png"
+            )
+        # np.asarray of a P image gives the palette indices, not the colours.
+        return np.asarray(image, dtype=np.uint8).copy()
+
+
+def read_training_mask(path: str | Path, table: np.ndarray) -> np.ndarray:
+    """The training class of every pixel (IGNORE_INDEX where the label is not a class)."""
+    return table[read_label_mask(path)]
+
+
+def check_label_mask(image_path: Path, mask_path: Path) -> None:
+    """Checks from the headers that a mask exists, holds label indices, and fits its image.
+
+    An image whose header cannot be read is left to the bad-image policy (the sweep decodes
+    every image once and quarantines the unreadable ones); a bad mask is an error here.
+
+    Raises:
+        DatasetError: Naming both files when the sizes differ, or the mask when it is missing,
+            unreadable or not a label image.
+    """
+    if not mask_path.is_file():
+        raise DatasetError(f"{mask_path} is missing: it is the label mask of {image_path}")
+    try:
+        with Image.open(mask_path) as mask:
+            mode, mask_size = mask.mode, mask.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"{mask_path}: not a readable label mask ({error})") from None
+    if mode not in INDEX_MODES:
+        read_label_mask(mask_path)  # raises the explanation
+    try:
+        with Image.open(image_path) as image:
+            image_size = image.size
+    except (OSError, SyntaxError, ValueError):
+        return
+    if mask_size != image_size:
+        raise DatasetError(
+            f"{mask_path} is {mask_size[0]}x{mask_size[1]} but its image {image_path} is "
+            f"{image_size[0]}x{image_size[1]}: a label mask must have its image's size"
+        )

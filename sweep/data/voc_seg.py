@@ -1,0 +1,90 @@
+"""PASCAL VOC 2012 semantic segmentation.
+
+    <root>/JPEGImages/<id>.jpg                          camera images (re-encoded)
+    <root>/SegmentationClass/<id>.png                   palette masks (never re-encoded)
+    <root>/ImageSets/Segmentation/{train,val}.txt       one image id per line
+
+`root` is the VOC2012 folder (a VOCdevkit folder holding VOC2012/ works too). The test split of
+the sweep is `val`. The masks' palette indices are the class ids: 0 background, 1..20 the object
+classes, 255 the object borders and difficult regions (ignored).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sweep.data.base import DatasetError, DatasetReader, ImageItem
+from sweep.data.masks import check_label_mask
+
+VOC_CLASSES: tuple[str, ...] = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+# The sweep's split names -> VOC image-set files.
+SPLIT_FILES = {"train": "train", "test": "val"}
+
+
+class VocSegmentationReader(DatasetReader):
+    """Reads the VOC 2012 segmentation image sets; each item's mask is its palette PNG.
+
+    Each item's target is `{"label_ids": [0, ..., 20]}` (palette index = class), so the
+    segmentation task maps VOC masks like any other: every index that is no class is ignored.
+
+    Args:
+        root: The VOC2012 folder, or a VOCdevkit folder that holds VOC2012/.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        root = Path(root).absolute()
+        # VOCdevkit/VOC2012 is how the archive unpacks; accept either level.
+        if not (root / "JPEGImages").is_dir() and (root / "VOC2012" / "JPEGImages").is_dir():
+            root = root / "VOC2012"
+        self.root = root
+
+    def prepare(self) -> None:
+        super().prepare()
+        for path in (
+            self.root / "JPEGImages",
+            self.root / "SegmentationClass",
+            *(self._split_file(split) for split in SPLIT_FILES),
+        ):
+            if not path.exists():
+                raise DatasetError(
+                    f"{path} is missing: task=voc_seg expects the VOC 2012 layout "
+                    f"{self.root}/JPEGImages/<id>.jpg, SegmentationClass/<id>.png and "
+                    f"ImageSets/Segmentation/{{train,val}}.txt"
+                )
+
+    def _split_file(self, split: str) -> Path:
+        return self.root / "ImageSets" / "Segmentation" / f"{SPLIT_FILES[split]}.txt"
+
+    def class_names(self) -> list[str]:
+        return list(VOC_CLASSES)
+
+    def read_split(self, split: str) -> list[ImageItem]:
+        listing = self._split_file(split)
+        target = {"label_ids": list(range(len(VOC_CLASSES)))}
+        items = []
+        for number, line in enumerate(listing.read_text().splitlines(), start=1):
+            image_id = line.strip()
+            if not image_id:
+                continue
+            image = self.resolve(f"JPEGImages/{image_id}.jpg")
+            mask = self.resolve(f"SegmentationClass/{image_id}.png")
+            if not image.is_file():
+                raise DatasetError(f"{listing}:{number}: {image} does not exist")
+            try:
+                check_label_mask(image, mask)
+            except DatasetError as error:
+                raise DatasetError(f"{listing}:{number}: {error}") from None
+            items.append(
+                ImageItem(
+                    relpath=f"JPEGImages/{image_id}.jpg",
+                    target=target,
+                    mask=f"SegmentationClass/{image_id}.png",
+                )
+            )
+        if not items:
+            raise DatasetError(f"{listing} lists no images")
+        return items
