@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 from sweep.data import demo_det_images
 from sweep.data.base import DatasetReader, ImageItem
+from sweep.data.generated import generate_once, generated_folder
 from sweep.data.voc import VocReader
 
 # Bump when the generator's output changes, so that old folders are not reused.
@@ -45,35 +41,23 @@ class DemoDetReader(DatasetReader):
             "image_size": image_size,
             "seed": seed,
         }
-        digest = hashlib.sha256(json.dumps(self.parameters, sort_keys=True).encode()).hexdigest()
-        self.root = Path(root).absolute() / f"v{GENERATOR_VERSION}-{digest[:12]}"
+        self.root = generated_folder(root, self.parameters)
         self._voc = VocReader(
             self.root, list(demo_det_images.DEMO_DET_CLASSES), TRAIN_LIST, TEST_LIST
         )
 
     def prepare(self) -> None:
-        if not (self.root / "DONE").exists():
-            self._generate()
+        generate_once(self.root, self.parameters, self._write)
         self._voc.prepare()
 
-    def _generate(self) -> None:
-        # Written under a temporary name and renamed, so a killed run never leaves a half
-        # dataset that a later run would read.
-        staging = self.root.with_name(f"{self.root.name}.tmp-{uuid.uuid4().hex[:8]}")
+    def _write(self, staging: Path) -> None:
         p = self.parameters
-        staging.mkdir(parents=True)
         for list_name, images in ((TRAIN_LIST, p["train_images"]), (TEST_LIST, p["test_images"])):
             demo_det_images.generate_demo_det_split(
                 staging, list_name, images, size=p["image_size"], seed=p["seed"]
             )
         # For people and other tools: the label order of the annotations' class names.
         (staging / "labels.txt").write_text("\n".join(demo_det_images.DEMO_DET_CLASSES) + "\n")
-        (staging / "DONE").write_text(json.dumps(p) + "\n")
-        try:
-            os.rename(staging, self.root)
-        except OSError:
-            # Another process generated the same parameters first: its copy is identical.
-            shutil.rmtree(staging, ignore_errors=True)
 
     def class_names(self) -> list[str]:
         return self._voc.class_names()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 from sweep.data import demo_seg_images
 from sweep.data.cityscapes import SPLIT_FOLDERS, CityscapesReader
+from sweep.data.generated import generate_once, generated_folder
 from sweep.errors import OptionError
 
 # Bump when the generator's output changes, so that old folders are not reused.
@@ -54,33 +50,21 @@ class DemoSegReader(CityscapesReader):
             "image_size": image_size,
             "seed": seed,
         }
-        digest = hashlib.sha256(json.dumps(self.parameters, sort_keys=True).encode()).hexdigest()
         # The same reader as task=cityscapes, with the demo's classes and label table.
         super().__init__(
-            Path(root).absolute() / f"v{GENERATOR_VERSION}-{digest[:12]}",
+            generated_folder(root, self.parameters),
             classes=demo_seg_images.DEMO_SEG_CLASSES,
             label_ids=demo_seg_images.DEMO_SEG_LABEL_IDS,
         )
 
     def prepare(self) -> None:
-        if not (self.root / "DONE").exists():
-            self._generate()
+        generate_once(self.root, self.parameters, self._write)
         super().prepare()
 
-    def _generate(self) -> None:
-        # Written under a temporary name and renamed, so a killed run never leaves a half
-        # dataset that a later run would read.
-        staging = self.root.with_name(f"{self.root.name}.tmp-{uuid.uuid4().hex[:8]}")
+    def _write(self, staging: Path) -> None:
         p = self.parameters
-        staging.mkdir(parents=True)
         for split, count in (("train", p["train_images"]), ("test", p["test_images"])):
             folder = SPLIT_FOLDERS[split]
             demo_seg_images.generate_demo_seg_split(
                 staging, folder, count, CITIES[folder], size=p["image_size"], seed=p["seed"]
             )
-        (staging / "DONE").write_text(json.dumps(p) + "\n")
-        try:
-            os.rename(staging, self.root)
-        except OSError:
-            # Another process generated the same parameters first: its copy is identical.
-            shutil.rmtree(staging, ignore_errors=True)
