@@ -9,17 +9,8 @@ import numpy as np
 import PIL
 from PIL import AvifImagePlugin, Image, features
 
-from sweep.codecs.base import (
-    ORIGINAL,
-    Codec,
-    SettingError,
-    canonical_settings,
-    parse_quality,
-    quality_list,
-    quality_position,
-)
+from sweep.codecs.base import QualityCodec, SettingError
 
-MIN_QUALITY, MAX_QUALITY = 0, 100
 # libavif's speed: 0 (slowest, smallest) .. 10 (fastest); 6 is Pillow's and avifenc's default.
 SPEEDS = range(0, 11)
 # Chroma subsampling of colour images; grey images are always 4:0:0 (luma only).
@@ -28,7 +19,7 @@ SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 ENCODER = "aom"
 
 
-class AvifCodec(Codec):
+class AvifCodec(QualityCodec):
     """Lossy AVIF (AV1 intra) at a quality 0-100, encoded by aom through Pillow.
 
     Grey (H, W) pixels are written as monochrome (4:0:0) AVIF and decode to (H, W); RGB uses
@@ -42,6 +33,7 @@ class AvifCodec(Codec):
         threads: Encoder threads per image; 1 because the sweep runs one encode task per core.
     """
 
+    label = "AVIF"
     extension = ".avif"
     axis_label = "100 - AVIF quality"
 
@@ -67,23 +59,7 @@ class AvifCodec(Codec):
         self.speed = int(speed)
         self.subsampling = ":".join(digits)
         self.threads = int(threads)
-        self.settings = canonical_settings(
-            self.parse_setting,
-            [f"q{q}" for q in quality_list(qualities, "AVIF")],
-            "codec.qualities",
-            "quality",
-        )
-
-    def sweep_settings(self) -> list[str]:
-        return [ORIGINAL, *self.settings]
-
-    def parse_setting(self, setting: str) -> str:
-        if setting == ORIGINAL:
-            return ORIGINAL
-        return f"q{parse_quality(setting, MIN_QUALITY, MAX_QUALITY, 'AVIF')}"
-
-    def setting_position(self, setting: str) -> float:
-        return 0.0 if setting == ORIGINAL else quality_position(int(setting[1:]))
+        self.set_qualities(qualities)
 
     def library_version(self) -> str:
         return (
@@ -99,7 +75,7 @@ class AvifCodec(Codec):
         Image.fromarray(np.ascontiguousarray(pixels)).save(
             out,
             format="AVIF",
-            quality=int(setting[1:]),
+            quality=self.quality(setting),
             speed=self.speed,
             subsampling="4:0:0" if pixels.ndim == 2 else self.subsampling,
             codec=ENCODER,

@@ -150,3 +150,40 @@ class Codec(ABC):
             "parameters": self.encoder_parameters(),
             "setting": setting,
         }
+
+
+class QualityCodec(Codec):
+    """A codec whose settings are "q<quality>" (WebP, AVIF): parsing, sweep and axis position.
+
+    Subclasses set `label` (in messages), `min_quality` and `max_quality`, and call
+    `set_qualities` from their constructor.
+    """
+
+    label: str
+    min_quality: int = 0
+    max_quality: int = 100
+
+    def set_qualities(self, qualities: Sequence) -> None:
+        """The qualities swept by `grid.*: all` (the `qualities` argument), checked."""
+        self.settings = canonical_settings(
+            self.parse_setting,
+            [f"q{q}" for q in quality_list(qualities, self.label)],
+            "codec.qualities",
+            "quality",
+        )
+
+    def sweep_settings(self) -> list[str]:
+        return [ORIGINAL, *self.settings]
+
+    def parse_setting(self, setting: str) -> str:
+        if setting == ORIGINAL:
+            return ORIGINAL
+        return f"q{parse_quality(setting, self.min_quality, self.max_quality, self.label)}"
+
+    def setting_position(self, setting: str) -> float:
+        return 0.0 if setting == ORIGINAL else quality_position(self.quality(setting))
+
+    @staticmethod
+    def quality(setting: str) -> int:
+        """The quality of a canonical setting: "q90" -> 90."""
+        return int(setting[1:])

@@ -9,22 +9,13 @@ import numpy as np
 import PIL
 from PIL import Image, features
 
-from sweep.codecs.base import (
-    ORIGINAL,
-    Codec,
-    SettingError,
-    canonical_settings,
-    parse_quality,
-    quality_list,
-    quality_position,
-)
+from sweep.codecs.base import QualityCodec, SettingError
 
-MIN_QUALITY, MAX_QUALITY = 0, 100
 # libwebp's compression method: 0 (fastest) .. 6 (smallest files); 4 is cwebp's default.
 METHODS = range(0, 7)
 
 
-class WebpCodec(Codec):
+class WebpCodec(QualityCodec):
     """Lossy WebP (VP8, YUV 4:2:0) at a quality 0-100; q100 is still lossy.
 
     WebP has no greyscale mode: grey (H, W) pixels are written as RGB with equal channels and
@@ -36,6 +27,7 @@ class WebpCodec(Codec):
         method: libwebp's method (effort), 0-6.
     """
 
+    label = "WebP"
     extension = ".webp"
     axis_label = "100 - WebP quality"
 
@@ -46,23 +38,7 @@ class WebpCodec(Codec):
         if method not in METHODS:
             raise SettingError(f"{method} is outside libwebp's methods 0-6", "codec.method")
         self.method = int(method)
-        self.settings = canonical_settings(
-            self.parse_setting,
-            [f"q{q}" for q in quality_list(qualities, "WebP")],
-            "codec.qualities",
-            "quality",
-        )
-
-    def sweep_settings(self) -> list[str]:
-        return [ORIGINAL, *self.settings]
-
-    def parse_setting(self, setting: str) -> str:
-        if setting == ORIGINAL:
-            return ORIGINAL
-        return f"q{parse_quality(setting, MIN_QUALITY, MAX_QUALITY, 'WebP')}"
-
-    def setting_position(self, setting: str) -> float:
-        return 0.0 if setting == ORIGINAL else quality_position(int(setting[1:]))
+        self.set_qualities(qualities)
 
     def library_version(self) -> str:
         return f"Pillow {PIL.__version__} / libwebp {features.version('webp')}"
@@ -73,7 +49,7 @@ class WebpCodec(Codec):
     def encode(self, pixels: np.ndarray, setting: str) -> bytes:
         out = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(pixels)).save(
-            out, format="WEBP", quality=int(setting[1:]), method=self.method, lossless=False
+            out, format="WEBP", quality=self.quality(setting), method=self.method, lossless=False
         )
         return out.getvalue()
 
