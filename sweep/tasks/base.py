@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,3 +59,19 @@ class ImageFileDataset(Dataset):
         pixels = to_rgb(read_pixels(path))  # (H, W, 3) uint8
         image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # (3, H, W)
         return self.transform(image), label
+
+
+# The trained weights in a training's output folder (a state dict, loaded with weights_only).
+WEIGHTS_FILE = "model.pt"
+
+
+def save_weights(module: torch.nn.Module, out_dir: Path) -> None:
+    torch.save(module.state_dict(), Path(out_dir) / WEIGHTS_FILE)
+
+
+def load_trained(model, weights_dir: Path, num_classes: int, device: torch.device):
+    """The module a training wrote to weights_dir, on `device`, in eval mode."""
+    module = model.build(num_classes, load_pretrained=False)
+    state = torch.load(Path(weights_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    module.load_state_dict(state)
+    return module.to(device).eval()

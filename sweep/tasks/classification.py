@@ -16,12 +16,12 @@ from sweep.tasks.base import (
     ImageFileDataset,
     autocast,
     autocast_dtype,
+    load_trained,
     pick_device,
+    save_weights,
     seed_everything,
 )
 from sweep.tasks.options import LabelledFile, TrainOptions
-
-WEIGHTS_FILE = "model.pt"
 
 
 def train_transform(image_size: int, mean, std, min_crop_scale: float) -> v2.Compose:
@@ -116,7 +116,7 @@ class ClassificationTask:
                 seen += len(labels)
             epoch_losses.append(loss_sum / len(dataset))
         seconds = time.perf_counter() - started
-        torch.save(module.state_dict(), out_dir / WEIGHTS_FILE)
+        save_weights(module, out_dir)
         return {
             "train_loss": epoch_losses,
             "images": len(dataset),
@@ -136,10 +136,7 @@ class ClassificationTask:
     ) -> dict:
         """Top-1 accuracy of the weights in weights_dir on the given files."""
         device = pick_device()
-        module = model.build(num_classes, load_pretrained=False)
-        state = torch.load(weights_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        module.load_state_dict(state)
-        module.to(device).eval()
+        module = load_trained(model, weights_dir, num_classes, device)
         dataset = ImageFileDataset(files, eval_transform(model.image_size, model.mean, model.std))
         loader = DataLoader(
             dataset,

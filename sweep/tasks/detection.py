@@ -30,10 +30,16 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError
-from sweep.tasks.base import autocast, autocast_dtype, pick_device, seed_everything
+from sweep.tasks.base import (
+    autocast,
+    autocast_dtype,
+    load_trained,
+    pick_device,
+    save_weights,
+    seed_everything,
+)
 from sweep.tasks.options import LabelledFile, TrainOptions
 
-WEIGHTS_FILE = "model.pt"
 METRIC = (
     "VOC mAP@0.5 and COCO mAP@[.5:.95] (torchmetrics MeanAveragePrecision, pycocotools, "
     "101-point interpolation, difficult objects as crowd regions)"
@@ -205,7 +211,7 @@ class DetectionTask:
                 seen += len(images)
             epoch_losses.append(loss_sum / len(dataset))
         seconds = time.perf_counter() - started
-        torch.save(module.state_dict(), out_dir / WEIGHTS_FILE)
+        save_weights(module, out_dir)
         return {
             "train_loss": epoch_losses,
             "images": len(dataset),
@@ -226,10 +232,7 @@ class DetectionTask:
     ) -> dict:
         """mAP of the weights in weights_dir on the given files."""
         device = pick_device()
-        module = model.build(num_classes, load_pretrained=False)
-        state = torch.load(weights_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        module.load_state_dict(state)
-        module.to(device).eval()
+        module = load_trained(model, weights_dir, num_classes, device)
         loader = DataLoader(
             DetectionDataset(files, train=False),
             batch_size=options.eval_batch_size,

@@ -28,10 +28,16 @@ from transformers import get_polynomial_decay_schedule_with_warmup
 from sweep.data.masks import IGNORE_INDEX, lookup_table, read_training_mask
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError
-from sweep.tasks.base import autocast, autocast_dtype, pick_device, seed_everything
+from sweep.tasks.base import (
+    autocast,
+    autocast_dtype,
+    load_trained,
+    pick_device,
+    save_weights,
+    seed_everything,
+)
 from sweep.tasks.options import LabelledFile, TrainOptions
 
-WEIGHTS_FILE = "model.pt"
 EVAL_MODES = ("whole", "slide")
 
 
@@ -399,7 +405,7 @@ class SegmentationTask:
             seen += batches_seen
             epoch_losses.append(loss_sum / max(batches_seen, 1))
         seconds = time.perf_counter() - started
-        torch.save(module.state_dict(), out_dir / WEIGHTS_FILE)
+        save_weights(module, out_dir)
         return {
             "train_loss": epoch_losses,
             "images": len(dataset),
@@ -432,10 +438,7 @@ class SegmentationTask:
     ) -> dict:
         """mIoU and mAcc of the weights in weights_dir on the given files, at mask resolution."""
         device = pick_device()
-        module = model.build(num_classes, load_pretrained=False)
-        state = torch.load(weights_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        module.load_state_dict(state)
-        module.to(device).eval()
+        module = load_trained(model, weights_dir, num_classes, device)
         dataset = SegmentationFileDataset(
             files, EvalSample(self.resize_short_side, model.mean, model.std)
         )

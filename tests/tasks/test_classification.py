@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sweep.models.swav import SwavResNet
-from sweep.tasks.classification import WEIGHTS_FILE, ClassificationTask
+from sweep.tasks.base import WEIGHTS_FILE
+from sweep.tasks.classification import ClassificationTask
 from sweep.tasks.options import LabelledFile, TrainOptions
 
 

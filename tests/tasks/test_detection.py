@@ -8,8 +8,8 @@ import torch
 from sweep.data.demo_det import DemoDetReader
 from sweep.errors import OptionError
 from sweep.models.faster_rcnn import TinyFasterRCNN
+from sweep.tasks.base import WEIGHTS_FILE
 from sweep.tasks.detection import (
-    WEIGHTS_FILE,
     DetectionDataset,
     DetectionTask,
     compute_metrics,

@@ -13,9 +13,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from sweep.errors import OptionError
 from sweep.models.segformer import SegformerSegmenter
+from sweep.tasks.base import WEIGHTS_FILE
 from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.segmentation import (
-    WEIGHTS_FILE,
     SegmentationMetrics,
     SegmentationTask,
     TrainSample,
