@@ -36,8 +36,8 @@ EXPERIMENT = "sweep-imagefolder"
 TRAIN_SETTINGS = ("original", "2", "8")
 TEST_SETTINGS = ("original", "8")
 REPORT_FILES = ("results.csv", "quarantine.csv", "conversions.csv")
-# The codec comparison folder beside the sweep's report (see sweep/compare.py).
-COMPARE = "compare_imagefolder_swav_tiny"
+# The codec comparison folders beside the sweep's report (see sweep/compare.py).
+COMPARE_PREFIX = "compare_"
 # Stage outputs in the store: <stage>/<key>/ or, for encode shards, encode-shards/<key>/<range>/.
 STORE_PATTERNS = {
     "encode": ("encode-shards/*/*", "encode/*"),
@@ -318,7 +318,11 @@ class Reference:
 
 
 def report_folder(results_dir: Path) -> Path | None:
-    folders = [f for f in sorted((results_dir / "reports").glob("*/")) if f.name != COMPARE]
+    folders = [
+        f
+        for f in sorted((results_dir / "reports").glob("*/"))
+        if not f.name.startswith(COMPARE_PREFIX)
+    ]
     return folders[0] if len(folders) == 1 else None
 
 

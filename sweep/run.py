@@ -271,13 +271,11 @@ def write_distortion(rows: list[dict], out: Path, codec, plan: SweepPlan) -> dic
     paths = {"distortion.csv": write_table(rows, DISTORTION_COLUMNS, out / "distortion.csv")}
     splits = [r["split"] for r in rows]
     split = "test" if "test" in splits else splits[0]
-    # Settings that are target distances get the measured = target line.
-    is_distance = codec.axis_label.startswith("Butteraugli distance")
     paths["distortion_by_setting"] = plot_distortion(
         [r for r in rows if r["split"] == split],
         out / "distortion_by_setting.png",
         setting_axis(codec, plan),
-        target_is_distance=is_distance,
+        target_is_distance=codec.settings_are_distances,
     )
     return paths
 

@@ -89,6 +89,8 @@ class Codec(ABC):
     extension: str
     # Axis title of this codec's settings in figures ("Butteraugli distance", "JPEG quality").
     axis_label: str = "setting"
+    # The settings are target Butteraugli distances (figures draw measured = target).
+    settings_are_distances: bool = False
 
     @abstractmethod
     def sweep_settings(self) -> list[str]:

@@ -36,6 +36,7 @@ class JxlCodec(Codec):
 
     extension = ".jxl"
     axis_label = "Butteraugli distance (target)"
+    settings_are_distances = True
 
     def __init__(
         self,

@@ -52,15 +52,19 @@ def read_label_mask(path: str | Path) -> np.ndarray:
         DatasetError: If the file is not a single-channel 8-bit label image (an RGB colour
             rendering such as Cityscapes' `*_color.png`, for example); the message names it.
     """
-    with Image.open(path) as image:
-        if image.mode not in INDEX_MODES:
-            raise DatasetError(
-                f"{path}: a label mask must be a single-channel 8-bit image of label indices "
-                f"(PNG mode L, or P with the palette index as the label), not mode "
-                f"{image.mode}; for Cityscapes use *_gtFine_labelIds.png, not *_color.png"
-            )
-        # np.asarray of a P image gives the palette indices, not the colours.
-        return np.asarray(image, dtype=np.uint8).copy()
+    try:
+        with Image.open(path) as image:
+            if image.mode not in INDEX_MODES:
+                raise DatasetError(
+                    f"{path}: a label mask must be a single-channel 8-bit image of label "
+                    f"indices (PNG mode L, or P with the palette index as the label), not mode "
+                    f"{image.mode}; for Cityscapes use *_gtFine_labelIds.png, not *_color.png"
+                )
+            # np.asarray of a P image gives the palette indices, not the colours.
+            return np.asarray(image, dtype=np.uint8).copy()
+    except (OSError, SyntaxError, ValueError) as error:
+        # Listing reads only the header: a mask truncated after it fails here, in training.
+        raise DatasetError(f"{path}: the label mask cannot be decoded ({error})") from None
 
 
 def read_training_mask(path: str | Path, table: np.ndarray) -> np.ndarray:

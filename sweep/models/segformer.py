@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoConfig, SegformerConfig, SegformerForSemanticSegmentation
 
 from sweep.errors import OptionError
-from sweep.models.errors import ModelUnavailableError
+from sweep.models.errors import ModelUnavailableError, hugging_face_unavailable
 
 # Parameters of the all-MLP decoder: trained from scratch, hence the larger learning rate.
 HEAD_PREFIX = "model.decode_head."
@@ -138,15 +137,7 @@ class SegformerSegmenter:
                 raise ModelUnavailableError(self.unavailable_message(error)) from None
 
     def unavailable_message(self, error: Exception) -> str:
-        if Path(self.pretrained).exists():
-            return f"model.pretrained={self.pretrained} is not a save_pretrained folder: {error}"
-        return (
-            f"model.pretrained={self.pretrained} is not in the local Hugging Face cache and "
-            f"cannot be downloaded here. On a machine with internet run "
-            f"`hf download {self.pretrained}` (it fills ~/.cache/huggingface; copy that folder "
-            f"or set HF_HOME to it), or save the model with save_pretrained and pass "
-            f"model.pretrained=/path/to/folder."
-        )
+        return hugging_face_unavailable(self.pretrained, error)
 
     def parameter_groups(self, module: nn.Module, lr: float, weight_decay: float) -> list[dict]:
         """AdamW groups of the SegFormer recipe: the decode head at `head_lr_multiplier` x lr;

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 
-from sweep.models.errors import ModelUnavailableError
+from sweep.models.errors import ModelUnavailableError, hugging_face_unavailable
 
 
 class LogitsOf(nn.Module):
@@ -88,12 +87,4 @@ class VitClassifier:
                 raise ModelUnavailableError(self.unavailable_message(error)) from None
 
     def unavailable_message(self, error: Exception) -> str:
-        if Path(self.pretrained).exists():
-            return f"model.pretrained={self.pretrained} is not a save_pretrained folder: {error}"
-        return (
-            f"model.pretrained={self.pretrained} is not in the local Hugging Face cache and "
-            f"cannot be downloaded here. On a machine with internet run "
-            f"`hf download {self.pretrained}` (it fills ~/.cache/huggingface; copy that folder "
-            f"or set HF_HOME to it), or save the model with save_pretrained and pass "
-            f"model.pretrained=/path/to/folder."
-        )
+        return hugging_face_unavailable(self.pretrained, error)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from sweep.data.pixels import read_pixels, to_rgb
-from sweep.tasks.options import LabelledFile
+from sweep.tasks.options import LabelledFile, TrainOptions
 
 
 def pick_device() -> torch.device:
@@ -75,3 +75,77 @@ def load_trained(model, weights_dir: Path, num_classes: int, device: torch.devic
     state = torch.load(Path(weights_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     module.load_state_dict(state)
     return module.to(device).eval()
+
+
+def training_loader(
+    dataset: Dataset,
+    options: TrainOptions,
+    generator: torch.Generator,
+    device: torch.device,
+    drop_last: bool = False,
+    collate_fn=None,
+) -> DataLoader:
+    """The shuffled, seeded loader of a training; `options.loader_workers` decode processes."""
+    return DataLoader(
+        dataset,
+        batch_size=options.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=options.loader_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=options.loader_workers > 0,
+        drop_last=drop_last,
+        collate_fn=collate_fn,
+    )
+
+
+def evaluation_loader(
+    dataset: Dataset, batch_size: int | None, options: TrainOptions, device: torch.device,
+    collate_fn=None,
+) -> DataLoader:  # fmt: skip
+    """The loader of an evaluation, in split order (batch_size None: one sample at a time)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=options.loader_workers,
+        pin_memory=device.type == "cuda",
+        collate_fn=collate_fn,
+    )
+
+
+class OptimizerSteps:
+    """Backward pass, optimiser and schedule step of each batch, for every task kind.
+
+    Loss scaling is used for fp16 only (bf16 has fp32's exponent range); with `max_norm` the
+    gradients of `clipped` are clipped to that norm after unscaling.
+    """
+
+    def __init__(
+        self, optimizer, scheduler, dtype: torch.dtype | None, clipped=None, max_norm=None
+    ) -> None:
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
+        self.clipped, self.max_norm = clipped, max_norm
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.max_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.clipped, self.max_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+
+def train_summary(
+    epoch_losses: list[float], images: int, seen: int, seconds: float, device, dtype
+) -> dict:
+    """What every training returns (and the train stage stores in summary.json)."""
+    return {
+        "train_loss": epoch_losses,
+        "images": images,
+        "device": str(device),
+        "precision": str(dtype or torch.float32),
+        "images_per_second": seen / seconds,
+    }

@@ -7,19 +7,22 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 from transformers import get_cosine_schedule_with_warmup
 
 from sweep.tasks.base import (
     ImageFileDataset,
+    OptimizerSteps,
     autocast,
     autocast_dtype,
+    evaluation_loader,
     load_trained,
     pick_device,
     save_weights,
     seed_everything,
+    train_summary,
+    training_loader,
 )
 from sweep.tasks.options import LabelledFile, TrainOptions
 
@@ -78,17 +81,9 @@ class ClassificationTask:
         module = model.build(num_classes).to(device)
         transform = train_transform(model.image_size, model.mean, model.std, options.min_crop_scale)
         dataset = ImageFileDataset(files, transform)
-        loader = DataLoader(
-            dataset,
-            batch_size=options.batch_size,
-            shuffle=True,
-            generator=generator,
-            num_workers=options.loader_workers,
-            pin_memory=device.type == "cuda",
-            persistent_workers=options.loader_workers > 0,
-            # A last batch of one image breaks batch-norm layers in training mode.
-            drop_last=len(dataset) > options.batch_size,
-        )
+        # A last batch of one image breaks batch-norm layers in training mode.
+        drop_last = len(dataset) > options.batch_size
+        loader = training_loader(dataset, options, generator, device, drop_last)
         parameters = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=options.lr, weight_decay=options.weight_decay)
         total_steps = options.epochs * len(loader)
@@ -96,8 +91,7 @@ class ClassificationTask:
             optimizer, math.ceil(options.warmup_fraction * total_steps), total_steps
         )
         dtype = autocast_dtype(options.amp, device)
-        # Loss scaling is needed for fp16 only; bf16 has fp32's exponent range.
-        scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
+        steps = OptimizerSteps(optimizer, scheduler, dtype)
         epoch_losses, seen, started = [], 0, time.perf_counter()
         for _ in range(options.epochs):
             module.train()
@@ -107,23 +101,13 @@ class ClassificationTask:
                 labels = labels.to(device, non_blocking=True)
                 with autocast(device, dtype):
                     loss = torch.nn.functional.cross_entropy(module(images), labels)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                steps.step(loss)
                 loss_sum += loss.item() * len(labels)
                 seen += len(labels)
             epoch_losses.append(loss_sum / len(dataset))
         seconds = time.perf_counter() - started
         save_weights(module, out_dir)
-        return {
-            "train_loss": epoch_losses,
-            "images": len(dataset),
-            "device": str(device),
-            "precision": str(dtype or torch.float32),
-            "images_per_second": seen / seconds,
-        }
+        return train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
 
     @torch.no_grad()
     def evaluate(
@@ -138,12 +122,7 @@ class ClassificationTask:
         device = pick_device()
         module = load_trained(model, weights_dir, num_classes, device)
         dataset = ImageFileDataset(files, eval_transform(model.image_size, model.mean, model.std))
-        loader = DataLoader(
-            dataset,
-            batch_size=options.eval_batch_size,
-            num_workers=options.loader_workers,
-            pin_memory=device.type == "cuda",
-        )
+        loader = evaluation_loader(dataset, options.eval_batch_size, options, device)
         accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
         dtype = autocast_dtype(options.amp, device)
         for images, labels in loader:

@@ -25,18 +25,22 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchmetrics.detection import MeanAveragePrecision
 
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError
 from sweep.tasks.base import (
+    OptimizerSteps,
     autocast,
     autocast_dtype,
+    evaluation_loader,
     load_trained,
     pick_device,
     save_weights,
     seed_everything,
+    train_summary,
+    training_loader,
 )
 from sweep.tasks.options import LabelledFile, TrainOptions
 
@@ -162,16 +166,7 @@ class DetectionTask:
         device = pick_device()
         module = model.build(num_classes).to(device)
         dataset = DetectionDataset(files, train=True, hflip=self.hflip)
-        loader = DataLoader(
-            dataset,
-            batch_size=options.batch_size,
-            shuffle=True,
-            generator=generator,
-            num_workers=options.loader_workers,
-            pin_memory=device.type == "cuda",
-            persistent_workers=options.loader_workers > 0,
-            collate_fn=collate,
-        )
+        loader = training_loader(dataset, options, generator, device, collate_fn=collate)
         parameters = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.SGD(
             parameters, lr=options.lr, momentum=self.momentum, weight_decay=options.weight_decay
@@ -182,8 +177,7 @@ class DetectionTask:
             warmup_cosine(total_steps, math.ceil(options.warmup_fraction * total_steps)),
         )
         dtype = autocast_dtype(options.amp, device)
-        # Loss scaling is needed for fp16 only; bf16 has fp32's exponent range.
-        scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
+        steps = OptimizerSteps(optimizer, scheduler, dtype, parameters, self.grad_clip)
         epoch_losses, seen, started = [], 0, time.perf_counter()
         for _ in range(options.epochs):
             module.train()
@@ -199,27 +193,14 @@ class DetectionTask:
                         f"the detection loss became {loss.item()} ({_describe(losses)}): "
                         f"lower train.lr or set task.kind.grad_clip"
                     )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if self.grad_clip is not None:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                steps.step(loss)
                 loss_sum += loss.item() * len(images)
                 seen += len(images)
             epoch_losses.append(loss_sum / len(dataset))
         seconds = time.perf_counter() - started
         save_weights(module, out_dir)
-        return {
-            "train_loss": epoch_losses,
-            "images": len(dataset),
-            "objects": sum(len(t["labels"]) for _, t, _ in files),
-            "device": str(device),
-            "precision": str(dtype or torch.float32),
-            "images_per_second": seen / seconds,
-        }
+        summary = train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
+        return summary | {"objects": sum(len(t["labels"]) for _, t, _ in files)}
 
     @torch.no_grad()
     def evaluate(
@@ -233,12 +214,9 @@ class DetectionTask:
         """mAP of the weights in weights_dir on the given files."""
         device = pick_device()
         module = load_trained(model, weights_dir, num_classes, device)
-        loader = DataLoader(
-            DetectionDataset(files, train=False),
-            batch_size=options.eval_batch_size,
-            num_workers=options.loader_workers,
-            pin_memory=device.type == "cuda",
-            collate_fn=collate,
+        dataset = DetectionDataset(files, train=False)
+        loader = evaluation_loader(
+            dataset, options.eval_batch_size, options, device, collate_fn=collate
         )
         metric = mean_average_precision()
         dtype = autocast_dtype(options.amp, device)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
@@ -29,12 +29,16 @@ from sweep.data.masks import IGNORE_INDEX, lookup_table, read_training_mask
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError
 from sweep.tasks.base import (
+    OptimizerSteps,
     autocast,
     autocast_dtype,
+    evaluation_loader,
     load_trained,
     pick_device,
     save_weights,
     seed_everything,
+    train_summary,
+    training_loader,
 )
 from sweep.tasks.options import LabelledFile, TrainOptions
 
@@ -358,17 +362,9 @@ class SegmentationTask:
             model.std,
         )
         dataset = SegmentationFileDataset(files, transform)
-        loader = DataLoader(
-            dataset,
-            batch_size=options.batch_size,
-            shuffle=True,
-            generator=generator,
-            num_workers=options.loader_workers,
-            pin_memory=device.type == "cuda",
-            persistent_workers=options.loader_workers > 0,
-            # A last batch of one image breaks the decode head's batch norm in training mode.
-            drop_last=len(dataset) > options.batch_size,
-        )
+        # A last batch of one image breaks the decode head's batch norm in training mode.
+        drop_last = len(dataset) > options.batch_size
+        loader = training_loader(dataset, options, generator, device, drop_last)
         optimizer = torch.optim.AdamW(
             model.parameter_groups(module, options.lr, options.weight_decay), lr=options.lr
         )
@@ -383,8 +379,7 @@ class SegmentationTask:
             power=self.poly_power,
         )
         dtype = autocast_dtype(options.amp, device)
-        # Loss scaling is needed for fp16 only; bf16 has fp32's exponent range.
-        scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
+        steps = OptimizerSteps(optimizer, scheduler, dtype)
         epoch_losses, seen, started = [], 0, time.perf_counter()
         for _ in range(options.epochs):
             module.train()
@@ -395,24 +390,14 @@ class SegmentationTask:
                 with autocast(device, dtype):
                     logits = module(images)  # (B, C, h/4, w/4)
                 loss = segmentation_loss(logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                steps.step(loss)
                 loss_sum += loss.item() * len(labels)
                 batches_seen += len(labels)
             seen += batches_seen
             epoch_losses.append(loss_sum / max(batches_seen, 1))
         seconds = time.perf_counter() - started
         save_weights(module, out_dir)
-        return {
-            "train_loss": epoch_losses,
-            "images": len(dataset),
-            "device": str(device),
-            "precision": str(dtype or torch.float32),
-            "images_per_second": seen / seconds,
-        }
+        return train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
 
     @torch.no_grad()
     def predict(
@@ -443,12 +428,8 @@ class SegmentationTask:
             files, EvalSample(self.resize_short_side, model.mean, model.std)
         )
         # One image at a time: images may differ in size; windows are batched instead.
-        loader = DataLoader(
-            dataset,
-            batch_size=None,
-            num_workers=options.loader_workers,
-            pin_memory=device.type == "cuda",
-        )
+        # One image at a time: evaluation is at each mask's own resolution.
+        loader = evaluation_loader(dataset, None, options, device)
         metrics = SegmentationMetrics(num_classes, device)
         dtype = autocast_dtype(options.amp, device)
         for image, mask in loader:

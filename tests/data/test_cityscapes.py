@@ -111,6 +111,15 @@ def test_mask_of_another_size_names_both_files(cityscapes):
         CityscapesReader(cityscapes).read_split("train")
 
 
+def test_mask_truncated_after_its_header_names_the_file(cityscapes):
+    mask = next((cityscapes / "gtFine" / "train").glob("*/*_labelIds.png"))
+    data = mask.read_bytes()
+    mask.write_bytes(data[: len(data) // 2])
+    CityscapesReader(cityscapes).read_split("train")  # the header still reads
+    with pytest.raises(DatasetError, match=rf"{mask.name}: the label mask cannot be decoded"):
+        read_label_mask(mask)
+
+
 def test_colour_mask_is_refused_with_an_explanation(cityscapes):
     mask = next((cityscapes / "gtFine" / "train").glob("*/*_labelIds.png"))
     Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(mask)

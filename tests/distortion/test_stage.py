@@ -9,11 +9,10 @@ import pytest
 
 from sweep.codecs.base import ORIGINAL
 from sweep.config import ConfigError, build_sweep
-from sweep.data.base import SPLITS
 from sweep.distortion import DistortionOptions
 from sweep.distortion.butteraugli import find_tool
 from sweep.execute import SweepWork, execute
-from sweep.plan import build_plan
+from sweep.run import plan_sweep
 from sweep.stages import distortion_records
 from tests.conftest import compose_config
 
@@ -34,22 +33,8 @@ def sweep_of(imagefolder, results, *overrides: str):
 
 
 def plan_of(sweep):
-    """As run.plan_sweep, with the sweep's distortion options."""
-    splits = {split: sweep.reader.items(split) for split in SPLITS}
-    return build_plan(
-        sweep.reader,
-        splits,
-        {split: sweep.reader.fingerprint(items) for split, items in splits.items()},
-        sweep.codec,
-        sweep.task.identity(),
-        sweep.model.identity(),
-        sweep.options.__dict__,
-        sweep.seed,
-        sweep.train_settings,
-        sweep.test_settings,
-        sweep.cluster.encode_shard_size,
-        distortion=sweep.distortion,
-    )
+    """The sweep's plan over every listed image, with its distortion options."""
+    return plan_sweep(sweep)
 
 
 def encode_and_measure(sweep):
