@@ -22,7 +22,8 @@ matplotlib.use("Agg")  # headless: the driver may run on a cluster node
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sweep.report import ORIGINAL, write_table  # noqa: E402
+from sweep.report.axis import ORIGINAL  # noqa: E402
+from sweep.report.tables import write_csv  # noqa: E402
 from sweep.store import atomic_write  # noqa: E402
 
 # Relative metrics at or above 1 - TOLERANCE count as "within 1% of the original".
@@ -189,5 +190,5 @@ def write_comparison(reports_dir: Path, task: str, model: str) -> tuple[dict[str
                 row = {"task": task, "model": model, "codec": codec, "metric": metric}
                 row |= {"curve": curve, **dcr_within(points), "report": reports[codec].parent.name}
                 table.append(row)
-    paths["dcr_within_1pct.csv"] = write_table(table, WITHIN_COLUMNS, out / "dcr_within_1pct.csv")
+    paths["dcr_within_1pct.csv"] = write_csv(table, WITHIN_COLUMNS, out / "dcr_within_1pct.csv")
     return paths, table

@@ -13,14 +13,11 @@ from sweep.data.base import SPLITS, ImageItem
 from sweep.data.validate import QUARANTINED, decoder_identity
 from sweep.execute import SweepWork, execute, validate_splits
 from sweep.plan import SweepPlan, build_plan, digest, validate_stage
-from sweep.report import (
-    DISTORTION_COLUMNS,
-    SettingAxis,
-    add_relative,
-    plot_distortion,
-    write_report,
-    write_table,
-)
+from sweep.report import write_report
+from sweep.report.axis import SettingAxis
+from sweep.report.distortion_figure import plot_distortion
+from sweep.report.tables import DISTORTION_COLUMNS, add_relative
+from sweep.report.tables import write_csv as write_table
 from sweep.stages import ImageReadError, read_verdicts
 from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from sweep.compare import CurvePoint, curve_points, dcr_within, write_comparison
-from sweep.report import add_relative, write_results_csv
+from sweep.report.tables import add_relative, write_results_csv
 
 
 def point(setting: str, dcr: float, relative: float) -> CurvePoint:

@@ -1,4 +1,5 @@
-"""Tests for sweep.report: relative values, CSV output, heatmaps and the DCR plot."""
+"""Tests for the sweep.report package: relative values, CSV output, heatmaps, the DCR plot and
+the distortion figure."""
 
 from __future__ import annotations
 
@@ -10,17 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sweep import report
-from sweep.report import (
-    RESULT_COLUMNS,
-    add_relative,
-    interpolate_grid,
-    plot_dcr_curves,
-    plot_relative_heatmap,
-    setting_position,
-    write_report,
-    write_results_csv,
-)
+from sweep.report import heatmaps, write_report
+from sweep.report.axis import SettingAxis, setting_position
+from sweep.report.distortion_figure import plot_distortion, worst_tenth
+from sweep.report.heatmaps import interpolate_grid, plot_dcr_curves, plot_relative_heatmap
+from sweep.report.tables import RESULT_COLUMNS, add_relative, write_csv, write_results_csv
 
 DCR = {"original": 0.0, "0.5": 0.55, "1": 0.7, "4": 0.85, "10": 0.93}
 
@@ -175,6 +170,23 @@ def test_results_csv_failure_leaves_no_partial_files(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_write_csv_picks_columns_and_writes_exact_floats(tmp_path):
+    rows = [
+        {"name": "a,b", "value": 0.1 + 0.2, "count": 3, "extra": "ignored"},
+        {"name": 'say "hi"', "value": np.float32(0.1), "count": None},
+        {"name": "na\u00efve\nline", "value": np.float64(1e-7)},
+    ]
+    path = write_csv(rows, ["name", "value", "count"], tmp_path / "table.csv")
+    assert path.read_bytes() == (
+        b"name,value,count\r\n"
+        b'"a,b",0.30000000000000004,3\r\n'
+        b'"say ""hi""",0.10000000149011612,\r\n'
+        b'"na\xc3\xafve\nline",1e-07,\r\n'
+    )
+    assert write_csv([], ["a", "b"], tmp_path / "empty.csv").read_bytes() == b"a,b\r\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "table.csv"]
+
+
 @pytest.mark.parametrize("axes", ["setting", "dcr"])
 @pytest.mark.parametrize(
     "settings",
@@ -199,7 +211,7 @@ def test_heatmap_interpolates_only_non_degenerate_grids(tmp_path, monkeypatch, s
         calls.append(args)
         return interpolate_grid(*args, **kwargs)
 
-    monkeypatch.setattr(report, "interpolate_grid", spy)
+    monkeypatch.setattr(heatmaps, "interpolate_grid", spy)
     rows = add_relative(make_rows(settings))
     plot_relative_heatmap(rows, "mIoU", tmp_path / "heat.png")
     assert bool(calls) is interpolated
@@ -273,7 +285,7 @@ def test_write_report_outputs(tmp_path):
 
 def test_setting_axis_orders_results_and_ticks_by_codec_positions(tmp_path):
     # A quality axis: higher quality is less compression, so it lies nearer the original.
-    axis = report.SettingAxis("JPEG quality", {"original": 0, "q90": 10, "q50": 50})
+    axis = SettingAxis("JPEG quality", {"original": 0, "q90": 10, "q50": 50})
     rows = []
 
     for train in ("q50", "original", "q90"):
@@ -300,12 +312,12 @@ def test_distortion_figure_draws_measured_and_missing_measures(tmp_path):
         for s, d in (("1", 1.0), ("4", 4.0))
         for m, v in (("butteraugli_3norm", d * 0.8), ("butteraugli_max", d * 1.3), ("psnr", 40 - d))
     ]
-    path = report.plot_distortion(rows, tmp_path / "d.png", target_is_distance=True)
+    path = plot_distortion(rows, tmp_path / "d.png", target_is_distance=True)
     _assert_png(path)
     # A sweep measured nothing: every panel says so instead of failing.
-    _assert_png(report.plot_distortion([], tmp_path / "none.png"))
+    _assert_png(plot_distortion([], tmp_path / "none.png"))
 
 
 def test_worst_tenth_is_the_bad_tail_of_each_measure():
-    assert report.worst_tenth({"measure": "psnr", "p10": 30.0, "p90": 40.0}) == 30.0
-    assert report.worst_tenth({"measure": "butteraugli_max", "p10": 1.0, "p90": 2.0}) == 2.0
+    assert worst_tenth({"measure": "psnr", "p10": 30.0, "p90": 40.0}) == 30.0
+    assert worst_tenth({"measure": "butteraugli_max", "p10": 1.0, "p90": 2.0}) == 2.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
-from sweep.report import add_relative
+from sweep.report.tables import add_relative
 from sweep.track import COMPLETE_TAG, Tracker, flatten_config
 
 

@@ -26,8 +26,9 @@ log = logging.getLogger("sweep.audit")
 
 def run_audit(cfg: DictConfig) -> Path:
     """Audits the task's dataset; returns the report folder. Raises ConfigError."""
-    from sweep.audit.report import summarize, write_audit_report
+    from sweep.audit.report import write_audit_report
     from sweep.audit.scan import audit_files
+    from sweep.audit.tables import summarize
 
     if "root" in cfg.task.keys() and OmegaConf.is_missing(cfg.task, "root"):
         raise ConfigError("task.root", "is required: the dataset folder to audit")

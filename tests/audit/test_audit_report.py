@@ -1,4 +1,5 @@
-"""Tests for sweep.audit.report: audit tables, headline numbers and figures."""
+"""Tests for the audit report (sweep.audit.report and the tables, histograms, size heatmap and
+projection modules it calls): tables, headline numbers and figures."""
 
 from __future__ import annotations
 
@@ -13,16 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sweep.audit import report
+from sweep.audit import histograms
+from sweep.audit.projection import pca_2d, project, settings_features, standardize
 from sweep.audit.records import AUDIT_COLUMNS, FileAudit
-from sweep.audit.report import (
-    pca_2d,
-    project,
-    settings_features,
-    standardize,
-    summarize,
-    write_audit_report,
-)
+from sweep.audit.report import write_audit_report
+from sweep.audit.tables import summarize
 
 OUTPUTS = (
     "files.csv",
@@ -329,8 +325,8 @@ def test_failed_drawing_still_closes_the_figure(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(report, "_plot_quality", explode)
+    monkeypatch.setattr(histograms, "_plot_quality", explode)
     with pytest.raises(RuntimeError):
-        report.plot_histograms(dataset(), tmp_path / "h.png")
+        histograms.plot_histograms(dataset(), tmp_path / "h.png")
     assert plt.get_fignums() == []
     assert list(tmp_path.iterdir()) == []

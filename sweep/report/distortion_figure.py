@@ -1,0 +1,74 @@
+"""The measured distortion of the encoded images per codec setting, as one 2 x 2 figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+# Reports are produced on headless workers; never let pyplot pick an interactive backend.
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from sweep.report.axis import DEFAULT_AXIS, SettingAxis, set_setting_ticks  # noqa: E402
+from sweep.report.figures import save_figure  # noqa: E402
+
+# Panels of the distortion figure: (title, measures drawn in it).
+DISTORTION_PANELS = (
+    ("Butteraugli distance (measured)", ("butteraugli_3norm", "butteraugli_max")),
+    ("SSIMULACRA2 (100 = identical)", ("ssimulacra2",)),
+    ("PSNR (dB)", ("psnr",)),
+    ("SSIM", ("ssim",)),
+)
+# Measures where more is worse: their worst tenth of the images is above the 90th percentile.
+HIGHER_IS_WORSE = ("butteraugli_max", "butteraugli_3norm")
+
+
+def worst_tenth(row: dict) -> float | None:
+    """The boundary of the worst 10% of images: p90 of Butteraugli, p10 of the others."""
+    return row.get("p90") if row["measure"] in HIGHER_IS_WORSE else row.get("p10")
+
+
+def plot_distortion(
+    rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_AXIS, target_is_distance: bool = False
+) -> Path:
+    """Measured distortion per setting: the median as a line, the worst 10% dotted.
+
+    Args:
+        rows: Dicts with ``setting``, ``measure``, ``median``, ``p10`` and ``p90`` (one split).
+        path: Destination PNG.
+        axis: Positions and title of the codec's settings.
+        target_is_distance: The settings are target Butteraugli distances: draw measured =
+            target in the Butteraugli panel, so overshoot shows as the gap above it.
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(11.0, 8.0), layout="constrained")
+    for ax, (title, measures) in zip(axes.flat, DISTORTION_PANELS, strict=True):
+        drawn = False
+        for index, measure in enumerate(measures):
+            points = sorted(
+                (r for r in rows if r["measure"] == measure and r["median"] is not None),
+                key=lambda r: axis.position(r["setting"]),
+            )
+            if not points:
+                continue
+            xs = [axis.position(r["setting"]) for r in points]
+            colour = f"C{index}"
+            ax.plot(
+                xs, [r["median"] for r in points], "o-", color=colour, label=f"{measure} median"
+            )
+            worst = [worst_tenth(r) for r in points]
+            ax.plot(xs, worst, ":", color=colour, label=f"{measure}, worst 10%")
+            set_setting_ticks(ax.xaxis, [r["setting"] for r in points], axis)
+            drawn = True
+        if target_is_distance and measures[0].startswith("butteraugli") and drawn:
+            limit = max(axis.position(r["setting"]) for r in rows)
+            ax.plot([0, limit], [0, limit], "--", color="grey", label="measured = target")
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        ax.set(title=title, xlabel=axis.label)
+        ax.grid(True, alpha=0.4)
+    fig.suptitle("Measured distortion of the encoded images, per setting")
+    return save_figure(fig, path)

@@ -1,0 +1,192 @@
+"""The relative metric over train x test as heatmaps, and the DCR of each codec setting.
+
+A heatmap interpolates the observed cells linearly and draws each cell as a labelled circle
+on top, on codec-setting axes or on DCR axes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+# Reports are produced on headless workers; never let pyplot pick an interactive backend.
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from scipy.interpolate import griddata  # noqa: E402
+from scipy.spatial import QhullError  # noqa: E402
+
+from sweep.report.axis import (  # noqa: E402
+    DEFAULT_AXIS,
+    SettingAxis,
+    min_gap_fraction,
+    set_setting_ticks,
+)
+from sweep.report.figures import save_figure  # noqa: E402
+
+GRID_RESOLUTION = 200
+CMAP = "viridis"
+
+
+def interpolate_grid(
+    xs: np.ndarray, ys: np.ndarray, values: np.ndarray, resolution: int = GRID_RESOLUTION
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linearly interpolates scattered cells onto a regular grid over their bounding box.
+
+    Args:
+        xs: X coordinate of each observed cell.
+        ys: Y coordinate of each observed cell.
+        values: Observed value of each cell.
+        resolution: Number of grid samples along each axis.
+
+    Returns:
+        ``(grid_x, grid_y, grid)`` where ``grid[i, j]`` is the value at ``(grid_x[j], grid_y[i])``
+        (NaN outside the convex hull of the observed cells).
+    """
+    xs, ys, values = (np.asarray(a, dtype=float) for a in (xs, ys, values))
+    grid_x = np.linspace(xs.min(), xs.max(), resolution)
+    grid_y = np.linspace(ys.min(), ys.max(), resolution)
+    mesh_x, mesh_y = np.meshgrid(grid_x, grid_y)
+    grid = griddata((xs, ys), values, (mesh_x, mesh_y), method="linear")
+    return grid_x, grid_y, grid
+
+
+def _padded_limits(coords: np.ndarray) -> tuple[float, float]:
+    """Axis limits with a margin so circles on the outermost cells are not clipped."""
+    lo, hi = float(coords.min()), float(coords.max())
+    pad = 0.08 * (hi - lo) if hi > lo else 0.5
+    return lo - pad, hi + pad
+
+
+def _cell_coordinates(
+    cells: list[dict], axes: str, axis: SettingAxis
+) -> tuple[np.ndarray, np.ndarray, str, str]:
+    """Returns x (test) and y (train) coordinates of each cell plus the two axis labels."""
+    if axes == "setting":
+        xs = np.array([axis.position(r["test_setting"]) for r in cells])
+        ys = np.array([axis.position(r["train_setting"]) for r in cells])
+        return xs, ys, f"test {axis.label}", f"train {axis.label}"
+    if axes == "dcr":
+        xs = np.array([100.0 * float(r["test_dcr"]) for r in cells])
+        ys = np.array([100.0 * float(r["train_dcr"]) for r in cells])
+        return xs, ys, "test DCR (%)", "train DCR (%)"
+    raise ValueError(f"axes must be 'setting' or 'dcr', got {axes!r}")
+
+
+def _draw_cells(ax: plt.Axes, xs: np.ndarray, ys: np.ndarray, percent: np.ndarray,
+                norm: Normalize) -> matplotlib.collections.PathCollection:  # fmt: skip
+    """Draws the observed cells as labelled circles sized to not overlap their neighbours."""
+    # ~400 pt of axes per direction at this figure size; the padding adds 16 % to each span.
+    gap = min(min_gap_fraction(xs), min_gap_fraction(ys)) / 1.16 * 400
+    diameter = float(np.clip(0.9 * gap, 16.0, 26.0))
+    scatter = ax.scatter(xs, ys, c=percent, cmap=CMAP, norm=norm, s=diameter**2,
+                         edgecolors="black", linewidths=1.0, zorder=3)  # fmt: skip
+    cmap = scatter.get_cmap()
+    for x, y, p in zip(xs, ys, percent, strict=True):
+        # Dark text on the light end of the colormap, white on the dark end.
+        r, g, b, _ = cmap(norm(p))
+        color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+        ax.annotate(f"{p:.1f}", (x, y), ha="center", va="center", color=color, zorder=4,
+                    fontsize=float(np.clip(diameter / 3.3, 5.5, 7.5)))  # fmt: skip
+    return scatter
+
+
+def plot_relative_heatmap(
+    rows: list[dict],
+    metric: str,
+    path: Path,
+    axes: str = "setting",
+    axis: SettingAxis = DEFAULT_AXIS,
+) -> Path:
+    """Draws the relative metric over train x test as an interpolated heatmap with cell markers.
+
+    Args:
+        rows: Rows with ``relative`` (see ``add_relative``); other metrics are ignored.
+        metric: Metric to plot.
+        path: Destination PNG.
+        axes: ``"setting"`` for codec-setting coordinates, ``"dcr"`` for DCR in percent.
+        axis: Positions and title of the codec's settings.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: If ``axes`` is unknown or ``metric`` has no rows.
+    """
+    cells = [r for r in rows if r["metric"] == metric]
+    xs, ys, xlabel, ylabel = _cell_coordinates(cells, axes, axis)
+    if not cells:
+        raise ValueError(f"no rows for metric {metric!r}")
+    percent = np.array([100.0 * float(r["relative"]) for r in cells])
+    vmin, vmax = float(percent.min()), float(percent.max())
+    if vmin == vmax:  # a single value (e.g. 1x1 grid) would give a zero-width colour scale
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    norm = Normalize(vmin=vmin, vmax=vmax)
+
+    fig, ax = plt.subplots(figsize=(7.5, 6.0), layout="constrained")
+    # griddata needs a 2-D hull: with < 3 distinct positions on an axis show only the cells.
+    if len(np.unique(xs)) >= 3 and len(np.unique(ys)) >= 3:
+        try:
+            gx, gy, grid = interpolate_grid(xs, ys, percent)
+            ax.imshow(grid, origin="lower", aspect="auto", cmap=CMAP, norm=norm,
+                      extent=(gx[0], gx[-1], gy[0], gy[-1]))  # fmt: skip
+        except QhullError:  # collinear cells (e.g. equal DCRs): the circles still tell it all
+            pass
+    scatter = _draw_cells(ax, xs, ys, percent, norm)
+    fig.colorbar(scatter, ax=ax, label=f"relative {metric} (%)")
+    if axes == "setting":
+        set_setting_ticks(ax.xaxis, [r["test_setting"] for r in cells], axis)
+        set_setting_ticks(ax.yaxis, [r["train_setting"] for r in cells], axis)
+    ax.set_xlim(*_padded_limits(xs))
+    ax.set_ylim(*_padded_limits(ys))
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(f"Relative {metric} (train x test, % of original/original)")
+    return save_figure(fig, path)
+
+
+def plot_dcr_curves(dcr_rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_AXIS) -> Path:
+    """Plots DCR per codec setting, one line per split and DCR definition.
+
+    Args:
+        dcr_rows: Dicts with ``split``, ``setting``, ``dcr`` and ``dcr_raw`` (fractions 0..1).
+        path: Destination PNG.
+        axis: Positions and title of the codec's settings.
+
+    Returns:
+        ``path``.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), layout="constrained")
+    definitions = (("dcr", "vs original files", "C0"), ("dcr_raw", "vs raw pixels", "C3"))
+    # Colour = DCR definition, line style = split: train and test often coincide, and a
+    # dashed test line over a solid train line keeps both visible.
+    styles = {"train": ("-", "o", 9, 4.0, 0.4), "test": ("--", "s", 4, 1.5, 1.0)}
+    for split in sorted({r["split"] for r in dcr_rows}, reverse=True):
+        points = sorted(
+            (r for r in dcr_rows if r["split"] == split),
+            key=lambda r: axis.position(r["setting"]),
+        )
+        xs = [axis.position(r["setting"]) for r in points]
+        line, marker, size, width, alpha = styles.get(split, ("-.", "^", 5, 1.5, 1.0))
+        for key, name, colour in definitions:
+            ys = [100.0 * float(r[key]) for r in points]
+            ax.plot(
+                xs,
+                ys,
+                line,
+                marker=marker,
+                markersize=size,
+                color=colour,
+                linewidth=width,
+                alpha=alpha,
+                label=f"{split}, {name}",
+            )
+    set_setting_ticks(ax.xaxis, [r["setting"] for r in dcr_rows], axis)
+    ax.set_xlabel(axis.label)
+    ax.set_ylabel("DCR (%)")
+    ax.set_title("Data compression rate by setting")
+    ax.grid(True, alpha=0.4)
+    ax.legend()
+    return save_figure(fig, path)

@@ -1,0 +1,129 @@
+"""The project's CSV tables: one writer, and the results table built on it.
+
+``write_csv`` is the only CSV writer of the package: every table (results, distortion,
+quarantine, conversions, the codec comparison and the dataset audit) goes through it, so they
+all format numbers the same way and are all written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sweep.report.axis import DEFAULT_AXIS, ORIGINAL, SettingAxis
+from sweep.store import atomic_write
+
+RESULT_COLUMNS = [
+    "task", "model", "codec", "train_setting", "test_setting",
+    "train_dcr", "test_dcr", "train_dcr_raw", "test_dcr_raw",
+    "metric", "value", "relative",
+]  # fmt: skip
+DISTORTION_COLUMNS = ["split", "setting", "measure", "median", "p10", "p90", "count", "undefined"]
+
+log = logging.getLogger(__name__)
+
+
+def csv_cell(value: object) -> object:
+    """None as an empty cell, floats (numpy's too) with ``repr`` so they round-trip exactly."""
+    if value is None:
+        return ""
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return value
+
+
+def write_csv(rows: Iterable[Mapping[str, object]], columns: Sequence[str], path: Path) -> Path:
+    """Writes dict rows under a header of ``columns``, atomically (a header only when empty).
+
+    Args:
+        rows: One mapping per row; keys outside ``columns`` are ignored, and a missing key or
+            None gives an empty cell.
+        columns: Header and column order.
+        path: Destination file (UTF-8, ``\\r\\n`` line ends as the csv module writes them).
+
+    Returns:
+        ``path``.
+    """
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(columns)
+            writer.writerows([csv_cell(row.get(column)) for column in columns] for row in rows)
+
+    return atomic_write(path, write)
+
+
+def add_relative(rows: list[dict]) -> list[dict]:
+    """Adds ``relative`` = value / value of the same metric's original/original cell.
+
+    Args:
+        rows: Result rows with every ``RESULT_COLUMNS`` key except ``relative``.
+
+    Returns:
+        New dicts (the inputs are not modified) with a float ``relative`` key. A metric whose
+        original/original value is 0 or not finite (an mAP of 0 after a short training) has
+        no relative values: they are NaN, with a warning, and every absolute value is kept.
+
+    Raises:
+        ValueError: If a metric has no original/original row.
+    """
+    references = {
+        row["metric"]: float(row["value"])
+        for row in rows
+        if row["train_setting"] == ORIGINAL and row["test_setting"] == ORIGINAL
+    }
+    out = []
+    for row in rows:
+        metric = row["metric"]
+        reference = references.get(metric)
+        if reference is None:
+            raise ValueError(f"metric {metric!r} has no original/original reference row")
+        if reference == 0 or not math.isfinite(reference):
+            out.append({**row, "relative": math.nan})
+            continue
+        out.append({**row, "relative": float(row["value"]) / reference})
+    for metric, reference in sorted(references.items()):
+        if reference == 0 or not math.isfinite(reference):
+            log.warning(
+                "%s is %r at original/original: relative values are undefined (NaN); the "
+                "absolute values are in results.csv",
+                metric,
+                reference,
+            )
+    return out
+
+
+def write_results_csv(rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_AXIS) -> Path:
+    """Writes result rows to CSV, sorted by metric, train setting and test setting.
+
+    Args:
+        rows: Rows with every ``RESULT_COLUMNS`` key (including ``relative``).
+        path: Destination file.
+        axis: Orders the settings.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        KeyError: If a row lacks a column (``relative`` comes from ``add_relative``); nothing
+            is written then.
+    """
+    for row in rows:
+        missing = [column for column in RESULT_COLUMNS if column not in row]
+        if missing:
+            raise KeyError(f"result row without {', '.join(missing)} (see add_relative)")
+    ordered = sorted(
+        rows,
+        key=lambda r: (
+            r["metric"],
+            axis.position(r["train_setting"]),
+            axis.position(r["test_setting"]),
+        ),
+    )
+    return write_csv(ordered, RESULT_COLUMNS, path)
