@@ -48,8 +48,11 @@ from sweep.config import ClusterOptions
 from sweep.data.demo import DemoReader
 from sweep.data.pixels import read_pixels
 from sweep.distortion.butteraugli import write_pnm
-from sweep.execute import Progress, SweepWork, run_on_ray
-from sweep.plan import EncodeStage, SweepPlan, shard_ranges
+from sweep.execute import execute
+from sweep.plan import Plan
+from sweep.stages.encode import EncodeStage
+from sweep.stages.kind import StageContext
+from sweep.stages.shards import shard_ranges
 from sweep.store import ArtifactStore
 from sweep.tasks.options import TrainOptions
 
@@ -177,16 +180,16 @@ def stage_seconds(reader: DemoReader, items: list, workers: int, cores: int, fol
     """
     codec = JxlCodec(distances=[float(DISTANCE)], effort=EFFORT, threads=1)
     stage = EncodeStage("bench", "train", DISTANCE, shard_ranges(len(items), SHARD_SIZE))
-    plan = SweepPlan({"train": items}, reader.class_names(), [DISTANCE], [])
-    plan.encodes[("train", DISTANCE)] = stage
+    plan = Plan({"train": items})
+    plan.add(stage, ("train", DISTANCE))
     store = ArtifactStore(Path(tempfile.mkdtemp(dir=folder)))
-    work = SweepWork(plan, store, reader.root, codec, None, None, TrainOptions(), 0)
+    context = StageContext(store, reader.root, codec=codec, options=TrainOptions())
     cluster = ClusterOptions("ray", None, cores, 1, SHARD_SIZE, 0, 0.25)
     blocker = Blocker(cores - workers, folder)
     try:
         cpu = tree_cpu_seconds(os.getpid())
         started = time.perf_counter()
-        run_on_ray(work, Progress(False, {}), cluster)
+        execute(plan, context, cluster, show_progress=False)
         seconds = time.perf_counter() - started
         return seconds, tree_cpu_seconds(os.getpid()) - cpu, store, stage
     finally:

@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sweep.plan import EncodeStage
-from sweep.stages import encoded_files
+from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.store import ArtifactStore
 from sweep.tasks.options import LabelledFile
 
 
 def images_per_second(files: list[LabelledFile], rounds: int) -> tuple[float, float]:
     """(images/s, MP/s) of ImageFileDataset decoding every file, fastest of `rounds`."""
-    from sweep.tasks.base import ImageFileDataset
+    from sweep.tasks.runtime import ImageFileDataset
 
     dataset = ImageFileDataset(files, transform=lambda image: image)
     for index in range(min(5, len(dataset))):  # warm up the decoders

@@ -50,7 +50,7 @@ def hydra_main(cfg: DictConfig) -> None:
     from sweep.execute import SweepFailedError
     from sweep.models.errors import ModelUnavailableError
     from sweep.run import run_sweep
-    from sweep.stages import ImageReadError
+    from sweep.stages.shards import ImageReadError
 
     try:
         sweep = build_sweep(cfg)

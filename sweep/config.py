@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -27,6 +27,10 @@ from sweep.distortion import SPLITS as MEASURE_SPLITS
 from sweep.models.errors import ModelUnavailableError
 from sweep.store import ArtifactStore, StoreError
 from sweep.tasks.options import AMP_CHOICES, TrainOptions
+
+if TYPE_CHECKING:  # the task kinds import torch; this module is imported by every worker
+    from sweep.models.base import ModelFamily
+    from sweep.tasks.base import TaskKind
 
 CLUSTER_MODES = ("ray", "inline")
 # The built-in demo task of each task kind, named in errors.
@@ -67,9 +71,9 @@ class Sweep:
     """Everything a sweep needs, validated."""
 
     task_name: str
-    task: Any
+    task: TaskKind
     reader: DatasetReader
-    model: Any
+    model: ModelFamily
     codec: Codec
     train_settings: list[str]
     test_settings: list[str]
@@ -128,10 +132,11 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         config_yaml=OmegaConf.to_yaml(cfg),
         distortion=distortion_options(cfg.get("distortion")),
     )
+    _check_contracts(sweep)
     _check_name("task.name", sweep.task_name)
     _check_name("model.name", sweep.model.name)
     _check_name("codec.name", sweep.codec.name)
-    task_kind = sweep.task.identity()["kind"]
+    task_kind = sweep.task.kind
     if sweep.model.task_kind != task_kind:
         raise ConfigError(
             "model",
@@ -143,6 +148,24 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
     if check_data:
         check_environment(sweep)
     return sweep
+
+
+def _check_contracts(sweep: Sweep) -> None:
+    """The `_target_` of task.kind and model must name classes of the two contracts."""
+    from sweep.models.base import ModelFamily
+    from sweep.tasks.base import TaskKind
+
+    for option, component, contract in (
+        ("task.kind", sweep.task, TaskKind),
+        ("model", sweep.model, ModelFamily),
+    ):
+        if not isinstance(component, contract):
+            raise ConfigError(
+                f"{option}._target_",
+                f"{type(component).__module__}.{type(component).__qualname__} is not a "
+                f"{contract.__name__} (see {contract.__module__.replace('.', '/')}.py for "
+                f"what one provides)",
+            )
 
 
 def check_environment(sweep: Sweep) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,22 @@ def compose_config(*overrides: str):
     """The config `python -m sweep <overrides>` would run with."""
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         return compose("config", overrides=list(overrides))
+
+
+def record_calls(monkeypatch, kind: str, role: str, record) -> None:
+    """Calls record(stage) whenever a worker ("run" or "shard") of that stage kind runs (in
+    this process: cluster=inline), by replacing the kind's entry in the table."""
+    from sweep.stages import STAGE_KINDS
+
+    entry = STAGE_KINDS[kind]
+    worker = getattr(entry, role)
+
+    def recorded(context, stage, *args):
+        record(stage)
+        return worker(context, stage, *args)
+
+    recorded.__name__ = worker.__name__
+    monkeypatch.setitem(STAGE_KINDS, kind, dataclasses.replace(entry, **{role: recorded}))
 
 
 def write_jpeg(path: Path, label: int, index: int, size: int = 48) -> None:

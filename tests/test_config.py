@@ -11,11 +11,14 @@ from omegaconf import OmegaConf
 
 from sweep.codecs.base import Codec
 from sweep.config import DEMO_TASKS, ConfigError, build_sweep
+from sweep.models.base import ModelFamily
+from sweep.tasks.base import TaskKind
 from sweep.tasks.options import TrainOptions
 from tests.conftest import CONFIG_DIR, compose_config
 
 REPO = Path(__file__).resolve().parent.parent
-GROUPS = ("task", "model", "codec", "grid", "train", "cluster", "tracking")
+# Every config group: a folder of conf/ (a new group or option is tested without listing it).
+GROUPS = sorted(path.name for path in CONFIG_DIR.iterdir() if path.is_dir())
 
 
 def options_of(group: str) -> list[str]:
@@ -25,6 +28,10 @@ def options_of(group: str) -> list[str]:
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options_of(g)])
 def test_every_option_composes_and_instantiates(group, option, tmp_path):
     overrides = [f"{group}={option}", f"results_dir={tmp_path}"]
+    if group == "grid_codec":
+        # Chosen by the defaults list as <grid>_<codec>: compose that grid and codec.
+        grid, codec = option.split("_", 1)
+        overrides = [f"grid={grid}", f"codec={codec}", f"results_dir={tmp_path}"]
     if group == "task" and option != "demo":
         overrides.append(f"task.root={tmp_path}")
     if group == "model":
@@ -35,7 +42,8 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     assert isinstance(sweep.codec, Codec)
     assert isinstance(sweep.options, TrainOptions)
     assert sweep.train_settings[0] == "original"
-    assert sweep.model.task_kind == sweep.task.identity()["kind"]
+    assert isinstance(sweep.task, TaskKind) and isinstance(sweep.model, ModelFamily)
+    assert sweep.model.task_kind == sweep.task.kind
     if group == "model":
         assert sweep.model.name == option
 
@@ -192,3 +200,10 @@ def test_cli_unwritable_results_dir_exits_2_before_hydra(tmp_path):
     result = run_cli(f"results_dir={blocker}/results")
     assert result.returncode == 2 and "results_dir" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_target_outside_the_contracts_is_named(tmp_path):
+    cfg = compose_config("task.kind._target_=builtins.dict", f"results_dir={tmp_path}")
+    with pytest.raises(ConfigError, match="builtins.dict is not a TaskKind") as error:
+        build_sweep(cfg, check_data=False)
+    assert error.value.option == "task.kind._target_"

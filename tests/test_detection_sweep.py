@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sweep import stages
 from sweep.config import ConfigError, build_sweep
 from sweep.data.formats import sniff_file
 from sweep.data.pixels import read_pixels
-from sweep.run import plan_sweep, run_sweep
+from sweep.run import plan_sweep, run_sweep, stage_context
+from sweep.stages.encode import encode_shard, encoded_files, finalize_encode
 from tests.conftest import compose_config
 from tests.data.test_voc import write_voc_folder
 
@@ -47,13 +47,13 @@ def test_encoding_keeps_boxes_labels_and_difficult_flags_untouched(tmp_path):
         )
     )
     plan = plan_sweep(sweep)
+    context = stage_context(sweep, plan)
     for stage in plan.encodes.values():
-        for index, (start, stop) in enumerate(stage.shards):
-            items = plan.splits[stage.split][start:stop]
-            stages.encode_shard(sweep.store, stage, index, root, items, sweep.codec)
-        stages.finalize_encode(sweep.store, stage)
+        for index in range(len(stage.shards)):
+            encode_shard(context, stage, index, plan.shard_items(stage, index))
+        finalize_encode(context, stage)
 
-        records = stages.encoded_files(sweep.store, stage)
+        records = encoded_files(sweep.store, stage)
         items = sweep.reader.items(stage.split)
         assert [record.target for record in records] == [item.target for item in items]
         for record, item in zip(records, items, strict=True):

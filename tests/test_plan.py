@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from sweep.config import build_sweep
 from sweep.run import plan_sweep
+from sweep.summarize import stage_index
 from tests.conftest import compose_config
 
 
+def plan_keys(*overrides: str) -> dict[str, dict]:
+    """{kind: {ident: key}} of every stage of the composed sweep's plan, and {"sweep": key}."""
+    sweep = build_sweep(compose_config(*overrides), check_data=False)
+    sweep.reader.prepare()  # generates a built-in demo's images
+    plan = plan_sweep(sweep)
+    index = stage_index(plan)
+    return {**index, "sweep": {"sweep": index["sweep"]}}
+
+
 def keys(imagefolder, tmp_path, *overrides: str) -> dict[str, dict]:
-    cfg = compose_config(
+    return plan_keys(
         "task=imagefolder",
         f"task.root={imagefolder}",
         f"results_dir={tmp_path}",
@@ -18,13 +30,6 @@ def keys(imagefolder, tmp_path, *overrides: str) -> dict[str, dict]:
         "grid.test=[original,1,4]",
         *overrides,
     )
-    plan = plan_sweep(build_sweep(cfg, check_data=False))
-    return {
-        "encode": {f"{s.split}/{s.setting}": s.key for s in plan.encodes.values()},
-        "train": {setting: stage.key for setting, stage in plan.trains.items()},
-        "evaluate": {f"{a}/{b}": s.key for (a, b), s in plan.evaluations.items()},
-        "sweep": {"sweep": plan.key},
-    }
 
 
 def test_plan_has_one_training_per_train_setting_and_one_evaluation_per_cell(imagefolder, tmp_path):
@@ -124,3 +129,53 @@ def test_a_new_encode_gets_a_new_distortion_key(imagefolder, tmp_path):
     other = distortion_keys(imagefolder, tmp_path, "codec.effort=3")
     assert other["distortion"]["test/original"] == base["distortion"]["test/original"]
     assert other["distortion"]["test/1"] != base["distortion"]["test/1"]
+
+
+def demo_keys(task: str, tmp_path, *overrides: str) -> dict[str, dict]:
+    """Keys of a built-in demo task's plan, on a few generated images."""
+    small = ("task.reader.train_images=4", "task.reader.test_images=2")
+    return plan_keys(f"task={task}", f"results_dir={tmp_path}", *small, *overrides)
+
+
+def test_classification_only_options_leave_other_kinds_keys_alone(tmp_path, imagefolder):
+    for task in ("demo_det", "demo_seg"):
+        base = demo_keys(task, tmp_path)
+        assert demo_keys(task, tmp_path, "train.min_crop_scale=0.3") == base, task
+    # ... and change a classifier's trainings.
+    base = keys(imagefolder, tmp_path)
+    other = keys(imagefolder, tmp_path, "train.min_crop_scale=0.3")
+    assert set(other["train"].values()).isdisjoint(base["train"].values())
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["task.kind.eval_mode=slide", "task.kind.resize_short_side=96"],
+)
+def test_segmentation_evaluation_options_re_evaluate_without_retraining(tmp_path, override):
+    base = demo_keys("demo_seg", tmp_path)
+    other = demo_keys("demo_seg", tmp_path, override)
+    assert other["encode"] == base["encode"]
+    if override.endswith("eval_mode=slide"):
+        assert other["train"] == base["train"]
+    else:  # the short side is rescaled in training too
+        assert set(other["train"].values()).isdisjoint(base["train"].values())
+    assert set(other["evaluate"].values()).isdisjoint(base["evaluate"].values())
+
+
+def test_sliding_window_options_change_evaluations_only_when_sliding(tmp_path):
+    whole = demo_keys("demo_seg", tmp_path)
+    assert demo_keys("demo_seg", tmp_path, "task.kind.window=64", "task.kind.stride=32") == whole
+    slide = demo_keys("demo_seg", tmp_path, "task.kind.eval_mode=slide")
+    smaller = demo_keys(
+        "demo_seg", tmp_path, "task.kind.eval_mode=slide", "task.kind.window=64",
+        "task.kind.stride=32",
+    )  # fmt: skip
+    assert smaller["train"] == slide["train"] == whole["train"]
+    assert set(smaller["evaluate"].values()).isdisjoint(slide["evaluate"].values())
+
+
+def test_training_recipe_of_a_task_kind_changes_its_trainings(tmp_path):
+    base = demo_keys("demo_det", tmp_path)
+    other = demo_keys("demo_det", tmp_path, "task.kind.hflip=0.0")
+    assert other["encode"] == base["encode"]
+    assert set(other["train"].values()).isdisjoint(base["train"].values())

@@ -14,8 +14,9 @@ from hydra.utils import instantiate
 from sweep.config import ConfigError, build_sweep
 from sweep.run import run_sweep
 from sweep.tasks.options import LabelledFile
-from sweep.tasks.segmentation import SegmentationMetrics, load_labelled_image
-from tests.conftest import compose_config
+from sweep.tasks.segmentation import SegmentationMetrics
+from sweep.tasks.segmentation_samples import load_labelled_image
+from tests.conftest import compose_config, record_calls
 from tests.data.test_cityscapes import write_cityscapes
 from tests.data.test_voc_seg import write_voc_seg
 
@@ -140,6 +141,31 @@ def test_demo_seg_sweep_writes_miou_and_macc_rows(tmp_path):
     }
     assert original["miou"]["relative"] == original["macc"]["relative"] == "1.0"
     assert (tmp_path / "data" / "demo_seg").is_dir()
+
+
+def test_changing_the_evaluation_mode_re_evaluates_without_retraining(tmp_path, monkeypatch):
+    demo = (
+        "task=demo_seg",
+        "task.reader.train_images=6",
+        "task.reader.test_images=3",
+        "task.reader.image_size=64",
+        f"results_dir={tmp_path}",
+        *FAST_SEGMENTATION,
+        "task.kind.crop_size=64",
+        "distortion.enabled=false",
+    )
+    first = run_sweep(build_sweep(compose_config(*demo)))
+    ran: dict[str, list] = {"train": [], "evaluate": [], "encode": []}
+    for kind in ran:
+        record_calls(monkeypatch, kind, "run", lambda stage: ran[stage.kind].append(stage))
+    sliding = ("task.kind.eval_mode=slide", "task.kind.window=48", "task.kind.stride=16")
+    second = run_sweep(build_sweep(compose_config(*demo, *sliding)))
+    assert ran["train"] == [] and ran["encode"] == []
+    assert sorted(stage.cell for stage in ran["evaluate"]) == sorted(
+        [("original", "original"), ("original", "4"), ("4", "original"), ("4", "4")]
+    )
+    assert second != first  # another sweep, with its own report
+    assert read_csv(second / "results.csv") != [] and read_csv(first / "results.csv") != []
 
 
 def test_segmentation_tasks_compose_with_segformer(tmp_path):

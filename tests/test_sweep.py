@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweep import stages
 from sweep.config import build_sweep
 from sweep.run import run_sweep
-from tests.conftest import FAST_SWEEP, FAST_TRAINING, compose_config
+from sweep.stages import STAGE_KINDS
+from tests.conftest import FAST_SWEEP, FAST_TRAINING, compose_config, record_calls
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,11 +91,13 @@ def test_rerun_of_a_finished_sweep_does_no_stage_work(imagefolder, tmp_path, mon
     first = run_sweep(imagefolder_sweep(imagefolder, tmp_path))
     before = (first / "results.csv").read_text()
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("a finished stage ran again")
+    def refuse(stage):
+        raise AssertionError(f"a finished {stage.kind} stage ran again")
 
-    for name in ("encode_shard", "finalize_encode", "train_stage", "evaluate_stage"):
-        monkeypatch.setattr(stages, name, refuse)
+    # Every worker of every kind, validation and measuring included.
+    for name, kind in STAGE_KINDS.items():
+        for role in ("run", "shard") if kind.sharded else ("run",):
+            record_calls(monkeypatch, name, role, refuse)
     second = run_sweep(imagefolder_sweep(imagefolder, tmp_path))
     assert second == first and (second / "results.csv").read_text() == before
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -107,12 +109,7 @@ def test_rerun_of_a_finished_sweep_does_no_stage_work(imagefolder, tmp_path, mon
 def test_extending_the_grid_reuses_finished_stages(imagefolder, tmp_path, monkeypatch):
     run_sweep(imagefolder_sweep(imagefolder, tmp_path))
     trained = []
-    original_train = stages.train_stage
-    monkeypatch.setattr(
-        stages,
-        "train_stage",
-        lambda store, stage, *a: trained.append(stage.setting) or original_train(store, stage, *a),
-    )
+    record_calls(monkeypatch, "train", "run", lambda stage: trained.append(stage.setting))
     run_sweep(
         imagefolder_sweep(
             imagefolder, tmp_path, "grid.train=[original,4,10]", "grid.test=[original,4,10]"
@@ -294,19 +291,14 @@ def test_on_error_fail_stops_at_the_bad_file_naming_it(imagefolder, tmp_path):
 
 
 def test_new_decoder_versions_validate_the_images_again(imagefolder, tmp_path, monkeypatch):
-    import sweep.run as run_module
+    import sweep.screen as screen_module
     from sweep.data.validate import decoder_identity
 
     run_sweep(imagefolder_sweep(imagefolder, tmp_path))
     validated = []
-    original_shard = stages.validate_shard
+    record_calls(monkeypatch, "validate", "shard", lambda stage: validated.append(stage.split))
     monkeypatch.setattr(
-        stages,
-        "validate_shard",
-        lambda store, stage, *a: validated.append(stage.split) or original_shard(store, stage, *a),
-    )
-    monkeypatch.setattr(
-        run_module, "decoder_identity", lambda: {**decoder_identity(), "pillow": "0"}
+        screen_module, "decoder_identity", lambda: {**decoder_identity(), "pillow": "0"}
     )
     run_sweep(imagefolder_sweep(imagefolder, tmp_path))
     assert sorted(set(validated)) == ["test", "train"]

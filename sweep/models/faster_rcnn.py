@@ -10,7 +10,7 @@ Resizing (multi-scale in training) and normalisation happen inside the model.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +27,7 @@ from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from sweep.errors import OptionError
+from sweep.models.base import ModelFamily
 from sweep.models.errors import ModelUnavailableError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -85,7 +86,7 @@ def hub_checkpoint(weights) -> Path:
 
 
 @dataclass
-class FasterRCNNResNet50:
+class FasterRCNNResNet50(ModelFamily):
     """torchvision's fasterrcnn_resnet50_fpn with a new box predictor for the task's classes.
 
     Weights are read from torch.hub's cache only (no download at run time). With "coco" the
@@ -134,7 +135,7 @@ class FasterRCNNResNet50:
     def identity(self) -> dict:
         """The fields (not the display name) and the weight file's name and size: torchvision's
         file names carry a prefix of their SHA-256, so another file gets another training key."""
-        identity = {key: value for key, value in asdict(self).items() if key != "name"}
+        identity = super().identity()
         path = self.checkpoint_path()
         if path is not None and path.is_file():
             identity["checkpoint"] = [path.name, path.stat().st_size]
@@ -242,7 +243,7 @@ class TinyBackbone(nn.Module):
 
 
 @dataclass
-class TinyFasterRCNN:
+class TinyFasterRCNN(ModelFamily):
     """A small random-init Faster R-CNN that learns the detection demo on a CPU in minutes.
 
     The architecture is torchvision's FasterRCNN (same RPN, RoIAlign, heads and losses as the
@@ -295,9 +296,6 @@ class TinyFasterRCNN:
                 option="model.anchor_sizes",
             )
         self.train_sizes = _check_sizes(self.train_sizes, self.test_size, self.max_size)
-
-    def identity(self) -> dict:
-        return {key: value for key, value in asdict(self).items() if key != "name"}
 
     def check_available(self) -> None:
         """Random weights are always available."""

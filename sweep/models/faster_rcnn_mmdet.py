@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sweep.errors import OptionError
+from sweep.models.base import ModelFamily
 from sweep.models.errors import ModelUnavailableError
 from sweep.models.faster_rcnn import TORCHVISION_WEIGHTS, hub_checkpoint
 
@@ -118,7 +119,7 @@ def boxes_scale(scale_x: float, scale_y: float, device: torch.device) -> torch.T
 
 
 @dataclass
-class MmdetFasterRCNN:
+class MmdetFasterRCNN(ModelFamily):
     """MMDetection's faster-rcnn_r50_fpn_1x config with a head for the task's classes.
 
     Args:
@@ -148,7 +149,7 @@ class MmdetFasterRCNN:
         return Path(self.weights)
 
     def identity(self) -> dict:
-        identity = {key: value for key, value in asdict(self).items() if key != "name"}
+        identity = super().identity()
         identity["config"] = CONFIG
         identity["versions"] = _versions()
         path = self.checkpoint_path()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import AutoConfig, SegformerConfig, SegformerForSemanticSegmentation
 
 from sweep.errors import OptionError
+from sweep.models.base import ModelFamily
 from sweep.models.errors import ModelUnavailableError, hugging_face_unavailable
 
 # Parameters of the all-MLP decoder: trained from scratch, hence the larger learning rate.
@@ -31,7 +32,7 @@ class SegmentationLogits(nn.Module):
 
 
 @dataclass
-class SegformerSegmenter:
+class SegformerSegmenter(ModelFamily):
     """A SegFormer family: a pretrained Mix Transformer encoder with a new decode head, or a
     random-init model built from `architecture`.
 
@@ -87,10 +88,6 @@ class SegformerSegmenter:
             raise OptionError(
                 f"not a valid SegformerConfig: {error}", option="model.architecture"
             ) from None
-
-    def identity(self) -> dict:
-        """What determines trained weights: the fields, not the display name."""
-        return {key: value for key, value in asdict(self).items() if key != "name"}
 
     def build(self, num_labels: int, load_pretrained: bool = True) -> nn.Module:
         """A segmenter with `num_labels` output channels (logits at 1/4 resolution).

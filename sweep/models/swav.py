@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from sweep.models.base import ModelFamily
 from sweep.models.errors import ModelUnavailableError
 
 # The file torch.hub.load("facebookresearch/swav:main", "resnet50") caches.
@@ -57,7 +58,7 @@ class ResNetClassifier(nn.Module):
 
 
 @dataclass
-class SwavResNet:
+class SwavResNet(ModelFamily):
     """A ResNet classifier: SwAV weights with a linear probe, or a random-init small sibling.
 
     Args:
@@ -90,7 +91,7 @@ class SwavResNet:
     def identity(self) -> dict:
         """What determines trained weights: the fields (not the display name) and, for a
         checkpoint, its size and time, so that a replaced file gets new training keys."""
-        identity = {k: v for k, v in asdict(self).items() if k != "name"}
+        identity = super().identity()
         path = self.checkpoint_path()
         if path is not None and path.is_file():
             stat = path.stat()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 
+from sweep.models.base import ModelFamily
 from sweep.models.errors import ModelUnavailableError, hugging_face_unavailable
 
 
@@ -23,7 +24,7 @@ class LogitsOf(nn.Module):
 
 
 @dataclass
-class VitClassifier:
+class VitClassifier(ModelFamily):
     """A ViT family: pretrained (fine-tuned end to end) or built from `architecture`.
 
     Args:
@@ -48,10 +49,6 @@ class VitClassifier:
     def __post_init__(self) -> None:
         self.mean, self.std = tuple(self.mean), tuple(self.std)
         self.architecture = dict(self.architecture) if self.architecture else None
-
-    def identity(self) -> dict:
-        """What determines trained weights: the fields, not the display name."""
-        return {key: value for key, value in asdict(self).items() if key != "name"}
 
     def build(self, num_labels: int, load_pretrained: bool = True) -> nn.Module:
         """A classifier with `num_labels` outputs.

@@ -1,151 +1,177 @@
-"""Shared pieces of every task kind: device, mixed precision, seeding, image files."""
+"""The contract of a task kind, and the one fit loop that trains every kind.
+
+A task kind (classification, detection, segmentation) knows its annotations, its loss, its
+recipe (optimiser, schedule, augmentation) and its metric. It is instantiated from the
+`task.kind` node of `conf/task/<name>.yaml` with explicit keyword arguments, never sees the
+config object, and is shipped to Ray workers, so it holds plain values only.
+
+To add a task kind: write `sweep/tasks/<kind>.py` with a subclass of `TaskKind` that fills in
+the abstract members below, a dataset reader that yields its annotations (`sweep/data/`), a
+model family of the kind (`sweep/models/base.py`) and a `conf/task/<name>.yaml`. Raise
+`sweep.errors.OptionError(message, option="task.kind.<arg>")` for a bad argument.
+
+Keys: everything in `train_identity()` is part of every training key, everything in
+`eval_identity()` only of the evaluation keys. So an option that changes only how a trained
+model is evaluated (segmentation's sliding window) re-evaluates without retraining.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import random
+import time
+from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from sweep.data.pixels import read_pixels, to_rgb
+from sweep.models.base import ModelFamily
 from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.tasks.runtime import (
+    OptimizerSteps,
+    autocast,
+    autocast_dtype,
+    pick_device,
+    save_weights,
+    seed_everything,
+    train_summary,
+    training_loader,
+)
 
 
-def pick_device() -> torch.device:
-    """The GPU Ray assigned to this task (it sets CUDA_VISIBLE_DEVICES), else the CPU."""
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+class TaskKind(ABC):
+    """A task kind: how a model family of its kind is trained and evaluated.
 
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Mixed-precision dtype: bf16 where the GPU has it, fp16 otherwise, none on the CPU."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere or newer
-    if amp == "fp16" or (amp == "auto" and not native_bf16):
-        return torch.float16
-    return torch.bfloat16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seeds Python, NumPy and torch; returns a generator for the data order."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-class ImageFileDataset(Dataset):
-    """Decodes image files of any format the sweep writes (JPEG, PNG, JPEG XL) to tensors."""
-
-    def __init__(self, files: list[LabelledFile], transform) -> None:
-        self.files = files
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label, _ = self.files[index]
-
-        pixels = to_rgb(read_pixels(path))  # (H, W, 3) uint8
-        image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # (3, H, W)
-        return self.transform(image), label
-
-
-# The trained weights in a training's output folder (a state dict, loaded with weights_only).
-WEIGHTS_FILE = "model.pt"
-
-
-def save_weights(module: torch.nn.Module, out_dir: Path) -> None:
-    torch.save(module.state_dict(), Path(out_dir) / WEIGHTS_FILE)
-
-
-def load_trained(model, weights_dir: Path, num_classes: int, device: torch.device):
-    """The module a training wrote to weights_dir, on `device`, in eval mode."""
-    module = model.build(num_classes, load_pretrained=False)
-    state = torch.load(Path(weights_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    module.load_state_dict(state)
-    return module.to(device).eval()
-
-
-def training_loader(
-    dataset: Dataset,
-    options: TrainOptions,
-    generator: torch.Generator,
-    device: torch.device,
-    drop_last: bool = False,
-    collate_fn=None,
-) -> DataLoader:
-    """The shuffled, seeded loader of a training; `options.loader_workers` decode processes."""
-    return DataLoader(
-        dataset,
-        batch_size=options.batch_size,
-        shuffle=True,
-        generator=generator,
-        num_workers=options.loader_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=options.loader_workers > 0,
-        drop_last=drop_last,
-        collate_fn=collate_fn,
-    )
-
-
-def evaluation_loader(
-    dataset: Dataset, batch_size: int | None, options: TrainOptions, device: torch.device,
-    collate_fn=None,
-) -> DataLoader:  # fmt: skip
-    """The loader of an evaluation, in split order (batch_size None: one sample at a time)."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        num_workers=options.loader_workers,
-        pin_memory=device.type == "cuda",
-        collate_fn=collate_fn,
-    )
-
-
-class OptimizerSteps:
-    """Backward pass, optimiser and schedule step of each batch, for every task kind.
-
-    Loss scaling is used for fp16 only (bf16 has fp32's exponent range); with `max_norm` the
-    gradients of `clipped` are clipped to that norm after unscaling.
+    Attributes:
+        kind: "classification", "detection" or "segmentation"; matches the model family's
+            `task_kind`.
+        metric_names: The metrics that `evaluate` returns and the report shows, headline first.
+        option_fields: `train` options (TrainOptions fields) that only this kind reads; they
+            enter its training keys and no other kind's.
+        drop_incomplete_batch: Drop the last training batch when it is smaller than the
+            batch size (a batch of one image breaks batch-norm layers in training mode).
+        collate: The training loader's collate function (None: torch's default stacking).
     """
 
-    def __init__(
-        self, optimizer, scheduler, dtype: torch.dtype | None, clipped=None, max_norm=None
-    ) -> None:
-        self.optimizer, self.scheduler = optimizer, scheduler
-        self.scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
-        self.clipped, self.max_norm = clipped, max_norm
+    kind: ClassVar[str]
+    metric_names: ClassVar[tuple[str, ...]]
+    option_fields: ClassVar[tuple[str, ...]] = ()
+    drop_incomplete_batch: ClassVar[bool] = True
+    collate: ClassVar[Any] = None
 
-    def step(self, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.max_norm is not None:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.clipped, self.max_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+    # ---- identity: what the keys hold ---------------------------------------------------
+
+    @abstractmethod
+    def train_identity(self) -> dict:
+        """What of this task changes the trained weights: recipe, augmentation, loss."""
+
+    def eval_identity(self) -> dict:
+        """What changes only the evaluation of trained weights: metric, inference mode."""
+        return {}
+
+    def identity(self) -> dict:
+        """The whole task as JSON data (for people and logs; keys use the two parts)."""
+        return {"kind": self.kind, **self.train_identity(), **self.eval_identity()}
+
+    # ---- training: the fit loop calls these --------------------------------------------
+
+    @abstractmethod
+    def training_dataset(
+        self, model: ModelFamily, files: list[LabelledFile], options: TrainOptions
+    ) -> Dataset:
+        """The augmented training samples of the files, as the model family takes them."""
+
+    @abstractmethod
+    def optimizer(self, groups: list[dict], options: TrainOptions) -> torch.optim.Optimizer:
+        """The optimiser over the model family's parameter groups."""
+
+    @abstractmethod
+    def schedule(
+        self, optimizer: torch.optim.Optimizer, total_steps: int, options: TrainOptions
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """The learning-rate schedule, stepped once per batch."""
+
+    @abstractmethod
+    def training_loss(self, module: torch.nn.Module, batch, device: torch.device):
+        """The loss of one training batch (run under autocast) and its number of images."""
+
+    def grad_clip(self) -> float | None:
+        """Largest gradient norm (None: no clipping)."""
+        return None
+
+    def summary_extras(self, files: list[LabelledFile]) -> dict:
+        """Figures of the training set that the training summary adds (e.g. objects)."""
+        return {}
+
+    def train(
+        self,
+        model: ModelFamily,
+        files: list[LabelledFile],
+        num_classes: int,
+        options: TrainOptions,
+        seed: int,
+        out_dir: Path,
+    ) -> dict:
+        """Trains a model on the files, writes its weights to out_dir; returns the summary."""
+        return fit(self, model, files, num_classes, options, seed, out_dir)
+
+    # ---- evaluation ----------------------------------------------------------------------
+
+    @abstractmethod
+    def evaluate(
+        self,
+        model: ModelFamily,
+        weights_dir: Path,
+        files: list[LabelledFile],
+        num_classes: int,
+        options: TrainOptions,
+    ) -> dict:
+        """The metrics (every name in `metric_names`, and "images") of the weights that a
+        training wrote to weights_dir, on the files; load them with `runtime.load_trained`."""
 
 
-def train_summary(
-    epoch_losses: list[float], images: int, seen: int, seconds: float, device, dtype
+def fit(
+    task: TaskKind,
+    model: ModelFamily,
+    files: list[LabelledFile],
+    num_classes: int,
+    options: TrainOptions,
+    seed: int,
+    out_dir: Path,
 ) -> dict:
-    """What every training returns (and the train stage stores in summary.json)."""
-    return {
-        "train_loss": epoch_losses,
-        "images": images,
-        "device": str(device),
-        "precision": str(dtype or torch.float32),
-        "images_per_second": seen / seconds,
-    }
+    """The one training loop: seeded data order, mixed precision with fp16 loss scaling,
+    clipping, a per-batch schedule, the mean loss per epoch, weights and a summary.
+
+    Seeding comes first, then the module (its random initialisation), then the loader: the
+    same seed gives the same weights on the CPU.
+    """
+    generator = seed_everything(seed)
+    device = pick_device()
+    module = model.build(num_classes).to(device)
+    dataset = task.training_dataset(model, files, options)
+    drop_last = task.drop_incomplete_batch and len(dataset) > options.batch_size
+    loader = training_loader(dataset, options, generator, device, drop_last, task.collate)
+    groups = model.parameter_groups(module, options.lr, options.weight_decay)
+    optimizer = task.optimizer(groups, options)
+    total_steps = options.epochs * len(loader)
+    scheduler = task.schedule(optimizer, total_steps, options)
+    dtype = autocast_dtype(options.amp, device)
+    clipped = [parameter for group in groups for parameter in group["params"]]
+    steps = OptimizerSteps(optimizer, scheduler, dtype, clipped, task.grad_clip())
+    epoch_losses, seen, started = [], 0, time.perf_counter()
+    for _ in range(options.epochs):
+        module.train()
+        loss_sum, epoch_images = 0.0, 0
+        for batch in loader:
+            with autocast(device, dtype):
+                loss, images = task.training_loss(module, batch, device)
+            steps.step(loss)
+            loss_sum += loss.item() * images
+            epoch_images += images
+        seen += epoch_images
+        # The mean over the images the epoch trained on (a dropped last batch is not).
+        epoch_losses.append(loss_sum / max(epoch_images, 1))
+    seconds = time.perf_counter() - started
+    save_weights(module, out_dir)
+    summary = train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
+    return summary | task.summary_extras(files)

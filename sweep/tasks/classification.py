@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -11,20 +10,16 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 from transformers import get_cosine_schedule_with_warmup
 
-from sweep.tasks.base import (
+from sweep.tasks.base import TaskKind
+from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.tasks.runtime import (
     ImageFileDataset,
-    OptimizerSteps,
     autocast,
     autocast_dtype,
     evaluation_loader,
     load_trained,
     pick_device,
-    save_weights,
-    seed_everything,
-    train_summary,
-    training_loader,
 )
-from sweep.tasks.options import LabelledFile, TrainOptions
 
 
 def train_transform(image_size: int, mean, std, min_crop_scale: float) -> v2.Compose:
@@ -58,56 +53,41 @@ def eval_transform(image_size: int, mean, std) -> v2.Compose:
     )
 
 
-class ClassificationTask:
-    """Trains a classifier family on labelled image files and measures top-1 accuracy."""
+class ClassificationTask(TaskKind):
+    """Trains a classifier family on labelled image files and measures top-1 accuracy.
 
+    Recipe: random-resized crop (`train.min_crop_scale`) and flip, cross-entropy, AdamW, a
+    linear warm-up then cosine decay.
+    """
+
+    kind = "classification"
     metric_names = ("accuracy",)
+    option_fields = ("min_crop_scale",)
 
-    def identity(self) -> dict:
-        return {"kind": "classification", "metric": "top-1 accuracy (torchmetrics, micro)"}
+    def train_identity(self) -> dict:
+        return {"loss": "cross-entropy", "optimizer": "adamw", "schedule": "warm-up, cosine"}
 
-    def train(
-        self,
-        model,
-        files: list[LabelledFile],
-        num_classes: int,
-        options: TrainOptions,
-        seed: int,
-        out_dir: Path,
-    ) -> dict:
-        """Trains and writes the weights to out_dir; returns loss per epoch and throughput."""
-        generator = seed_everything(seed)
-        device = pick_device()
-        module = model.build(num_classes).to(device)
+    def eval_identity(self) -> dict:
+        return {"metric": "top-1 accuracy (torchmetrics, micro)"}
+
+    def training_dataset(
+        self, model, files: list[LabelledFile], options: TrainOptions
+    ) -> ImageFileDataset:
         transform = train_transform(model.image_size, model.mean, model.std, options.min_crop_scale)
-        dataset = ImageFileDataset(files, transform)
-        # A last batch of one image breaks batch-norm layers in training mode.
-        drop_last = len(dataset) > options.batch_size
-        loader = training_loader(dataset, options, generator, device, drop_last)
-        parameters = [p for p in module.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(parameters, lr=options.lr, weight_decay=options.weight_decay)
-        total_steps = options.epochs * len(loader)
-        scheduler = get_cosine_schedule_with_warmup(
-            optimizer, math.ceil(options.warmup_fraction * total_steps), total_steps
-        )
-        dtype = autocast_dtype(options.amp, device)
-        steps = OptimizerSteps(optimizer, scheduler, dtype)
-        epoch_losses, seen, started = [], 0, time.perf_counter()
-        for _ in range(options.epochs):
-            module.train()
-            loss_sum = 0.0
-            for images, labels in loader:
-                images = images.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
-                with autocast(device, dtype):
-                    loss = torch.nn.functional.cross_entropy(module(images), labels)
-                steps.step(loss)
-                loss_sum += loss.item() * len(labels)
-                seen += len(labels)
-            epoch_losses.append(loss_sum / len(dataset))
-        seconds = time.perf_counter() - started
-        save_weights(module, out_dir)
-        return train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
+        return ImageFileDataset(files, transform)
+
+    def optimizer(self, groups: list[dict], options: TrainOptions) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(groups, lr=options.lr, weight_decay=options.weight_decay)
+
+    def schedule(self, optimizer, total_steps: int, options: TrainOptions):
+        warmup_steps = math.ceil(options.warmup_fraction * total_steps)
+        return get_cosine_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+
+    def training_loss(self, module, batch, device: torch.device):
+        images, labels = batch
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        return torch.nn.functional.cross_entropy(module(images), labels), len(labels)
 
     @torch.no_grad()
     def evaluate(

@@ -30,19 +30,15 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError
-from sweep.tasks.base import (
-    OptimizerSteps,
+from sweep.tasks.base import TaskKind
+from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.tasks.runtime import (
     autocast,
     autocast_dtype,
     evaluation_loader,
     load_trained,
     pick_device,
-    save_weights,
-    seed_everything,
-    train_summary,
-    training_loader,
 )
-from sweep.tasks.options import LabelledFile, TrainOptions
 
 METRIC = (
     "VOC mAP@0.5 and COCO mAP@[.5:.95] (torchmetrics MeanAveragePrecision, pycocotools, "
@@ -118,7 +114,7 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
     return factor
 
 
-class DetectionTask:
+class DetectionTask(TaskKind):
     """Trains a detector with SGD and measures VOC mAP@0.5 (headline) and COCO mAP.
 
     Args:
@@ -128,7 +124,11 @@ class DetectionTask:
             first steps from diverging.
     """
 
+    kind = "detection"
     metric_names = ("map_50", "map")
+    # Detection batches are small and the detectors' batch norm is frozen or absent.
+    drop_incomplete_batch = False
+    collate = staticmethod(collate)
 
     def __init__(self, momentum: float = 0.9, hflip: float = 0.5, grad_clip: float | None = None):
         if not 0 <= momentum < 1:
@@ -139,68 +139,52 @@ class DetectionTask:
             raise OptionError(f"must be positive, got {grad_clip}", option="task.kind.grad_clip")
         self.momentum = momentum
         self.hflip = hflip
-        self.grad_clip = grad_clip
+        self.max_norm = grad_clip
 
-    def identity(self) -> dict:
+    def train_identity(self) -> dict:
         return {
-            "kind": "detection",
-            "metric": METRIC,
             "optimizer": "sgd",
             "schedule": "linear warm-up, cosine",
             "momentum": self.momentum,
             "hflip": self.hflip,
-            "grad_clip": self.grad_clip,
+            "grad_clip": self.max_norm,
         }
 
-    def train(
-        self,
-        model,
-        files: list[LabelledFile],
-        num_classes: int,
-        options: TrainOptions,
-        seed: int,
-        out_dir: Path,
-    ) -> dict:
-        """Trains and writes the weights to out_dir; returns loss per epoch and throughput."""
-        generator = seed_everything(seed)
-        device = pick_device()
-        module = model.build(num_classes).to(device)
-        dataset = DetectionDataset(files, train=True, hflip=self.hflip)
-        loader = training_loader(dataset, options, generator, device, collate_fn=collate)
-        parameters = [p for p in module.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(
-            parameters, lr=options.lr, momentum=self.momentum, weight_decay=options.weight_decay
+    def eval_identity(self) -> dict:
+        return {"metric": METRIC}
+
+    def training_dataset(self, model, files: list[LabelledFile], options: TrainOptions):
+        return DetectionDataset(files, train=True, hflip=self.hflip)
+
+    def optimizer(self, groups: list[dict], options: TrainOptions) -> torch.optim.Optimizer:
+        return torch.optim.SGD(
+            groups, lr=options.lr, momentum=self.momentum, weight_decay=options.weight_decay
         )
-        total_steps = options.epochs * len(loader)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            warmup_cosine(total_steps, math.ceil(options.warmup_fraction * total_steps)),
+
+    def schedule(self, optimizer, total_steps: int, options: TrainOptions):
+        warmup_steps = math.ceil(options.warmup_fraction * total_steps)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(total_steps, warmup_steps)
         )
-        dtype = autocast_dtype(options.amp, device)
-        steps = OptimizerSteps(optimizer, scheduler, dtype, parameters, self.grad_clip)
-        epoch_losses, seen, started = [], 0, time.perf_counter()
-        for _ in range(options.epochs):
-            module.train()
-            loss_sum = 0.0
-            for images, targets in loader:
-                images = [image.to(device, non_blocking=True) for image in images]
-                targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-                with autocast(device, dtype):
-                    losses = module(images, targets)
-                loss = sum(losses.values())
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the detection loss became {loss.item()} ({_describe(losses)}): "
-                        f"lower train.lr or set task.kind.grad_clip"
-                    )
-                steps.step(loss)
-                loss_sum += loss.item() * len(images)
-                seen += len(images)
-            epoch_losses.append(loss_sum / len(dataset))
-        seconds = time.perf_counter() - started
-        save_weights(module, out_dir)
-        summary = train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
-        return summary | {"objects": sum(len(t["labels"]) for _, t, _ in files)}
+
+    def training_loss(self, module, batch, device: torch.device):
+        images, targets = batch
+        images = [image.to(device, non_blocking=True) for image in images]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        losses = module(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the detection loss became {loss.item()} ({_describe(losses)}): "
+                f"lower train.lr or set task.kind.grad_clip"
+            )
+        return loss, len(images)
+
+    def grad_clip(self) -> float | None:
+        return self.max_norm
+
+    def summary_extras(self, files: list[LabelledFile]) -> dict:
+        return {"objects": sum(len(target["labels"]) for _, target, _ in files)}
 
     @torch.no_grad()
     def evaluate(

@@ -10,37 +10,28 @@ matrix, as the Cityscapes scripts and mmsegmentation do), not averaged over imag
 
 from __future__ import annotations
 
-import functools
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 from transformers import get_polynomial_decay_schedule_with_warmup
 
-from sweep.data.masks import IGNORE_INDEX, lookup_table, read_training_mask
-from sweep.data.pixels import read_pixels, to_rgb
+from sweep.data.masks import IGNORE_INDEX
 from sweep.errors import OptionError
-from sweep.tasks.base import (
-    OptimizerSteps,
+from sweep.tasks.base import TaskKind
+from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.tasks.runtime import (
     autocast,
     autocast_dtype,
     evaluation_loader,
     load_trained,
     pick_device,
-    save_weights,
-    seed_everything,
-    train_summary,
-    training_loader,
 )
-from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.tasks.segmentation_samples import EvalSample, SegmentationFileDataset, TrainSample
+from sweep.tasks.sliding_window import sliding_logits, upsampled_logits
 
 EVAL_MODES = ("whole", "slide")
 
@@ -53,169 +44,11 @@ def _pair(value: int | Sequence[int], option: str) -> tuple[int, int]:
     return pair
 
 
-@functools.lru_cache(maxsize=16)
-def _table(label_ids: tuple[int, ...]) -> np.ndarray:
-    return lookup_table(label_ids)
-
-
-def load_labelled_image(file: LabelledFile) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decodes an image and its mask: (3, H, W) uint8 pixels and (H, W) int64 class indices.
-
-    The mask's raw ids become classes through the item's `target["label_ids"]` (see
-    `sweep.data.cityscapes.CityscapesReader`); other ids become IGNORE_INDEX.
-    """
-    if file.mask is None:
-        raise ValueError(f"{file.path} has no label mask: segmentation needs one per image")
-    pixels = to_rgb(read_pixels(file.path))
-    mask = read_training_mask(file.mask, _table(tuple((file.target or {})["label_ids"])))
-    if mask.shape != pixels.shape[:2]:
-        raise ValueError(
-            f"the mask {file.mask} is {mask.shape[1]}x{mask.shape[0]} but its image "
-            f"{file.path} is {pixels.shape[1]}x{pixels.shape[0]}"
-        )
-    image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
-    return image, torch.from_numpy(mask).long()
-
-
-def resize_pair(
-    image: torch.Tensor, mask: torch.Tensor | None, size: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Bilinear (antialiased) for the pixels; nearest for the labels, never blended."""
-    image = TF.resize(image, list(size), InterpolationMode.BILINEAR, antialias=True)
-    if mask is not None:
-        mask = TF.resize(mask[None], list(size), InterpolationMode.NEAREST_EXACT)[0]
-    return image, mask
-
-
-def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-class TrainSample:
-    """Random rescale, random crop (padding ignored), flip and normalisation of one image.
-
-    Randomness comes from torch's generator, which the DataLoader seeds in every worker, so
-    a training is reproducible whatever train.loader_workers is.
-    """
-
-    def __init__(
-        self,
-        crop_size: tuple[int, int],
-        scale_range: tuple[float, float],
-        resize_short_side: int | None,
-        flip: bool,
-        mean: Sequence[float],
-        std: Sequence[float],
-    ) -> None:
-        self.crop_size, self.scale_range = crop_size, scale_range
-        self.resize_short_side, self.flip = resize_short_side, flip
-        self.mean, self.std = list(mean), list(std)
-
-    def __call__(
-        self, image: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:  # (3, H, W) uint8, (H, W) -> (3, h, w), (h, w)
-        height, width = mask.shape
-        scale = base_scale(height, width, self.resize_short_side)
-        low, high = self.scale_range
-        scale *= low + (high - low) * torch.rand(()).item()
-        if scale != 1.0:
-            image, mask = resize_pair(image, mask, scaled_size(height, width, scale))
-        # A random crop; where the image is smaller than the crop, the crop starts at 0 and is
-        # padded at the bottom and right: with zeros after normalisation (the mean colour) and
-        # with ignored labels, which count in no loss.
-        crop_h, crop_w = self.crop_size
-        top = int(torch.randint(max(mask.shape[0] - crop_h, 0) + 1, ()).item())
-        left = int(torch.randint(max(mask.shape[1] - crop_w, 0) + 1, ()).item())
-        image = image[:, top : top + crop_h, left : left + crop_w]
-        mask = mask[top : top + crop_h, left : left + crop_w]
-        # Normalised after cropping: a 2x rescaled Cityscapes frame is 4096x2048.
-        image = TF.normalize(TF.to_dtype(image, torch.float32, scale=True), self.mean, self.std)
-        pad_h, pad_w = crop_h - mask.shape[0], crop_w - mask.shape[1]
-        if pad_h or pad_w:
-            image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
-            mask = F.pad(mask, (0, pad_w, 0, pad_h), value=IGNORE_INDEX)
-        if self.flip and torch.rand(()).item() < 0.5:
-            image, mask = image.flip(-1), mask.flip(-1)
-        return image.contiguous(), mask.contiguous()
-
-
-class EvalSample:
-    """The full image (rescaled if the task says so) and the mask at its own resolution."""
-
-    def __init__(self, resize_short_side: int | None, mean, std) -> None:
-        self.resize_short_side, self.mean, self.std = resize_short_side, list(mean), list(std)
-
-    def __call__(
-        self, image: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = mask.shape
-        scale = base_scale(height, width, self.resize_short_side)
-        if scale != 1.0:
-            image, _ = resize_pair(image, None, scaled_size(height, width, scale))
-        pixels = TF.to_dtype(image, torch.float32, scale=True)
-        return TF.normalize(pixels, self.mean, self.std), mask
-
-
-def base_scale(height: int, width: int, resize_short_side: int | None) -> float:
-    return 1.0 if resize_short_side is None else resize_short_side / min(height, width)
-
-
-class SegmentationFileDataset(Dataset):
-    """Image files with their label masks, through a per-sample transform."""
-
-    def __init__(self, files: list[LabelledFile], transform) -> None:
-        self.files, self.transform = files, transform
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(*load_labelled_image(self.files[index]))
-
-
-def upsampled_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """(B, C, h, w) -> (B, C, H, W) float32, bilinear as in SegFormer."""
-    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
-
-
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the labelled pixels; 0 (with a gradient) if none is labelled."""
     logits = upsampled_logits(logits, labels.shape[-2:])
     total = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
     return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
-
-
-def window_starts(length: int, window: int, stride: int) -> list[int]:
-    """Window offsets along one axis that cover it, the last one flush with the end."""
-    count = max(length - window + stride - 1, 0) // stride + 1
-    return sorted({max(min(i * stride, length - window), 0) for i in range(count)})
-
-
-def sliding_logits(
-    module, image: torch.Tensor, num_classes: int, window, stride, batch_size: int
-) -> torch.Tensor:
-    """Logits of a (1, 3, H, W) image from overlapping windows, averaged where they overlap.
-
-    Windows are `window` (height, width) large (the image if it is smaller), `stride` apart,
-    and the last one on each axis ends at the border, as in mmsegmentation's slide inference.
-    """
-    _, _, height, width = image.shape
-    win_h, win_w = min(window[0], height), min(window[1], width)
-    boxes = [
-        (top, left)
-        for top in window_starts(height, win_h, stride[0])
-        for left in window_starts(width, win_w, stride[1])
-    ]
-    summed = image.new_zeros((1, num_classes, height, width), dtype=torch.float32)
-    counts = image.new_zeros((1, 1, height, width), dtype=torch.float32)
-    for start in range(0, len(boxes), batch_size):
-        batch = boxes[start : start + batch_size]
-        crops = torch.cat([image[:, :, y : y + win_h, x : x + win_w] for y, x in batch])
-        logits = upsampled_logits(module(crops), (win_h, win_w))
-        for (top, left), crop_logits in zip(batch, logits, strict=True):
-            summed[0, :, top : top + win_h, left : left + win_w] += crop_logits
-            counts[0, :, top : top + win_h, left : left + win_w] += 1
-    return summed / counts
 
 
 class SegmentationMetrics:
@@ -261,7 +94,7 @@ class SegmentationMetrics:
         }
 
 
-class SegmentationTask:
+class SegmentationTask(TaskKind):
     """Trains a segmentation model family on images with label masks; measures mIoU and mAcc.
 
     Args:
@@ -279,6 +112,7 @@ class SegmentationTask:
         poly_power: Power of the polynomial learning-rate decay to 0 (1 = linear, SegFormer).
     """
 
+    kind = "segmentation"
     metric_names = ("miou", "macc")
 
     def __init__(
@@ -325,34 +159,27 @@ class SegmentationTask:
             raise OptionError(f"must be positive, got {poly_power}", "task.kind.poly_power")
         self.poly_power = float(poly_power)
 
-    def identity(self) -> dict:
-        identity = {
-            "kind": "segmentation",
-            "metrics": "miou, macc (torchmetrics, dataset-level confusion, ignore 255)",
+    def train_identity(self) -> dict:
+        return {
+            "loss": "per-pixel cross-entropy, ignore 255",
             "crop_size": list(self.crop_size),
             "scale_range": list(self.scale_range),
             "resize_short_side": self.resize_short_side,
             "flip": self.flip,
-            "eval_mode": self.eval_mode,
             "poly_power": self.poly_power,
+        }
+
+    def eval_identity(self) -> dict:
+        identity = {
+            "metrics": "miou, macc (torchmetrics, dataset-level confusion, ignore 255)",
+            "resize_short_side": self.resize_short_side,
+            "eval_mode": self.eval_mode,
         }
         if self.eval_mode == "slide":
             identity |= {"window": list(self.window), "stride": list(self.stride)}
         return identity
 
-    def train(
-        self,
-        model,
-        files: list[LabelledFile],
-        num_classes: int,
-        options: TrainOptions,
-        seed: int,
-        out_dir: Path,
-    ) -> dict:
-        """Trains and writes the weights to out_dir; returns loss per epoch and throughput."""
-        generator = seed_everything(seed)
-        device = pick_device()
-        module = model.build(num_classes).to(device)
+    def training_dataset(self, model, files: list[LabelledFile], options: TrainOptions):
         transform = TrainSample(
             self.crop_size,
             self.scale_range,
@@ -361,43 +188,24 @@ class SegmentationTask:
             model.mean,
             model.std,
         )
-        dataset = SegmentationFileDataset(files, transform)
-        # A last batch of one image breaks the decode head's batch norm in training mode.
-        drop_last = len(dataset) > options.batch_size
-        loader = training_loader(dataset, options, generator, device, drop_last)
-        optimizer = torch.optim.AdamW(
-            model.parameter_groups(module, options.lr, options.weight_decay), lr=options.lr
-        )
-        total_steps = options.epochs * len(loader)
+        return SegmentationFileDataset(files, transform)
+
+    def optimizer(self, groups: list[dict], options: TrainOptions) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(groups, lr=options.lr)
+
+    def schedule(self, optimizer, total_steps: int, options: TrainOptions):
         # At least one step of decay: transformers' schedule divides by the decay steps.
         warmup_steps = min(math.ceil(options.warmup_fraction * total_steps), total_steps - 1)
-        scheduler = get_polynomial_decay_schedule_with_warmup(
-            optimizer,
-            warmup_steps,
-            total_steps,
-            lr_end=0.0,
-            power=self.poly_power,
+        return get_polynomial_decay_schedule_with_warmup(
+            optimizer, warmup_steps, total_steps, lr_end=0.0, power=self.poly_power
         )
-        dtype = autocast_dtype(options.amp, device)
-        steps = OptimizerSteps(optimizer, scheduler, dtype)
-        epoch_losses, seen, started = [], 0, time.perf_counter()
-        for _ in range(options.epochs):
-            module.train()
-            loss_sum, batches_seen = 0.0, 0
-            for images, labels in loader:
-                images = images.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
-                with autocast(device, dtype):
-                    logits = module(images)  # (B, C, h/4, w/4)
-                loss = segmentation_loss(logits, labels)
-                steps.step(loss)
-                loss_sum += loss.item() * len(labels)
-                batches_seen += len(labels)
-            seen += batches_seen
-            epoch_losses.append(loss_sum / max(batches_seen, 1))
-        seconds = time.perf_counter() - started
-        save_weights(module, out_dir)
-        return train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
+
+    def training_loss(self, module, batch, device: torch.device):
+        images, labels = batch
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        logits = module(images)  # (B, C, h/4, w/4)
+        return segmentation_loss(logits, labels), len(labels)
 
     @torch.no_grad()
     def predict(
@@ -427,7 +235,6 @@ class SegmentationTask:
         dataset = SegmentationFileDataset(
             files, EvalSample(self.resize_short_side, model.mean, model.std)
         )
-        # One image at a time: images may differ in size; windows are batched instead.
         # One image at a time: evaluation is at each mask's own resolution.
         loader = evaluation_loader(dataset, None, options, device)
         metrics = SegmentationMetrics(num_classes, device)

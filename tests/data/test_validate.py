@@ -156,7 +156,7 @@ def test_machine_io_errors_fail_instead_of_quarantining(tmp_path, monkeypatch):
 def test_validation_key_follows_the_decoders(imagefolder):
     from sweep.data.imagefolder import ImageFolderReader
     from sweep.data.validate import decoder_identity
-    from sweep.plan import validate_stage
+    from sweep.stages.validate import validate_stage
 
     reader = ImageFolderReader(imagefolder)
     items = reader.read_split("train")

@@ -11,9 +11,9 @@ from sweep.codecs.base import ORIGINAL
 from sweep.config import ConfigError, build_sweep
 from sweep.distortion import DistortionOptions
 from sweep.distortion.butteraugli import find_tool
-from sweep.execute import SweepWork, execute
-from sweep.run import plan_sweep
-from sweep.stages import distortion_records
+from sweep.execute import execute, is_done
+from sweep.run import plan_sweep, stage_context
+from sweep.stages.distortion import distortion_records
 from tests.conftest import compose_config
 
 
@@ -42,10 +42,7 @@ def encode_and_measure(sweep):
     plan = plan_of(sweep)
     plan.trains.clear()
     plan.evaluations.clear()
-    work = SweepWork(
-        plan, sweep.store, sweep.reader.root, sweep.codec, None, None, sweep.options, 0
-    )
-    execute(work, sweep.cluster, show_progress=False)
+    execute(plan, stage_context(sweep, plan), sweep.cluster, show_progress=False)
     return plan
 
 
@@ -93,8 +90,9 @@ def test_turning_measuring_off_or_on_never_re_encodes(imagefolder, tmp_path):
     assert {k: s.key for k, s in plan_on.trains.items()} == {
         k: s.key for k, s in trains_off.items()
     }
-    work = SweepWork(plan_on, on.store, on.reader.root, on.codec, None, None, on.options, 0)
-    assert work.pending_encodes() == [] and len(work.pending_distortions()) == 3
+    context = stage_context(on, plan_on)
+    pending = [stage.kind for stage in plan_on.in_order() if not is_done(context, stage)]
+    assert pending.count("encode") == 0 and pending.count("distortion") == 3
 
 
 def test_measuring_leaves_the_encoded_bytes_unchanged(imagefolder, tmp_path):
@@ -144,15 +142,13 @@ def test_an_image_that_cannot_be_measured_is_recorded_not_fatal(imagefolder, tmp
     plan.trains.clear()
     plan.evaluations.clear()
     stage = plan.distortions[("test", "4")]
-    work = SweepWork(
-        plan, sweep.store, sweep.reader.root, sweep.codec, None, None, sweep.options, 0
-    )
+    context = stage_context(sweep, plan)
     plan.distortions.clear()
-    execute(work, sweep.cluster, show_progress=False)  # encodes only
+    execute(plan, context, sweep.cluster, show_progress=False)  # encodes only
     first = read_records(sweep.store, "encode", stage.encode.key)[0]
     (sweep.store.root / first["file"]).write_bytes(b"not a jxl")
     plan.distortions[("test", "4")] = stage
-    execute(work, sweep.cluster, show_progress=False)
+    execute(plan, context, sweep.cluster, show_progress=False)
     records = read_records(sweep.store, "distortion", stage.key)
     assert records[0]["distortion"] == {"psnr": None} and first["source"] in records[0]["error"]
     summary = sweep.store.read_json("distortion", stage.key, "summary.json")

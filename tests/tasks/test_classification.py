@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from sweep.models.swav import SwavResNet
-from sweep.tasks.base import WEIGHTS_FILE
 from sweep.tasks.classification import ClassificationTask
 from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.tasks.runtime import WEIGHTS_FILE
 
 
 def files_of(root, split: str) -> list[LabelledFile]:

@@ -8,7 +8,6 @@ import torch
 from sweep.data.demo_det import DemoDetReader
 from sweep.errors import OptionError
 from sweep.models.faster_rcnn import TinyFasterRCNN
-from sweep.tasks.base import WEIGHTS_FILE
 from sweep.tasks.detection import (
     DetectionDataset,
     DetectionTask,
@@ -18,6 +17,7 @@ from sweep.tasks.detection import (
     target_tensors,
 )
 from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.tasks.runtime import WEIGHTS_FILE
 
 A, B = [10.0, 10.0, 30.0, 30.0], [50.0, 50.0, 80.0, 90.0]
 ELSEWHERE = [100.0, 0.0, 120.0, 20.0]

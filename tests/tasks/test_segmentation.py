@@ -13,16 +13,11 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from sweep.errors import OptionError
 from sweep.models.segformer import SegformerSegmenter
-from sweep.tasks.base import WEIGHTS_FILE
 from sweep.tasks.options import LabelledFile, TrainOptions
-from sweep.tasks.segmentation import (
-    SegmentationMetrics,
-    SegmentationTask,
-    TrainSample,
-    load_labelled_image,
-    sliding_logits,
-    window_starts,
-)
+from sweep.tasks.runtime import WEIGHTS_FILE
+from sweep.tasks.segmentation import SegmentationMetrics, SegmentationTask
+from sweep.tasks.segmentation_samples import TrainSample, load_labelled_image
+from sweep.tasks.sliding_window import sliding_logits, window_starts
 
 CPU = torch.device("cpu")
 

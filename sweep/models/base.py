@@ -1,0 +1,85 @@
+"""The contract of a model family: what one file under sweep/models/ provides.
+
+A model family is a small, picklable description of a network (a dataclass instantiated from
+`conf/model/<name>.yaml` with explicit keyword arguments). It never sees the config object and
+never trains itself: the task kind builds its module, feeds it and optimises it (see
+`sweep/tasks/base.py`). Ray ships the family to every worker, so building the module happens
+in the worker, not in `__init__`.
+
+To add a family: write `sweep/models/<family>.py` with a dataclass that subclasses
+`ModelFamily`, and `conf/model/<name>.yaml` (`_target_`, `name`, `task_kind`, its arguments,
+and a `*_tiny.yaml` sibling with random weights that the tests build on the CPU). Raise
+`sweep.errors.OptionError(message, option="model.<arg>")` from `__post_init__` for a bad
+argument, and `ModelUnavailableError` for weights that cannot be read here.
+
+What the module's forward takes and returns depends on the task kind it serves:
+
+* classification: (B, 3, image_size, image_size) float pixels, normalised with `mean` and
+  `std` -> (B, num_classes) logits. The family has `image_size`, `mean` and `std`.
+* detection: torchvision's detection interface. In training mode a list of (3, H, W) float
+  images in [0, 1] and a list of targets ({"boxes": (N, 4) xyxy pixels, "labels": (N,) in
+  1..num_classes}) -> a dict of losses; in eval mode the images -> one {"boxes", "labels",
+  "scores"} dict per image. Resizing and normalisation happen inside the module.
+* segmentation: (B, 3, H, W) float pixels normalised with `mean` and `std` -> (B, num_classes,
+  h, w) logits at any resolution (the task upsamples them to the label size). The family has
+  `mean` and `std`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # torch stays out of the imports of the config check and encode workers
+    from torch import nn
+
+
+class ModelFamily(ABC):
+    """A network the sweep trains once per train setting.
+
+    Attributes:
+        name: Display name in results, folders and MLflow (not part of any key).
+        task_kind: The task kind it serves: "classification", "detection" or "segmentation"
+            (`TaskKind.kind`); the config check refuses a family of another kind.
+    """
+
+    name: str
+    task_kind: str
+    # Fields left out of `identity()`: they change names, never trained weights.
+    display_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    def identity(self) -> dict:
+        """What determines the trained weights (JSON data, part of every training key).
+
+        The default is every dataclass field but the display name. A family that reads a
+        weight file adds what identifies the file (its name and size, or its time), so that a
+        replaced file gets new training keys.
+        """
+        if not is_dataclass(self):
+            raise TypeError(f"{type(self).__name__} is no dataclass: override identity()")
+        return {k: v for k, v in asdict(self).items() if k not in self.display_fields}
+
+    @abstractmethod
+    def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:
+        """A new module for `num_classes` classes, on the CPU, in training mode.
+
+        Args:
+            num_classes: Classes of the task (detection adds the background itself).
+            load_pretrained: False builds the same architecture without reading pretrained
+                weights: the evaluation loads trained weights right after.
+        """
+
+    def check_available(self) -> None:
+        """Raises ModelUnavailableError, saying how to provide them, when pretrained weights
+        cannot be read here. Runs before any work; the default has nothing to check."""
+        return None
+
+    def parameter_groups(self, module: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+        """The optimiser's parameter groups, each with its "params", "lr" and "weight_decay".
+
+        The default is one group of every trainable parameter. A family with a recipe of its
+        own (a new head at a higher rate, no decay on norms) overrides it.
+        """
+        trainable = [parameter for parameter in module.parameters() if parameter.requires_grad]
+        return [{"params": trainable, "lr": lr, "weight_decay": weight_decay}]

@@ -1,0 +1,24 @@
+"""The stage kinds of a sweep: one module each, one entry each in `STAGE_KINDS`.
+
+    validate   every image of a split decoded once (the bad-image policy)   validate.py
+    encode     a split re-encoded at one codec setting                       encode.py
+    train      one model per train setting                                   train.py
+    evaluate   one trained model on one test setting (a grid cell)           evaluate.py
+    distortion measured distortion of an encode's images                     distortion.py
+
+The table's order is the order of planning and of submission: a kind comes after the kinds it
+reads, and the measures go last, so that free cores go to the trainings first. To add a kind:
+write its module (a `Stage` subclass, its workers, its plan function and its `KIND`), add it
+to this table, and test it; the planner, the executor, the report index and the reliability
+harness read it from here.
+"""
+
+from __future__ import annotations
+
+from sweep.stages import distortion, encode, evaluate, train, validate
+from sweep.stages.kind import StageKind
+
+STAGE_KINDS: dict[str, StageKind] = {
+    kind.name: kind
+    for kind in (validate.KIND, encode.KIND, train.KIND, evaluate.KIND, distortion.KIND)
+}

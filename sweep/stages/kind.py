@@ -1,0 +1,155 @@
+"""What a stage kind declares, what every stage is, and what its workers are handed.
+
+A stage kind is declared once, as a `StageKind` in its own module under sweep/stages/, and
+listed once in the table `sweep.stages.STAGE_KINDS`. The planner, the executor, the report and
+the tests read everything about it from there: its inputs, the fields of its key, its worker
+functions, the resources its tasks ask for and how its finished output is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sweep.store import ArtifactStore
+
+if TYPE_CHECKING:  # encode workers import this module and must not import torch
+    from sweep.codecs.base import Codec
+    from sweep.models.base import ModelFamily
+    from sweep.tasks.base import TaskKind
+    from sweep.tasks.options import TrainOptions
+
+
+def digest(payload: object) -> str:
+    """Stable short digest of JSON-serialisable data (dict key order does not matter)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One unit of work of a plan: a kind, a key, and the stages whose outputs it reads.
+
+    Subclasses (one per kind) add what their worker needs; a sharded kind's stage has
+    `split` and `shards`, consecutive (start, stop) ranges of that split's images.
+    """
+
+    key: str
+    kind: ClassVar[str]
+
+    def upstream(self) -> tuple[Stage, ...]:
+        """The stages whose outputs this one reads (they finish first)."""
+        return ()
+
+
+@dataclass(frozen=True)
+class ResourceNeeds:
+    """What the resources of a task depend on: the loader processes, the cluster's GPUs."""
+
+    loader_workers: int = 0
+    has_gpu: bool = False
+    eval_gpu_fraction: float = 0.25
+
+
+def one_cpu(needs: ResourceNeeds) -> dict:
+    """A task on one core and no GPU (encoding, measuring, merging)."""
+    del needs
+    return {"num_cpus": 1}
+
+
+@dataclass
+class StageContext:
+    """The components a plan's workers need, shipped to Ray's object store once per plan.
+
+    Validation needs only the store, the dataset root and `fail_fast`; the rest is None there.
+    """
+
+    store: ArtifactStore
+    dataset_root: Path
+    codec: Codec | None = None
+    task: TaskKind | None = None
+    model: ModelFamily | None = None
+    options: TrainOptions | None = None
+    seed: int = 0
+    num_classes: int = 0
+    # data.on_error=fail: the first unreadable image fails the validation.
+    fail_fast: bool = False
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """A kind of stage, declared once.
+
+    Args:
+        name: The store folder of its finished outputs (`<store>/<name>/<key>/`), its
+            progress bar, and what `Stage.kind` says.
+        schema: Bumped when its output format, its computation or its key's meaning changes.
+        inputs: The kinds of the stages it reads (they come before it in the table).
+        key_fields: The fields of its key, besides its name and schema.
+        run: The worker of a whole stage, `run(context, stage, *upstream_refs) -> summary`; for
+            a sharded kind the merge of its shards, `run(context, stage, *shard_refs)`.
+        read: Reads a finished output's summary, `read(store, stage) -> dict`.
+        plan: Adds the kind's stages to a sweep plan, `plan(sweep_plan, inputs)`, after the
+            stages of its inputs; None for a kind planned elsewhere (validation).
+        resources: The Ray resources of its tasks, `resources(ResourceNeeds) -> dict`.
+        shard: For a kind that works on shards of a split's images: the worker of one shard,
+            `shard(context, stage, shard_index, items, *upstream_refs) -> images done`.
+        shard_folder: The store folder of its finished shards.
+        uses_torch: Its tasks run torch (their thread count is set); others never import it.
+        unit: What its progress bar counts ("img" for sharded kinds).
+        progress: Its progress bar's label.
+        flat_fields: Key fields whose dict is merged into the key's top level (kept so that
+            outputs stored before the table keep their keys).
+        optional_fields: Key fields left out of the key when None.
+    """
+
+    name: str
+    schema: int
+    inputs: tuple[str, ...]
+    key_fields: tuple[str, ...]
+    run: Callable[..., dict]
+    read: Callable[[ArtifactStore, Stage], Any]
+    plan: Callable | None = None
+    resources: Callable[[ResourceNeeds], dict] = one_cpu
+    shard: Callable[..., int] | None = None
+    shard_folder: str | None = None
+    uses_torch: bool = False
+    unit: str = "stage"
+    progress: str = ""
+    flat_fields: tuple[str, ...] = ()
+    optional_fields: tuple[str, ...] = field(default=())
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard is not None
+
+    @property
+    def bar(self) -> str:
+        return self.progress or self.name
+
+    @property
+    def task_name(self) -> str:
+        """The Ray task of its longest work (a worker's process title is `ray::<it>`)."""
+        return (self.shard or self.run).__name__
+
+    def key(self, **fields: Any) -> str:
+        """The key of a stage of this kind: a digest of exactly its declared fields."""
+        if set(fields) != set(self.key_fields):
+            raise TypeError(
+                f"a {self.name} key takes the fields {sorted(self.key_fields)}, "
+                f"got {sorted(fields)}"
+            )
+        payload: dict[str, Any] = {"stage": self.name, "schema": self.schema}
+        for name in self.key_fields:
+            value = fields[name]
+            if value is None and name in self.optional_fields:
+                continue
+            if name in self.flat_fields:
+                payload |= value
+            else:
+                payload[name] = value
+        return digest(payload)

@@ -1,0 +1,113 @@
+"""Train: one model trained on the train split encoded at one setting.
+
+Its key holds exactly what changes the trained weights: the encode it reads, the task kind's
+training identity (`TaskKind.train_identity`), the model family's identity, the training
+options that change results (the general ones and the task kind's own `option_fields`), the
+seed and the class list. How the model is evaluated is not part of it (see evaluate.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sweep.stages.encode import EncodeStage, encoded_files
+from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
+from sweep.store import ArtifactStore
+
+if TYPE_CHECKING:
+    from sweep.plan import PlanInputs, SweepPlan
+
+# Training options of every task kind that change the trained weights; the others (evaluation
+# batch size) only change speed. A task kind adds its own through `option_fields`.
+RESULT_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_fraction",
+    # Each loader process draws its own augmentation stream.
+    "loader_workers",
+    "amp",
+)
+
+
+@dataclass(frozen=True)
+class TrainStage(Stage):
+    """One model trained on the train split at one setting."""
+
+    kind = "train"
+    setting: str
+    encode: EncodeStage
+
+    def upstream(self) -> tuple[Stage, ...]:
+        return (self.encode,)
+
+
+def result_options(task, options) -> dict:
+    """The training options that change this task kind's trained weights."""
+    names = (*RESULT_OPTIONS, *task.option_fields)
+    return {name: getattr(options, name) for name in names}
+
+
+def plan_trainings(plan: SweepPlan, inputs: PlanInputs) -> None:
+    """One training per train setting, on that setting's encode of the train split."""
+    task = inputs.task
+    for setting in plan.train_settings:
+        encode = plan.encodes[("train", setting)]
+        key = KIND.key(
+            encode=encode.key,
+            task={"kind": task.kind, **task.train_identity()},
+            model=inputs.model.identity(),
+            train=result_options(task, inputs.options),
+            seed=inputs.seed,
+            classes=plan.class_names,
+        )
+        plan.add(TrainStage(key, setting, encode), setting)
+
+
+def train_stage(context: StageContext, stage: TrainStage, *upstream: object) -> dict:
+    """Trains one model on the encoded train split; returns the training summary.
+
+    `upstream` (the encode's result) only orders it after the encode.
+    """
+    del upstream
+    store = context.store
+    if store.is_done(KIND.name, stage.key):
+        return read_summary(store, stage)
+    files = encoded_files(store, stage.encode)
+    started = time.perf_counter()
+    with store.writing(KIND.name, stage.key) as out:
+        summary = context.task.train(
+            context.model, files, context.num_classes, context.options, context.seed, out
+        )
+        summary |= {"setting": stage.setting, "seconds": time.perf_counter() - started}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def read_summary(store: ArtifactStore, stage: TrainStage) -> dict:
+    """Loss per epoch, images, device, precision, throughput and seconds of the training."""
+    return store.read_json(KIND.name, stage.key, "summary.json")
+
+
+def training_resources(needs: ResourceNeeds) -> dict:
+    """A whole GPU where the cluster has one; the cores of its loader processes too."""
+    return {"num_cpus": 1 + needs.loader_workers, "num_gpus": 1 if needs.has_gpu else 0}
+
+
+KIND = StageKind(
+    name="train",
+    # 2: the key holds the task's training identity only, and only the options its kind reads.
+    schema=2,
+    inputs=("encode",),
+    key_fields=("encode", "task", "model", "train", "seed", "classes"),
+    run=train_stage,
+    read=read_summary,
+    plan=plan_trainings,
+    resources=training_resources,
+    uses_torch=True,
+    unit="model",
+)

@@ -1,0 +1,158 @@
+"""The summarize step: a finished plan's outputs, read from the store, as the report folder.
+
+results.csv, heatmaps and DCR curves (sweep/report/), the distortion table and figure, the
+stage index, and the codec comparison across sweeps (sweep/compare.py). Every output is read
+through its stage kind's `read`, so this module needs no store layout of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sweep.compare import write_comparison
+from sweep.config import Sweep
+from sweep.plan import SweepPlan
+from sweep.report import write_report
+from sweep.report.axis import SettingAxis
+from sweep.report.distortion_figure import plot_distortion
+from sweep.report.tables import DISTORTION_COLUMNS, write_csv
+from sweep.screen import Screening
+from sweep.stages import STAGE_KINDS
+from sweep.store import write_json_atomic, write_text_atomic
+
+# Report files beside the results table and figures, logged to MLflow with them.
+REPORT_EXTRAS = ("config.yaml", "stages.json", "quarantine.csv", "conversions.csv")
+
+log = logging.getLogger(__name__)
+
+
+def read_output(store, stage):
+    """A finished stage's summary, read the way its kind reads it."""
+    return STAGE_KINDS[stage.kind].read(store, stage)
+
+
+def report_dir(sweep: Sweep, plan: SweepPlan) -> Path:
+    """One folder per distinct sweep, so that no sweep overwrites another's report."""
+    name = f"{sweep.task_name}_{sweep.model.name}_{sweep.codec.name}_{plan.key[:8]}"
+    return sweep.results_dir / "reports" / name
+
+
+def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dict]]:
+    """Result rows (one per cell and metric, without 'relative') and DCR rows, from the store."""
+    store = sweep.store
+    dcr = {ident: read_output(store, stage) for ident, stage in plan.encodes.items()}
+    dcr_rows = [
+        {"split": split, "setting": setting, "dcr": s["dcr"], "dcr_raw": s["dcr_raw"]}
+        for (split, setting), s in dcr.items()
+    ]
+    rows = []
+    for (train_setting, test_setting), stage in plan.evaluations.items():
+        metrics = read_output(store, stage)
+        train_dcr, test_dcr = dcr[("train", train_setting)], dcr[("test", test_setting)]
+        for metric in sweep.task.metric_names:
+            rows.append(
+                {
+                    "task": sweep.task_name,
+                    "model": sweep.model.name,
+                    "codec": sweep.codec.name,
+                    "train_setting": train_setting,
+                    "test_setting": test_setting,
+                    "train_dcr": train_dcr["dcr"],
+                    "test_dcr": test_dcr["dcr"],
+                    "train_dcr_raw": train_dcr["dcr_raw"],
+                    "test_dcr_raw": test_dcr["dcr_raw"],
+                    "metric": metric,
+                    "value": metrics[metric],
+                }
+            )
+    return rows, dcr_rows
+
+
+def setting_axis(codec, plan: SweepPlan) -> SettingAxis:
+    """The codec's settings as a figure axis (positions grow with compression)."""
+    settings = {*plan.train_settings, *plan.test_settings}
+    return SettingAxis(codec.axis_label, {s: codec.setting_position(s) for s in settings})
+
+
+def distortion_rows(sweep: Sweep, plan: SweepPlan) -> list[dict]:
+    """Per split, setting and measure: median, p10, p90 and counts of the measured images."""
+    rows = []
+    for (split, setting), stage in plan.distortions.items():
+        summary = read_output(sweep.store, stage)
+        for measure, stats in summary["measures"].items():
+            rows.append({"split": split, "setting": setting, "measure": measure, **stats})
+    return rows
+
+
+def write_distortion(rows: list[dict], out: Path, codec, plan: SweepPlan) -> dict[str, Path]:
+    """distortion.csv and the figure of the test split (the first measured split otherwise)."""
+    if not rows:
+        return {}
+    paths = {"distortion.csv": write_csv(rows, DISTORTION_COLUMNS, out / "distortion.csv")}
+    splits = [r["split"] for r in rows]
+    split = "test" if "test" in splits else splits[0]
+    paths["distortion_by_setting"] = plot_distortion(
+        [r for r in rows if r["split"] == split],
+        out / "distortion_by_setting.png",
+        setting_axis(codec, plan),
+        target_is_distance=codec.settings_are_distances,
+    )
+    return paths
+
+
+def distortion_metrics(rows: list[dict]) -> dict[str, float]:
+    """MLflow metrics distortion/<split>/<setting>/<measure>/{median,p10,p90} (finite only)."""
+    metrics = {}
+    for row in rows:
+        for stat in ("median", "p10", "p90"):
+            value = row.get(stat)
+            if value is not None:
+                name = f"distortion/{row['split']}/{row['setting']}/{row['measure']}/{stat}"
+                metrics[name] = value
+    return metrics
+
+
+def stage_index(plan: SweepPlan) -> dict:
+    """Where each stage's outputs are in the store, by kind, for people and tools reading the
+    report: {"sweep": key, <kind>: {"<ident>": key}} (idents of cells and splits joined by /)."""
+    index: dict = {"sweep": plan.key}
+    for kind in STAGE_KINDS:
+        if kind in plan.stages:
+            index[kind] = {
+                "/".join(ident) if isinstance(ident, tuple) else str(ident): stage.key
+                for ident, stage in plan.of_kind(kind).items()
+            }
+    return index
+
+
+def compare_codecs(sweep: Sweep) -> tuple[dict[str, Path], list[dict]]:
+    """Redraws every codec's newest sweep of this task and model together (see compare.py).
+
+    The sweep's own report is complete before this runs; a sibling report that cannot be
+    read is named in a warning and leaves this sweep's results untouched.
+    """
+    reports = sweep.results_dir / "reports"
+    try:
+        paths, table = write_comparison(reports, sweep.task_name, sweep.model.name)
+    except (OSError, ValueError, KeyError) as error:
+        log.warning("codec comparison under %s not updated: %s", reports, error)
+        return {}, []
+    folder = next(iter(paths.values())).parent
+    log.info("codec comparison (%d codec(s)): %s", len({r["codec"] for r in table}), folder)
+    return paths, table
+
+
+def write_sweep_report(
+    sweep: Sweep, plan: SweepPlan, screening: Screening, rows: list[dict], dcr_rows: list[dict]
+) -> tuple[Path, dict[str, Path], list[dict]]:
+    """The sweep's report folder; returns it, its figures and tables, and distortion rows."""
+    out = report_dir(sweep, plan)
+    paths = write_report(rows, dcr_rows, out, setting_axis(sweep.codec, plan))
+    write_text_atomic(out / "config.yaml", sweep.config_yaml)
+    write_json_atomic(out / "stages.json", stage_index(plan))
+    write_csv(screening.quarantined, ["split", "path", "reason"], out / "quarantine.csv")
+    write_csv(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")
+    distortion = distortion_rows(sweep, plan)
+    paths |= write_distortion(distortion, out, sweep.codec, plan)
+    return out, paths, distortion
