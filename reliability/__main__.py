@@ -16,8 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from reliability.checks import check_policy
 from reliability.corpus import write_corpus
-from reliability.harness import REPO, Harness, Trial, check_policy, say
+from reliability.sweep_command import REPO
+from reliability.trials import Harness, Trial, say
 
 # The policy (quarantine and conversions) lives here; without it only good images can be swept.
 POLICY_MODULE = REPO / "sweep" / "data" / "validate.py"
@@ -29,7 +31,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--workdir", type=Path, help="work folder, kept (default: a temporary one)")
     parser.add_argument("--kills", type=int, default=10, help="driver kills (default 10)")
-    parser.add_argument("--worker-kills", type=int, default=3, help="Ray worker kills (default 3)")
+    parser.add_argument(
+        "--worker-kills", type=int, default=4, help="Ray worker kills (default 4: one per kind)"
+    )
     # 10 epochs: about 3 s per training on 2 cores, a window the kills can land in.
     parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of targets and delays")

@@ -150,14 +150,32 @@ def test_good_only_corpus_has_no_bad_files(tmp_path):
 
 
 def test_targets_hit_every_stage_equally(tmp_path):
-    from reliability.harness import STAGES, Harness
+    from reliability.stage_targets import kill_targets
+    from reliability.trials import Harness
 
-    order = Harness(tmp_path, epochs=1, timeout=1, seed=3).targets(10)
-    assert sorted(order) == sorted([*STAGES * 3, STAGES[0]])
+    stages = kill_targets()
+    count = 3 * len(stages) + 1
+    order = Harness(tmp_path, epochs=1, timeout=1, seed=3).targets(count)
+    assert sorted(order) == sorted([*stages * 3, stages[0]])
+
+
+def test_targets_are_the_sweeps_stage_kinds_from_the_table():
+    from reliability.stage_targets import kill_targets, store_patterns, task_title
+    from sweep.stages import STAGE_KINDS
+
+    assert set(kill_targets()) == {n for n, k in STAGE_KINDS.items() if k.plan is not None}
+    assert {"encode", "train", "evaluate"} <= set(kill_targets())
+    assert task_title("train") == "ray::train_stage"
+    assert store_patterns("encode") == ("encode-shards/*/*", "encode/*")
 
 
 def test_store_inspection_tells_writing_from_finished(tmp_path):
-    from reliability.harness import finished_outputs, stage_progress, stage_writers, temporaries
+    from reliability.results_folder import (
+        finished_outputs,
+        stage_progress,
+        stage_writers,
+        temporaries,
+    )
 
     (tmp_path / "train" / "a").mkdir(parents=True)
     (tmp_path / "train" / "a" / "DONE").write_text("{}")
@@ -166,14 +184,15 @@ def test_store_inspection_tells_writing_from_finished(tmp_path):
     (tmp_path / "encode-shards" / "k" / "00000000-00000010").mkdir(parents=True)
     (tmp_path / "encode-shards" / "k" / "00000000-00000010" / "DONE").write_text("{}")
     progress = stage_progress(tmp_path)
-    assert progress == {"encode": (0, 1), "train": (1, 1), "evaluate": (0, 0)}
+    assert progress["encode"] == (0, 1) and progress["train"] == (1, 1)
+    assert progress["evaluate"] == (0, 0)
     assert sorted(finished_outputs(tmp_path)) == ["encode-shards/k/00000000-00000010", "train/a"]
     assert stage_writers(tmp_path, "train") == {4242}
     assert temporaries(tmp_path) == ["train/b.tmp-host-4242-abcd"]
 
 
 def test_policy_check_compares_reports_with_the_corpus():
-    from reliability.harness import Reference, check_policy
+    from reliability.checks import Reference, check_policy
 
     expected = {
         "train/red/empty.jpg": "quarantined:empty",
@@ -194,7 +213,7 @@ def test_policy_check_compares_reports_with_the_corpus():
 def test_a_killed_run_leaves_no_process_behind(tmp_path):
     import time
 
-    from reliability.harness import SweepRun, is_running
+    from reliability.processes import SweepRun, is_running
 
     # A parent with a child in its group and a grandchild that leaves it (setsid): the kill
     # must reach both, the second through the process tree sampled before the kill.

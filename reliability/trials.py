@@ -1,0 +1,234 @@
+"""Kills sweeps mid-run and checks that every rerun ends with the reference's results.
+
+A trial starts `python -m sweep` in its own session, waits until a target stage (one of
+stage_targets.kill_targets()) is in progress and then either SIGKILLs the driver and every
+process of its session (Ray's GCS, raylet and workers) and reruns the command, or SIGKILLs the
+one Ray worker running a task of that stage and lets the sweep retry it. Either way the finished
+sweep must match an uninterrupted reference run: the same results.csv, quarantine.csv and
+conversions.csv bytes, every stage output that was finished at the kill still in place and
+untouched, no temporary folder left in the store, and one MLflow parent run with one child per
+trained model.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reliability.checks import Outcome, Reference, check_finished
+from reliability.corpus import QUARANTINED
+from reliability.processes import SweepRun, command_line
+from reliability.results_folder import (
+    describe_progress,
+    finished_outputs,
+    report_files,
+    stage_progress,
+    stage_writers,
+)
+from reliability.stage_targets import kill_at_once, kill_targets, task_title
+from reliability.sweep_command import sweep_argv
+
+POLL_SECONDS = 0.02
+MAX_DELAY_SECONDS = 1.5
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def poll_until(run: SweepRun, condition: Callable[[], bool], timeout: float) -> bool:
+    """Polls condition (tracking the sweep's processes) until it holds, the run exits or timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not run.exited():
+        run.family()
+        if condition():
+            return True
+        time.sleep(POLL_SECONDS)
+    return False
+
+
+def stage_started(store: Path, stage: str) -> Callable[[], bool]:
+    def started() -> bool:
+        writing, done = stage_progress(store)[stage]
+        return writing + done > 0
+
+    return started
+
+
+@dataclass
+class Trial:
+    """What one kill trial did and how it ended."""
+
+    name: str
+    outcome: Outcome
+    seconds: float
+    note: str
+
+
+class Harness:
+    """Runs the reference sweep and the trials in a work folder.
+
+    Args:
+        workdir: Where the corpus, the results folders and the logs go.
+        epochs: Training epochs of every sweep.
+        timeout: Seconds any one sweep may take before it counts as hung.
+        seed: Seed of the target order and the kill delays.
+    """
+
+    def __init__(self, workdir: Path, epochs: int, timeout: float, seed: int) -> None:
+        self.workdir = workdir
+        self.corpus = workdir / "corpus"
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.epochs = epochs
+        self.timeout = timeout
+        self.rng = random.Random(seed)
+        self.active: SweepRun | None = None
+
+    def start(self, results_dir: Path, *extra: str) -> SweepRun:
+        argv = sweep_argv(self.corpus, results_dir, self.epochs, *extra)
+        self.active = SweepRun(argv, self.logs / results_dir.name)
+        return self.active
+
+    def run(self, results_dir: Path, *extra: str) -> tuple[SweepRun, int, list[int]]:
+        run = self.start(results_dir, *extra)
+        code, leaked = run.wait(self.timeout)
+        self.active = None
+        return run, code, leaked
+
+    def abort(self) -> None:
+        """Kills the sweep in flight, if any (the harness itself was interrupted)."""
+        if self.active is not None and not self.active.exited():
+            self.active.kill()
+
+    def reference(self) -> tuple[Reference | None, str]:
+        run, code, leaked = self.run(self.workdir / "reference")
+        if code != 0:
+            return None, f"exit code {code}: {run.stderr_tail()}"
+        files = report_files(self.workdir / "reference")
+        if files["results.csv"] is None:
+            return None, "no results.csv"
+        note = f"leaked processes {leaked}" if leaked else ""
+        return Reference(files, run.seconds()), note
+
+    def fail_fast(self, expected: dict[str, str]) -> tuple[bool, bool, str]:
+        """The sweep with data.on_error=fail: (stopped as it should, crashed, note)."""
+        run, code, _ = self.run(self.workdir / "on-error-fail", "data.on_error=fail")
+        stderr = run.stderr_path.read_text(errors="replace")
+        named = [p for p, o in expected.items() if o.startswith(QUARANTINED) and p in stderr]
+        crashed = "Traceback (most recent call last)" in stderr or code not in (0, 1)
+        if code == 0:
+            return False, False, "exit code 0: the bad files did not stop the sweep"
+        if not named:
+            return False, crashed, f"exit code {code}, no bad file named: {stderr[-800:]}"
+        line = next((line for line in stderr.splitlines() if named[0] in line), "")
+        return (
+            not crashed,
+            crashed,
+            f"exit code {code}, {run.seconds():.1f} s: {line.strip()[:160]}",
+        )
+
+    def driver_kill(self, index: int, target: str, reference: Reference) -> Trial:
+        """Kills the driver and its processes while target runs, then reruns to the end."""
+        started = time.monotonic()
+        results_dir = self.workdir / f"kill-{index:02d}-{target}"
+        for attempt in range(2):
+            run = self.start(results_dir)
+            store = results_dir / "store"
+            poll_until(run, stage_started(store, target), self.timeout)
+            # A second attempt kills at once: the first one's delay outlasted the sweep.
+            delay = self.rng.uniform(0, MAX_DELAY_SECONDS) if attempt == 0 else 0.0
+            poll_until(run, lambda: False, delay)
+            if not run.exited():
+                break
+            run.kill()
+            say(f"  {results_dir.name}: the sweep ended before the kill; again without delay")
+            remove_tree(results_dir)
+        else:
+            return Trial(results_dir.name, Outcome(["every attempt ended before the kill"]), 0, "")
+        progress = stage_progress(store)
+        at = run.seconds()
+        processes = len(run.family())
+        survivors = run.kill()
+        self.active = None
+        before = finished_outputs(store)
+        # A short stage may be over when the delay ends: say where the kill really landed.
+        landed = "mid-write" if progress[target][0] else f"no {target} output in flight"
+        note = (
+            f"killed {processes} processes {delay:.2f} s into {target} at {at:.1f} s, "
+            f"{landed} ({describe_progress(progress)})"
+        )
+        rerun, code, leaked = self.run(results_dir)
+        outcome = check_finished(results_dir, reference, before, code, leaked, rerun.stderr_tail)
+        if survivors:
+            outcome.problems.append(f"processes survived the kill: {survivors}")
+        note += f"; {len(before)} finished outputs kept; rerun {rerun.seconds():.1f} s"
+        return Trial(results_dir.name, outcome, time.monotonic() - started, note)
+
+    def worker_kill(self, index: int, target: str, reference: Reference) -> Trial:
+        """Kills the Ray worker running a target task once; the sweep must finish on its own."""
+        started = time.monotonic()
+        results_dir = self.workdir / f"worker-kill-{index:02d}-{target}"
+        run = self.start(results_dir)
+        title = task_title(target)
+        store = results_dir / "store"
+        found: list[int] = []
+        how = ""
+
+        def worker_running() -> bool:
+            # By the process title, or else by the temporary folder the worker writes: Ray
+            # titles a task by its function's name, which a wrapper may hide ("ray::run").
+            nonlocal how
+            family = run.family()
+            found[:] = [pid for pid in family if command_line(pid).startswith(title)]
+            how = "title"
+            if not found:
+                found[:] = sorted(pid for pid in stage_writers(store, target) if pid in family)
+                how = "store"
+            return bool(found)
+
+        killed = None
+        # A brief task (see stage_targets.kill_at_once) is killed as soon as it is seen.
+        delay = 0.0 if kill_at_once(target) else self.rng.uniform(0, MAX_DELAY_SECONDS / 3)
+        if poll_until(run, worker_running, self.timeout):
+            # Let the task get going, then kill a worker that still runs it.
+            poll_until(run, lambda: False, delay)
+            if worker_running() or poll_until(run, worker_running, self.timeout):
+                try:
+                    os.kill(found[0], signal.SIGKILL)
+                    killed = found[0]
+                except ProcessLookupError:
+                    pass  # its task ended meanwhile
+        at = run.seconds()
+        progress = stage_progress(store)
+        before = finished_outputs(store)
+        code, leaked = run.wait(self.timeout)
+        self.active = None
+        outcome = check_finished(results_dir, reference, before, code, leaked, run.stderr_tail)
+        if killed is None:
+            outcome.problems.append(f"no {title} worker was seen running")
+            note = "no worker killed"
+        else:
+            note = (
+                f"killed the {target} worker (pid {killed}, found by {how}) at {at:.1f} s "
+                f"({describe_progress(progress)}); "
+                f"sweep finished in {run.seconds():.1f} s"
+            )
+        return Trial(results_dir.name, outcome, time.monotonic() - started, note)
+
+    def targets(self, count: int) -> list[str]:
+        """count stages in random order, each as often as the others (+-1)."""
+        stages = kill_targets()
+        order = [stages[index % len(stages)] for index in range(count)]
+        self.rng.shuffle(order)
+        return order
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
