@@ -166,6 +166,15 @@ def _check_contracts(sweep: Sweep) -> None:
                 f"{contract.__name__} (see {contract.__module__.replace('.', '/')}.py for "
                 f"what one provides)",
             )
+    # A task kind's own training options must exist: they enter its training keys.
+    known = {field.name for field in fields(TrainOptions)}
+    unknown = [name for name in sweep.task.option_fields if name not in known]
+    if unknown:
+        raise ConfigError(
+            "task.kind._target_",
+            f"{type(sweep.task).__qualname__}.option_fields names {unknown}, which are not "
+            f"train options (sweep/tasks/options.py TrainOptions: {sorted(known)})",
+        )
 
 
 def check_environment(sweep: Sweep) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from tqdm import tqdm
@@ -104,7 +103,8 @@ def execute(
     """
     pending = [stage for stage in plan.in_order() if not is_done(context, stage)]
     if not pending:
-        log.info("every stage is already finished: nothing to run")
+        kinds = ", ".join(name for name in STAGE_KINDS if plan.of_kind(name))
+        log.info("every %s stage is already finished: nothing to run", kinds)
         return
     progress = Progress(show_progress, progress_totals(plan, context, pending))
     try:
@@ -188,13 +188,9 @@ def run_on_ray(
         has_gpu=resources.get("GPU", 0) > 0,
         eval_gpu_fraction=cluster.eval_gpu_fraction,
     )
-    # The components go to the object store once. Kinds that never touch torch get them
-    # without the task and model: unpickling those would import torch, which costs each
-    # encode worker seconds of start-up before its first image.
-    contexts = {
-        True: ray.put(context),
-        False: ray.put(replace(context, task=None, model=None)),
-    }
+    # The components go to the object store once; kinds that never touch torch get them
+    # without the fields whose unpickling would import torch.
+    contexts = {True: ray.put(context), False: ray.put(context.without_torch())}
     options = {"max_retries": cluster.max_retries, "retry_exceptions": False}
     tasks: dict[tuple[str, str], Any] = {}
     for kind in dict.fromkeys(kind_of(stage) for stage in pending):

@@ -17,8 +17,12 @@ from sweep.codecs.base import Codec
 from sweep.data.base import DatasetReader, ImageItem
 from sweep.distortion import DistortionOptions
 from sweep.models.base import ModelFamily
-from sweep.stages import STAGE_KINDS
+from sweep.stages import STAGE_KINDS, distortion, encode, evaluate, train
+from sweep.stages.distortion import DistortionStage
+from sweep.stages.encode import EncodeStage
+from sweep.stages.evaluate import EvaluateStage
 from sweep.stages.kind import Stage, digest
+from sweep.stages.train import TrainStage
 from sweep.tasks.options import TrainOptions
 
 if TYPE_CHECKING:  # the task kinds import torch; the planner is imported by every worker
@@ -39,7 +43,8 @@ class Plan:
         self.stages.setdefault(stage.kind, {})[ident] = stage
 
     def of_kind(self, kind: str) -> dict[Hashable, Stage]:
-        return self.stages.get(kind, {})
+        """The stages of a kind by ident (an empty dict, kept in the plan, when none)."""
+        return self.stages.setdefault(kind, {})
 
     def in_order(self) -> Iterator[Stage]:
         """Every stage, kind by kind in the table's order (a stage after those it reads)."""
@@ -61,26 +66,26 @@ class SweepPlan(Plan):
     # Requested measures that cannot run on this machine, with the reason.
     skipped_measures: dict[str, str] = field(default_factory=dict)
 
-    # Views of the stages the report reads, by the kinds' own names.
+    # The stages the report reads, by their kinds' names.
     @property
-    def encodes(self) -> dict:
+    def encodes(self) -> dict[tuple[str, str], EncodeStage]:
         """(split, setting) -> EncodeStage."""
-        return self.of_kind("encode")
+        return self.of_kind(encode.NAME)
 
     @property
-    def trains(self) -> dict:
+    def trains(self) -> dict[str, TrainStage]:
         """train setting -> TrainStage."""
-        return self.of_kind("train")
+        return self.of_kind(train.NAME)
 
     @property
-    def evaluations(self) -> dict:
+    def evaluations(self) -> dict[tuple[str, str], EvaluateStage]:
         """(train setting, test setting) -> EvaluateStage."""
-        return self.of_kind("evaluate")
+        return self.of_kind(evaluate.NAME)
 
     @property
-    def distortions(self) -> dict:
+    def distortions(self) -> dict[tuple[str, str], DistortionStage]:
         """(split, setting) -> DistortionStage."""
-        return self.of_kind("distortion")
+        return self.of_kind(distortion.NAME)
 
     @property
     def key(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sweep.config import ConfigError, Sweep, TrackingOptions
 from sweep.execute import execute
@@ -19,6 +20,9 @@ from sweep.summarize import (
     read_output,
     write_sweep_report,
 )
+
+if TYPE_CHECKING:  # MLflow loads only when tracking is on
+    from sweep.track import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +101,7 @@ def stage_context(sweep: Sweep, plan: SweepPlan) -> StageContext:
     )
 
 
-def make_tracker(tracking: TrackingOptions, results_dir: Path):
+def make_tracker(tracking: TrackingOptions, results_dir: Path) -> Tracker | None:
     """The MLflow tracker with its database and experiment created (before any worker)."""
     if not tracking.enabled:
         return None
@@ -111,7 +115,16 @@ def make_tracker(tracking: TrackingOptions, results_dir: Path):
     return tracker
 
 
-def track_sweep(tracker, sweep: Sweep, plan: SweepPlan, out: Path, rows, dcr_rows, paths, metrics):
+def track_sweep(
+    tracker: Tracker,
+    sweep: Sweep,
+    plan: SweepPlan,
+    out: Path,
+    rows: list[dict],
+    dcr_rows: list[dict],
+    paths: dict[str, Path],
+    metrics: dict[str, float],
+) -> str:
     """One parent run for the sweep, one child per trained model; returns the parent's id."""
     from omegaconf import OmegaConf
 

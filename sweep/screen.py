@@ -14,6 +14,7 @@ from sweep.data.base import SPLITS, ImageItem
 from sweep.data.validate import QUARANTINED, decoder_identity
 from sweep.execute import execute
 from sweep.plan import Plan
+from sweep.stages import validate
 from sweep.stages.kind import StageContext, digest
 from sweep.stages.shards import ImageReadError
 from sweep.stages.validate import read_verdicts, validate_stage
@@ -57,7 +58,7 @@ def screen_images(sweep: Sweep) -> Screening:
     context = StageContext(sweep.store, sweep.reader.root, fail_fast=fail_fast)
     execute(plan, context, sweep.cluster, sweep.progress, stop_on_failure=fail_fast)
     screening = Screening({})
-    for stage in plan.of_kind("validate").values():
+    for stage in plan.of_kind(validate.NAME).values():
         verdicts = read_verdicts(sweep.store, stage)
         kept = []
         for item, found in zip(listed[stage.split], verdicts, strict=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sweep.codecs.base import Codec
 from sweep.compare import write_comparison
 from sweep.config import Sweep
 from sweep.plan import SweepPlan
@@ -19,7 +20,8 @@ from sweep.report.distortion_figure import plot_distortion
 from sweep.report.tables import DISTORTION_COLUMNS, write_csv
 from sweep.screen import Screening
 from sweep.stages import STAGE_KINDS
-from sweep.store import write_json_atomic, write_text_atomic
+from sweep.stages.kind import Stage
+from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 
 # Report files beside the results table and figures, logged to MLflow with them.
 REPORT_EXTRAS = ("config.yaml", "stages.json", "quarantine.csv", "conversions.csv")
@@ -27,7 +29,7 @@ REPORT_EXTRAS = ("config.yaml", "stages.json", "quarantine.csv", "conversions.cs
 log = logging.getLogger(__name__)
 
 
-def read_output(store, stage):
+def read_output(store: ArtifactStore, stage: Stage) -> dict:
     """A finished stage's summary, read the way its kind reads it."""
     return STAGE_KINDS[stage.kind].read(store, stage)
 
@@ -69,7 +71,7 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
     return rows, dcr_rows
 
 
-def setting_axis(codec, plan: SweepPlan) -> SettingAxis:
+def setting_axis(codec: Codec, plan: SweepPlan) -> SettingAxis:
     """The codec's settings as a figure axis (positions grow with compression)."""
     settings = {*plan.train_settings, *plan.test_settings}
     return SettingAxis(codec.axis_label, {s: codec.setting_position(s) for s in settings})
@@ -85,7 +87,7 @@ def distortion_rows(sweep: Sweep, plan: SweepPlan) -> list[dict]:
     return rows
 
 
-def write_distortion(rows: list[dict], out: Path, codec, plan: SweepPlan) -> dict[str, Path]:
+def write_distortion(rows: list[dict], out: Path, codec: Codec, plan: SweepPlan) -> dict[str, Path]:
     """distortion.csv and the figure of the test split (the first measured split otherwise)."""
     if not rows:
         return {}
@@ -117,11 +119,11 @@ def stage_index(plan: SweepPlan) -> dict:
     """Where each stage's outputs are in the store, by kind, for people and tools reading the
     report: {"sweep": key, <kind>: {"<ident>": key}} (idents of cells and splits joined by /)."""
     index: dict = {"sweep": plan.key}
-    for kind in STAGE_KINDS:
-        if kind in plan.stages:
-            index[kind] = {
+    for name, kind in STAGE_KINDS.items():
+        if kind.plan is not None:  # the sweep's own kinds (validation is screening's)
+            index[name] = {
                 "/".join(ident) if isinstance(ident, tuple) else str(ident): stage.key
-                for ident, stage in plan.of_kind(kind).items()
+                for ident, stage in plan.of_kind(name).items()
             }
     return index
 

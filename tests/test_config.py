@@ -13,6 +13,7 @@ from sweep.codecs.base import Codec
 from sweep.config import DEMO_TASKS, ConfigError, build_sweep
 from sweep.models.base import ModelFamily
 from sweep.tasks.base import TaskKind
+from sweep.tasks.classification import ClassificationTask
 from sweep.tasks.options import TrainOptions
 from tests.conftest import CONFIG_DIR, compose_config
 
@@ -207,3 +208,17 @@ def test_a_target_outside_the_contracts_is_named(tmp_path):
     with pytest.raises(ConfigError, match="builtins.dict is not a TaskKind") as error:
         build_sweep(cfg, check_data=False)
     assert error.value.option == "task.kind._target_"
+
+
+class OptionlessTask(ClassificationTask):
+    """A task kind that names a training option nobody defined."""
+
+    option_fields = ("min_crop_scale", "crop_jitter")
+
+
+def test_a_task_kind_naming_an_unknown_training_option_is_refused(tmp_path):
+    cfg = compose_config(
+        "task.kind._target_=tests.test_config.OptionlessTask", f"results_dir={tmp_path}"
+    )
+    with pytest.raises(ConfigError, match=r"\['crop_jitter'\], which are not train options"):
+        build_sweep(cfg, check_data=False)

@@ -179,3 +179,29 @@ def test_training_recipe_of_a_task_kind_changes_its_trainings(tmp_path):
     other = demo_keys("demo_det", tmp_path, "task.kind.hflip=0.0")
     assert other["encode"] == base["encode"]
     assert set(other["train"].values()).isdisjoint(base["train"].values())
+
+
+def test_every_stage_reads_only_its_kinds_inputs(imagefolder, tmp_path):
+    from sweep.stages import STAGE_KINDS
+
+    sweep = build_sweep(
+        compose_config("task=imagefolder", f"task.root={imagefolder}", f"results_dir={tmp_path}"),
+        check_data=False,
+    )
+    plan = plan_sweep(sweep)
+    for stage in plan.in_order():
+        inputs = STAGE_KINDS[stage.kind].inputs
+        assert {upstream.kind for upstream in stage.upstream()} <= set(inputs), stage.kind
+        assert all(
+            upstream.key in {s.key for s in plan.in_order()} for upstream in stage.upstream()
+        )
+
+
+def test_model_inference_options_re_evaluate_without_retraining(tmp_path):
+    base = demo_keys("demo_det", tmp_path)
+    for override in ("model.test_size=160", "model.detections_per_image=20"):
+        other = demo_keys("demo_det", tmp_path, override, "model.max_size=160")
+        wider = demo_keys("demo_det", tmp_path, "model.max_size=160")
+        assert other["train"] == wider["train"], override
+        assert set(other["evaluate"].values()).isdisjoint(wider["evaluate"].values()), override
+    assert demo_keys("demo_det", tmp_path, "model.max_size=160")["train"] != base["train"]

@@ -7,10 +7,14 @@ never trains itself: the task kind builds its module, feeds it and optimises it 
 in the worker, not in `__init__`.
 
 To add a family: write `sweep/models/<family>.py` with a dataclass that subclasses
-`ModelFamily`, and `conf/model/<name>.yaml` (`_target_`, `name`, `task_kind`, its arguments,
-and a `*_tiny.yaml` sibling with random weights that the tests build on the CPU). Raise
+`ModelFamily` and declares `name: str` and `task_kind: str = "<kind>"` as its own first fields
+(the annotations below document them; a dataclass only makes fields of its own), and
+`conf/model/<name>.yaml` (`_target_`, `name`, `task_kind`, its arguments, and a `*_tiny.yaml`
+sibling with random weights that the tests build on the CPU). Raise
 `sweep.errors.OptionError(message, option="model.<arg>")` from `__post_init__` for a bad
-argument, and `ModelUnavailableError` for weights that cannot be read here.
+argument, and `sweep.models.errors.ModelUnavailableError` for weights that cannot be read here.
+Fields that only change inference (a test-time resize, detections kept per image) go in
+`eval_fields`: they enter the evaluation keys, not the training keys.
 
 What the module's forward takes and returns depends on the task kind it serves:
 
@@ -46,19 +50,26 @@ class ModelFamily(ABC):
 
     name: str
     task_kind: str
-    # Fields left out of `identity()`: they change names, never trained weights.
+    # Fields that change names only, never weights or metrics.
     display_fields: ClassVar[tuple[str, ...]] = ("name",)
+    # Fields that change only how a trained module infers: part of the evaluation keys.
+    eval_fields: ClassVar[tuple[str, ...]] = ()
 
     def identity(self) -> dict:
         """What determines the trained weights (JSON data, part of every training key).
 
-        The default is every dataclass field but the display name. A family that reads a
-        weight file adds what identifies the file (its name and size, or its time), so that a
-        replaced file gets new training keys.
+        The default is every dataclass field but the display and evaluation fields. A family
+        that reads a weight file adds what identifies the file (its name and size, or its
+        time), so that a replaced file gets new training keys.
         """
         if not is_dataclass(self):
             raise TypeError(f"{type(self).__name__} is no dataclass: override identity()")
-        return {k: v for k, v in asdict(self).items() if k not in self.display_fields}
+        left_out = {*self.display_fields, *self.eval_fields}
+        return {k: v for k, v in asdict(self).items() if k not in left_out}
+
+    def eval_identity(self) -> dict:
+        """What changes only the evaluation of trained weights (part of the evaluation keys)."""
+        return {name: getattr(self, name) for name in self.eval_fields}
 
     @abstractmethod
     def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:

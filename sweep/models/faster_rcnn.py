@@ -106,6 +106,8 @@ class FasterRCNNResNet50(ModelFamily):
         max_size: Longest side allowed after resizing.
     """
 
+    eval_fields = ("test_size",)
+
     name: str
     task_kind: str = "detection"
     weights: str = "coco"
@@ -267,6 +269,8 @@ class TinyFasterRCNN(ModelFamily):
         roi_samples: Proposals sampled per image for the box-head loss.
         detections_per_image: Most detections returned per image.
     """
+
+    eval_fields = ("test_size", "proposals_test", "detections_per_image")
 
     name: str
     task_kind: str = "detection"

@@ -89,16 +89,16 @@ class SegformerSegmenter(ModelFamily):
                 f"not a valid SegformerConfig: {error}", option="model.architecture"
             ) from None
 
-    def build(self, num_labels: int, load_pretrained: bool = True) -> nn.Module:
-        """A segmenter with `num_labels` output channels (logits at 1/4 resolution).
+    def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:
+        """A segmenter with `num_classes` output channels (logits at 1/4 resolution).
 
         Args:
-            num_labels: Number of classes.
+            num_classes: Number of classes.
             load_pretrained: False builds the pretrained architecture without reading its
                 weights (for loading trained weights right after).
         """
         if self.pretrained is None:
-            config = SegformerConfig(num_labels=num_labels, **(self.architecture or {}))
+            config = SegformerConfig(num_labels=num_classes, **(self.architecture or {}))
             return SegmentationLogits(SegformerForSemanticSegmentation(config))
         try:
             if load_pretrained:
@@ -106,12 +106,12 @@ class SegformerSegmenter(ModelFamily):
                 # other classes gets a new classifier (ignore_mismatched_sizes).
                 model = SegformerForSemanticSegmentation.from_pretrained(
                     self.pretrained,
-                    num_labels=num_labels,
+                    num_labels=num_classes,
                     ignore_mismatched_sizes=True,
                     local_files_only=True,
                 )
             else:
-                model = SegformerForSemanticSegmentation(self._config(num_labels=num_labels))
+                model = SegformerForSemanticSegmentation(self._config(num_labels=num_classes))
         except OSError as error:
             raise ModelUnavailableError(self.unavailable_message(error)) from None
         return SegmentationLogits(model)

@@ -113,14 +113,14 @@ class SwavResNet(ModelFamily):
                 f"{SWAV_HUB_FILE} and pass model.weights=/path/to/{SWAV_HUB_FILE}."
             )
 
-    def build(self, num_labels: int, load_pretrained: bool = True) -> nn.Module:
+    def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:
         block, layers = LAYERS[self.depth]
         backbone = ResNet(block, layers)
         path = self.checkpoint_path()
         if load_pretrained and path is not None:
             self.check_available()
             load_backbone_weights(backbone, path)
-        return ResNetClassifier(backbone, num_labels, self.frozen_backbone)
+        return ResNetClassifier(backbone, num_classes, self.frozen_backbone)
 
 
 def load_backbone_weights(backbone: ResNet, path: Path) -> None:

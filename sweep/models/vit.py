@@ -50,26 +50,26 @@ class VitClassifier(ModelFamily):
         self.mean, self.std = tuple(self.mean), tuple(self.std)
         self.architecture = dict(self.architecture) if self.architecture else None
 
-    def build(self, num_labels: int, load_pretrained: bool = True) -> nn.Module:
-        """A classifier with `num_labels` outputs.
+    def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:
+        """A classifier with `num_classes` outputs.
 
         Args:
-            num_labels: Number of classes.
+            num_classes: Number of classes.
             load_pretrained: False builds the pretrained architecture without reading its
                 weights (for loading fine-tuned weights right after).
         """
         if self.pretrained is None:
             config = ViTConfig(
-                image_size=self.image_size, num_labels=num_labels, **(self.architecture or {})
+                image_size=self.image_size, num_labels=num_classes, **(self.architecture or {})
             )
             return LogitsOf(ViTForImageClassification(config))
         try:
             if load_pretrained:
                 model = ViTForImageClassification.from_pretrained(
-                    self.pretrained, num_labels=num_labels, ignore_mismatched_sizes=True
+                    self.pretrained, num_labels=num_classes, ignore_mismatched_sizes=True
                 )
             else:
-                config = ViTConfig.from_pretrained(self.pretrained, num_labels=num_labels)
+                config = ViTConfig.from_pretrained(self.pretrained, num_labels=num_classes)
                 model = ViTForImageClassification(config)
         except OSError as error:
             raise ModelUnavailableError(self.unavailable_message(error)) from None

@@ -30,6 +30,7 @@ from sweep.store import ArtifactStore
 if TYPE_CHECKING:
     from sweep.plan import PlanInputs, SweepPlan
 
+NAME = "distortion"
 SHARD_FOLDER = "distortion-shards"
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 class DistortionStage(Stage):
     """The measured distortion of one encode, in the encode's shards of images."""
 
-    kind = "distortion"
+    kind = NAME
     encode: EncodeStage
     measurement: Measurement
 
@@ -170,7 +171,7 @@ def read_summary(store: ArtifactStore, stage: DistortionStage) -> dict:
 
 
 KIND = StageKind(
-    name="distortion",
+    name=NAME,
     schema=1,
     inputs=("encode",),
     key_fields=("encode", "measures", "tools", "skipped"),

@@ -28,6 +28,7 @@ from sweep.tasks.options import LabelledFile
 if TYPE_CHECKING:
     from sweep.plan import PlanInputs, SweepPlan
 
+NAME = "encode"
 SHARD_FOLDER = "encode-shards"
 
 
@@ -35,7 +36,7 @@ SHARD_FOLDER = "encode-shards"
 class EncodeStage(Stage):
     """One split re-encoded at one setting, in shards of consecutive images."""
 
-    kind = "encode"
+    kind = NAME
     split: str
     setting: str
     shards: tuple[tuple[int, int], ...]
@@ -147,7 +148,7 @@ def encoded_files(store: ArtifactStore, stage: EncodeStage) -> list[LabelledFile
 
 
 KIND = StageKind(
-    name="encode",
+    name=NAME,
     # 2: records carry "target" (any annotation) and "mask" instead of "label".
     schema=2,
     inputs=(),

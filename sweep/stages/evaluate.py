@@ -1,8 +1,9 @@
 """Evaluate: one trained model on the test split encoded at one setting (one grid cell).
 
 Its key adds to the training's key only what changes the evaluation: the encode of the test
-split and the task kind's evaluation identity (`TaskKind.eval_identity`: metric, inference
-mode). Changing how models are evaluated re-evaluates every cell and retrains nothing.
+split, the task kind's evaluation identity (`TaskKind.eval_identity`: metric, inference mode)
+and the model family's (`ModelFamily.eval_identity`: test-time size). Changing how models are
+evaluated re-evaluates every cell and retrains nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ if TYPE_CHECKING:
     from sweep.plan import PlanInputs, SweepPlan
 
 
+NAME = "evaluate"
+
+
 @dataclass(frozen=True)
 class EvaluateStage(Stage):
     """A trained model evaluated on one encoded test split: one cell of the grid."""
 
-    kind = "evaluate"
+    kind = NAME
     train: TrainStage
     encode: EncodeStage
 
@@ -40,10 +44,11 @@ class EvaluateStage(Stage):
 def plan_evaluations(plan: SweepPlan, inputs: PlanInputs) -> None:
     """Every trained model on every test setting: the train x test grid."""
     task = {"kind": inputs.task.kind, **inputs.task.eval_identity()}
+    model = inputs.model.eval_identity()
     for train in plan.trains.values():
         for setting in plan.test_settings:
             encode = plan.encodes[("test", setting)]
-            key = KIND.key(train=train.key, encode=encode.key, task=task)
+            key = KIND.key(train=train.key, encode=encode.key, task=task, model=model)
             plan.add(EvaluateStage(key, train, encode), (train.setting, setting))
 
 
@@ -78,11 +83,12 @@ def evaluation_resources(needs: ResourceNeeds) -> dict:
 
 
 KIND = StageKind(
-    name="evaluate",
-    # 2: the key holds the task's evaluation identity instead of its whole identity.
+    name=NAME,
+    # 2: the key holds the task's and the model's evaluation identities; the training key
+    # holds the rest.
     schema=2,
     inputs=("train", "encode"),
-    key_fields=("train", "encode", "task"),
+    key_fields=("train", "encode", "task", "model"),
     run=evaluate_stage,
     read=read_metrics,
     plan=plan_evaluations,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,8 +34,10 @@ def digest(payload: object) -> str:
 class Stage:
     """One unit of work of a plan: a kind, a key, and the stages whose outputs it reads.
 
-    Subclasses (one per kind) add what their worker needs; a sharded kind's stage has
-    `split` and `shards`, consecutive (start, stop) ranges of that split's images.
+    Subclasses (one per kind, frozen dataclasses) set `kind` to their StageKind's name and add
+    what their worker needs; a sharded kind's stage has `split` and `shards`, consecutive
+    (start, stop) ranges of that split's images. The kinds of `upstream()` are the kind's
+    `inputs`.
     """
 
     key: str
@@ -61,11 +63,17 @@ def one_cpu(needs: ResourceNeeds) -> dict:
     return {"num_cpus": 1}
 
 
+# StageContext fields whose unpickling imports torch: kinds that do not use torch get the
+# context without them (an encode worker would pay seconds of start-up for torch).
+TORCH_FIELDS = ("task", "model")
+
+
 @dataclass
 class StageContext:
     """The components a plan's workers need, shipped to Ray's object store once per plan.
 
     Validation needs only the store, the dataset root and `fail_fast`; the rest is None there.
+    A new field that holds torch objects belongs in TORCH_FIELDS.
     """
 
     store: ArtifactStore
@@ -79,6 +87,10 @@ class StageContext:
     # data.on_error=fail: the first unreadable image fails the validation.
     fail_fast: bool = False
 
+    def without_torch(self) -> StageContext:
+        """The context for kinds that never use torch (see TORCH_FIELDS)."""
+        return replace(self, **dict.fromkeys(TORCH_FIELDS))
+
 
 @dataclass(frozen=True)
 class StageKind:
@@ -91,7 +103,9 @@ class StageKind:
         inputs: The kinds of the stages it reads (they come before it in the table).
         key_fields: The fields of its key, besides its name and schema.
         run: The worker of a whole stage, `run(context, stage, *upstream_refs) -> summary`; for
-            a sharded kind the merge of its shards, `run(context, stage, *shard_refs)`.
+            a sharded kind the merge of its shards, `run(context, stage, *shard_refs)` (the
+            shards wait for the stage's upstream stages, the merge for its shards). A
+            module-level function: Ray pickles it by reference and names the task after it.
         read: Reads a finished output's summary, `read(store, stage) -> dict`.
         plan: Adds the kind's stages to a sweep plan, `plan(sweep_plan, inputs)`, after the
             stages of its inputs; None for a kind planned elsewhere (validation).

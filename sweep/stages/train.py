@@ -19,6 +19,8 @@ from sweep.store import ArtifactStore
 
 if TYPE_CHECKING:
     from sweep.plan import PlanInputs, SweepPlan
+    from sweep.tasks.base import TaskKind
+    from sweep.tasks.options import TrainOptions
 
 # Training options of every task kind that change the trained weights; the others (evaluation
 # batch size) only change speed. A task kind adds its own through `option_fields`.
@@ -34,11 +36,14 @@ RESULT_OPTIONS = (
 )
 
 
+NAME = "train"
+
+
 @dataclass(frozen=True)
 class TrainStage(Stage):
     """One model trained on the train split at one setting."""
 
-    kind = "train"
+    kind = NAME
     setting: str
     encode: EncodeStage
 
@@ -46,7 +51,7 @@ class TrainStage(Stage):
         return (self.encode,)
 
 
-def result_options(task, options) -> dict:
+def result_options(task: TaskKind, options: TrainOptions) -> dict:
     """The training options that change this task kind's trained weights."""
     names = (*RESULT_OPTIONS, *task.option_fields)
     return {name: getattr(options, name) for name in names}
@@ -99,7 +104,7 @@ def training_resources(needs: ResourceNeeds) -> dict:
 
 
 KIND = StageKind(
-    name="train",
+    name=NAME,
     # 2: the key holds the task's training identity only, and only the options its kind reads.
     schema=2,
     inputs=("encode",),

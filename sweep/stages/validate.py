@@ -16,6 +16,7 @@ from sweep.stages.kind import Stage, StageContext, StageKind
 from sweep.stages.shards import ImageReadError, merge_shards, shard_ranges, write_shard
 from sweep.store import ArtifactStore
 
+NAME = "validate"
 SHARD_FOLDER = "validate-shards"
 
 
@@ -23,7 +24,7 @@ SHARD_FOLDER = "validate-shards"
 class ValidateStage(Stage):
     """Every image of one split decoded once, in shards of consecutive images."""
 
-    kind = "validate"
+    kind = NAME
     split: str
     shards: tuple[tuple[int, int], ...]
 
@@ -82,7 +83,7 @@ def read_verdicts(store: ArtifactStore, stage: ValidateStage) -> list[dict]:
 
 
 KIND = StageKind(
-    name="validate",
+    name=NAME,
     schema=1,
     inputs=(),
     key_fields=("policy", "split", "dataset"),

@@ -7,8 +7,12 @@ config object, and is shipped to Ray workers, so it holds plain values only.
 
 To add a task kind: write `sweep/tasks/<kind>.py` with a subclass of `TaskKind` that fills in
 the abstract members below, a dataset reader that yields its annotations (`sweep/data/`), a
-model family of the kind (`sweep/models/base.py`) and a `conf/task/<name>.yaml`. Raise
-`sweep.errors.OptionError(message, option="task.kind.<arg>")` for a bad argument.
+model family of the kind with a `*_tiny` sibling (`sweep/models/base.py`), a
+`conf/task/<name>.yaml` and a built-in demo task (named in `sweep.config.DEMO_TASKS`). Raise
+`sweep.errors.OptionError(message, option="task.kind.<arg>")` for a bad argument. Draw every
+random augmentation from torch's global generator: the fit loop seeds it, and the loader
+seeds it in each worker process, so a seed gives the same weights on the CPU. Metrics are
+JSON numbers (None where undefined: JSON has no NaN).
 
 Keys: everything in `train_identity()` is part of every training key, everything in
 `eval_identity()` only of the evaluation keys. So an option that changes only how a trained
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -46,18 +51,20 @@ class TaskKind(ABC):
         kind: "classification", "detection" or "segmentation"; matches the model family's
             `task_kind`.
         metric_names: The metrics that `evaluate` returns and the report shows, headline first.
-        option_fields: `train` options (TrainOptions fields) that only this kind reads; they
-            enter its training keys and no other kind's.
+        option_fields: `train` options (fields of `sweep.tasks.options.TrainOptions`, set in
+            `conf/train/`) that only this kind reads; they enter its training keys and no
+            other kind's. The config check refuses a name that is no such field.
         drop_incomplete_batch: Drop the last training batch when it is smaller than the
             batch size (a batch of one image breaks batch-norm layers in training mode).
-        collate: The training loader's collate function (None: torch's default stacking).
+        collate: The training loader's collate function, wrapped in staticmethod (None:
+            torch's default stacking).
     """
 
     kind: ClassVar[str]
     metric_names: ClassVar[tuple[str, ...]]
     option_fields: ClassVar[tuple[str, ...]] = ()
     drop_incomplete_batch: ClassVar[bool] = True
-    collate: ClassVar[Any] = None
+    collate: ClassVar[Callable[[list], Any] | None] = None
 
     # ---- identity: what the keys hold ---------------------------------------------------
 
@@ -92,8 +99,11 @@ class TaskKind(ABC):
         """The learning-rate schedule, stepped once per batch."""
 
     @abstractmethod
-    def training_loss(self, module: torch.nn.Module, batch, device: torch.device):
-        """The loss of one training batch (run under autocast) and its number of images."""
+    def training_loss(
+        self, module: torch.nn.Module, batch: Any, device: torch.device
+    ) -> tuple[torch.Tensor, int]:
+        """The mean loss per image of one training batch, as the loader yields it (moved to
+        `device` here), and the batch's number of images. Runs under autocast."""
 
     def grad_clip(self) -> float | None:
         """Largest gradient norm (None: no clipping)."""

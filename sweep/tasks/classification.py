@@ -10,6 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 from transformers import get_cosine_schedule_with_warmup
 
+from sweep.models.base import ModelFamily
 from sweep.tasks.base import TaskKind
 from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import (
@@ -71,7 +72,7 @@ class ClassificationTask(TaskKind):
         return {"metric": "top-1 accuracy (torchmetrics, micro)"}
 
     def training_dataset(
-        self, model, files: list[LabelledFile], options: TrainOptions
+        self, model: ModelFamily, files: list[LabelledFile], options: TrainOptions
     ) -> ImageFileDataset:
         transform = train_transform(model.image_size, model.mean, model.std, options.min_crop_scale)
         return ImageFileDataset(files, transform)
@@ -92,7 +93,7 @@ class ClassificationTask(TaskKind):
     @torch.no_grad()
     def evaluate(
         self,
-        model,
+        model: ModelFamily,
         weights_dir: Path,
         files: list[LabelledFile],
         num_classes: int,

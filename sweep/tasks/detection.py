@@ -30,6 +30,7 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError
+from sweep.models.base import ModelFamily
 from sweep.tasks.base import TaskKind
 from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import (
@@ -153,7 +154,9 @@ class DetectionTask(TaskKind):
     def eval_identity(self) -> dict:
         return {"metric": METRIC}
 
-    def training_dataset(self, model, files: list[LabelledFile], options: TrainOptions):
+    def training_dataset(
+        self, model: ModelFamily, files: list[LabelledFile], options: TrainOptions
+    ):
         return DetectionDataset(files, train=True, hflip=self.hflip)
 
     def optimizer(self, groups: list[dict], options: TrainOptions) -> torch.optim.Optimizer:
@@ -189,7 +192,7 @@ class DetectionTask(TaskKind):
     @torch.no_grad()
     def evaluate(
         self,
-        model,
+        model: ModelFamily,
         weights_dir: Path,
         files: list[LabelledFile],
         num_classes: int,

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sweep.data.pixels import read_pixels, to_rgb
+from sweep.models.base import ModelFamily
 from sweep.tasks.options import LabelledFile, TrainOptions
 
 
@@ -73,7 +74,9 @@ def save_weights(module: torch.nn.Module, out_dir: Path) -> None:
     torch.save(module.state_dict(), Path(out_dir) / WEIGHTS_FILE)
 
 
-def load_trained(model, weights_dir: Path, num_classes: int, device: torch.device):
+def load_trained(
+    model: ModelFamily, weights_dir: Path, num_classes: int, device: torch.device
+) -> torch.nn.Module:
     """The module a training wrote to weights_dir, on `device`, in eval mode."""
     module = model.build(num_classes, load_pretrained=False)
     state = torch.load(Path(weights_dir) / WEIGHTS_FILE, map_location="cpu", weights_only=True)

@@ -21,6 +21,7 @@ from transformers import get_polynomial_decay_schedule_with_warmup
 
 from sweep.data.masks import IGNORE_INDEX
 from sweep.errors import OptionError
+from sweep.models.base import ModelFamily
 from sweep.tasks.base import TaskKind
 from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import (
@@ -179,7 +180,9 @@ class SegmentationTask(TaskKind):
             identity |= {"window": list(self.window), "stride": list(self.stride)}
         return identity
 
-    def training_dataset(self, model, files: list[LabelledFile], options: TrainOptions):
+    def training_dataset(
+        self, model: ModelFamily, files: list[LabelledFile], options: TrainOptions
+    ):
         transform = TrainSample(
             self.crop_size,
             self.scale_range,
@@ -223,7 +226,7 @@ class SegmentationTask(TaskKind):
     @torch.no_grad()
     def evaluate(
         self,
-        model,
+        model: ModelFamily,
         weights_dir: Path,
         files: list[LabelledFile],
         num_classes: int,

@@ -25,7 +25,7 @@ def test_vit_loads_a_local_pretrained_folder_with_a_new_head(tmp_path):
     pretrained.save_pretrained(tmp_path / "vit")
     model = VitClassifier(name="vit", pretrained=str(tmp_path / "vit"), image_size=32)
     model.check_available()
-    module = model.build(num_labels=3)
+    module = model.build(num_classes=3)
     assert module(torch.randn(1, 3, 32, 32)).shape == (1, 3)
     embedding = "model.vit.embeddings.patch_embeddings.projection.weight"
     assert torch.equal(
@@ -50,7 +50,7 @@ def test_swav_linear_probe_loads_a_hub_style_checkpoint_and_freezes_it(tmp_path)
     state["module.projection_head.0.weight"] = torch.zeros(3)  # SwAV extras are ignored
     torch.save(state, tmp_path / "swav.pth.tar")
     model = SwavResNet(name="s", weights=str(tmp_path / "swav.pth.tar"), depth=10)
-    module = model.build(num_labels=4)
+    module = model.build(num_classes=4)
     assert torch.equal(module.backbone.conv1.weight, source.conv1.weight)
     assert not any(p.requires_grad for p in module.backbone.parameters())
     module.train()

@@ -36,7 +36,7 @@ def one_torch_thread():
 def test_tiny_model_from_config_runs_forward_and_backward():
     model = instantiate(compose_config("model=segformer_tiny").model, _convert_="all")
     assert model.task_kind == "segmentation" and model.pretrained is None
-    module = model.build(num_labels=5)
+    module = model.build(num_classes=5)
     logits = module(torch.randn(2, 3, 64, 96))
     assert logits.shape == (2, 5, 16, 24)  # 1/4 resolution
     logits.sum().backward()
@@ -49,7 +49,7 @@ def test_an_encoder_only_checkpoint_gets_a_new_decode_head(tmp_path):
     encoder.save_pretrained(tmp_path / "mit")
     model = SegformerSegmenter(name="segformer", pretrained=str(tmp_path / "mit"))
     model.check_available()
-    module = model.build(num_labels=3)
+    module = model.build(num_classes=3)
     assert torch.equal(
         module.state_dict()[PATCH_EMBEDDING],
         encoder.segformer.stages[0].patch_embeddings.proj.weight,

@@ -61,3 +61,21 @@ def test_schema_is_part_of_every_key():
     base = StageKind("demo", 1, (), ("a",), run=print, read=print)
     bumped = StageKind("demo", 2, (), ("a",), run=print, read=print)
     assert base.key(a=1) != bumped.key(a=1)
+
+
+@pytest.mark.parametrize("name", list(STAGE_KINDS))
+def test_each_kind_module_has_one_stage_class_of_its_name(name):
+    import importlib
+
+    from sweep.stages.kind import Stage
+
+    module = importlib.import_module(f"sweep.stages.{name}")
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, Stage)
+        and value.__module__ == module.__name__
+    ]
+    assert [cls.kind for cls in classes] == [name]
+    assert module.KIND is STAGE_KINDS[name]
