@@ -35,12 +35,19 @@ def is_done(context: StageContext, stage: Stage) -> bool:
 
 
 def pending_shards(context: StageContext, stage: Stage) -> list[int]:
+    """The unfinished shards of a sharded stage ([] for a stage of a kind without shards)."""
     folder = kind_of(stage).shard_folder
+    if folder is None:
+        return []
     return [
         index
         for index in range(len(stage.shards))
         if not context.store.is_done(folder, shard_key(stage, index))
     ]
+
+
+# Each unfinished stage with its unfinished shards, looked up in the store once per run.
+Pending = list[tuple[Stage, list[int]]]
 
 
 class Progress:
@@ -69,15 +76,13 @@ class Progress:
             bar.close()
 
 
-def progress_totals(plan: Plan, context: StageContext, pending: list[Stage]) -> dict:
+def progress_totals(plan: Plan, pending: Pending) -> dict:
     """The work left per kind of the plan (every kind of the plan gets a bar)."""
     totals = {STAGE_KINDS[name]: 0 for name in STAGE_KINDS if plan.of_kind(name)}
-    for stage in pending:
+    for stage, shards in pending:
         kind = kind_of(stage)
         if kind.sharded:
-            totals[kind] += sum(
-                len(plan.shard_items(stage, i)) for i in pending_shards(context, stage)
-            )
+            totals[kind] += sum(len(plan.shard_items(stage, index)) for index in shards)
         else:
             totals[kind] += 1
     return totals
@@ -101,12 +106,16 @@ def execute(
 
     With stop_on_failure the first failed task cancels the others (data.on_error=fail).
     """
-    pending = [stage for stage in plan.in_order() if not is_done(context, stage)]
+    pending = [
+        (stage, pending_shards(context, stage))
+        for stage in plan.in_order()
+        if not is_done(context, stage)
+    ]
     if not pending:
         kinds = ", ".join(name for name in STAGE_KINDS if plan.of_kind(name))
         log.info("every %s stage is already finished: nothing to run", kinds)
         return
-    progress = Progress(show_progress, progress_totals(plan, context, pending))
+    progress = Progress(show_progress, progress_totals(plan, pending))
     try:
         if cluster.mode == "inline":
             run_inline(plan, context, pending, progress, cluster.torch_threads)
@@ -119,17 +128,17 @@ def execute(
 def run_inline(
     plan: Plan,
     context: StageContext,
-    pending: list[Stage],
+    pending: Pending,
     progress: Progress,
     threads: int | None,
 ) -> None:
     """Every pending stage in this process, in the table's order."""
-    if any(kind_of(stage).uses_torch for stage in pending):
+    if any(kind_of(stage).uses_torch for stage, _ in pending):
         set_torch_threads(threads)
-    for stage in pending:
+    for stage, shards in pending:
         kind = kind_of(stage)
         if kind.sharded:
-            for index in pending_shards(context, stage):
+            for index in shards:
                 items = plan.shard_items(stage, index)
                 kind.shard(context, stage, index, items)
                 progress.advance(kind.name, len(items))
@@ -172,7 +181,7 @@ def _in_ray_task(function: Callable, threads: int | None) -> Callable:
 def run_on_ray(
     plan: Plan,
     context: StageContext,
-    pending: list[Stage],
+    pending: Pending,
     progress: Progress,
     cluster: ClusterOptions,
     stop_on_failure: bool,
@@ -193,7 +202,7 @@ def run_on_ray(
     contexts = {True: ray.put(context), False: ray.put(context.without_torch())}
     options = {"max_retries": cluster.max_retries, "retry_exceptions": False}
     tasks: dict[tuple[str, str], Any] = {}
-    for kind in dict.fromkeys(kind_of(stage) for stage in pending):
+    for kind in dict.fromkeys(kind_of(stage) for stage, _ in pending):
         wanted = kind.resources(needs)
         if wanted["num_cpus"] > resources.get("CPU", 0):
             raise SweepFailedError(
@@ -211,13 +220,13 @@ def run_on_ray(
     # stages it reads (finished ones are already in the store).
     refs: dict[str, Any] = {}
     kinds: dict[Any, tuple[str, int]] = {}
-    for stage in pending:
+    for stage, shards in pending:
         kind = kind_of(stage)
         shared = contexts[kind.uses_torch]
         upstream = [refs[s.key] for s in stage.upstream() if s.key in refs]
         if kind.sharded:
             shard_refs = []
-            for index in pending_shards(context, stage):
+            for index in shards:
                 items = plan.shard_items(stage, index)
                 ref = tasks[(kind.name, "shard")].remote(shared, stage, index, items, *upstream)
                 kinds[ref] = (kind.name, len(items))

@@ -46,17 +46,18 @@ def plan_encodes(plan: SweepPlan, inputs: PlanInputs) -> None:
     """The train split at every train setting, then the test split at every test setting."""
     for split, settings in (("train", plan.train_settings), ("test", plan.test_settings)):
         items = plan.splits[split]
+        has_masks = any(item.mask for item in items)
+        shards = shard_ranges(len(items), inputs.shard_size)
         for setting in settings:
             # The original encode points at the dataset's own image files, and every encode
             # at its mask files: a moved dataset must not reuse their records.
-            points_at_dataset = setting == ORIGINAL or any(item.mask for item in items)
+            points_at_dataset = setting == ORIGINAL or has_masks
             key = KIND.key(
                 split=split,
                 dataset=inputs.fingerprints[split],
                 codec=inputs.codec.identity(setting),
                 root=str(inputs.reader.root) if points_at_dataset else None,
             )
-            shards = shard_ranges(len(items), inputs.shard_size)
             plan.add(EncodeStage(key, split, setting, shards), (split, setting))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -135,7 +135,7 @@ class StageKind:
     unit: str = "stage"
     progress: str = ""
     flat_fields: tuple[str, ...] = ()
-    optional_fields: tuple[str, ...] = field(default=())
+    optional_fields: tuple[str, ...] = ()
 
     @property
     def sharded(self) -> bool:
