@@ -7,6 +7,7 @@ entry point prints it and exits with code 2. Components are instantiated here fr
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.error
 import urllib.request
@@ -24,13 +25,17 @@ from sweep.codecs.base import ORIGINAL, Codec, SettingError
 from sweep.data.base import DatasetError, DatasetReader
 from sweep.distortion import MEASURES, DistortionOptions
 from sweep.distortion import SPLITS as MEASURE_SPLITS
+from sweep.errors import OptionError
 from sweep.models.errors import ModelUnavailableError
+from sweep.sensitivity.options import SensitivityOptions, sensitivity_options
 from sweep.store import ArtifactStore, StoreError
 from sweep.tasks.options import AMP_CHOICES, TrainOptions
 
 if TYPE_CHECKING:  # the task kinds import torch; this module is imported by every worker
     from sweep.models.base import ModelFamily
     from sweep.tasks.base import TaskKind
+
+log = logging.getLogger(__name__)
 
 CLUSTER_MODES = ("ray", "inline")
 # The built-in demo task of each task kind, named in errors.
@@ -88,6 +93,8 @@ class Sweep:
     config_yaml: str
     # Measured distortion of the encoded images (PSNR, SSIM, SSIMULACRA 2, Butteraugli).
     distortion: DistortionOptions = dataclass_field(default_factory=DistortionOptions)
+    # DCT sensitivity maps of the trained classifiers.
+    sensitivity: SensitivityOptions = dataclass_field(default_factory=SensitivityOptions)
 
 
 def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
@@ -131,6 +138,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         on_error=_choice("data.on_error", cfg.data.on_error, ON_ERROR_CHOICES),
         config_yaml=OmegaConf.to_yaml(cfg),
         distortion=distortion_options(cfg.get("distortion")),
+        sensitivity=_sensitivity_options(cfg.get("sensitivity")),
     )
     _check_contracts(sweep)
     _check_name("task.name", sweep.task_name)
@@ -145,8 +153,18 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
             f"one by default when model= is left out), or a {sweep.model.task_kind} task "
             f"such as task={DEMO_TASKS.get(sweep.model.task_kind, 'demo')}",
         )
+    if sweep.options.epochs == 0 and sweep.train_settings != [ORIGINAL]:
+        # train=none: one model, as loaded, whatever the train split is encoded at.
+        log.info(
+            "train=none (train.epochs=0) evaluates the model as loaded: grid.train %s is "
+            "ignored, the train axis is the one model",
+            sweep.train_settings,
+        )
+        sweep.train_settings = [ORIGINAL]
     if check_data:
         check_environment(sweep)
+        if sweep.options.epochs == 0:
+            sweep.model = model_as_loaded(sweep)
     return sweep
 
 
@@ -195,6 +213,16 @@ def check_environment(sweep: Sweep) -> None:
         raise ConfigError("model", str(error)) from None
     if sweep.tracking.enabled:
         check_tracking_server(sweep.tracking.uri)
+
+
+def model_as_loaded(sweep: Sweep) -> ModelFamily:
+    """train=none: the model family keeping its pretrained head, mapped to the classes."""
+    try:
+        return sweep.model.as_loaded(sweep.reader.class_names())
+    except OptionError as error:
+        raise ConfigError(error.option or "train", str(error)) from None
+    except ModelUnavailableError as error:  # the head is read from the weight file
+        raise ConfigError("model", str(error)) from None
 
 
 def _instantiate(option: str, node: DictConfig) -> Any:
@@ -265,7 +293,9 @@ def grid_settings(option: str, value: Any, codec: Codec) -> list[str]:
 
 def train_options(node: DictConfig) -> TrainOptions:
     options = _options(TrainOptions, "train", node)
-    for name in ("epochs", "batch_size", "eval_batch_size"):
+    # 0 epochs: the model is evaluated as loaded (train=none).
+    _integer("train.epochs", options.epochs, minimum=0)
+    for name in ("batch_size", "eval_batch_size"):
         _integer(f"train.{name}", getattr(options, name), minimum=1)
     _integer("train.loader_workers", options.loader_workers, minimum=0)
     if not options.lr > 0:
@@ -322,6 +352,15 @@ def distortion_options(node: DictConfig | None) -> DistortionOptions:
             raise ConfigError(f"distortion.{name}", f"lists an entry more than once: {value}")
         lists[name] = tuple(value)
     return DistortionOptions(options.enabled, **lists)
+
+
+def _sensitivity_options(node: DictConfig | None) -> SensitivityOptions:
+    """The `sensitivity` group (sweep/sensitivity/options.py), errors under its option."""
+    values = None if node is None else OmegaConf.to_container(node)
+    try:
+        return sensitivity_options(values)
+    except OptionError as error:
+        raise ConfigError(error.option or "sensitivity", str(error)) from None
 
 
 def tracking_options(node: DictConfig) -> TrackingOptions:

@@ -14,12 +14,16 @@ sibling with random weights that the tests build on the CPU). Raise
 `sweep.errors.OptionError(message, option="model.<arg>")` from `__post_init__` for a bad
 argument, and `sweep.models.errors.ModelUnavailableError` for weights that cannot be read here.
 Fields that only change inference (a test-time resize, detections kept per image) go in
-`eval_fields`: they enter the evaluation keys, not the training keys.
+`eval_fields`: they enter the evaluation keys, not the training keys. A family with a
+pretrained classifier of its own may implement `as_loaded` for train=none (epochs 0).
 
 What the module's forward takes and returns depends on the task kind it serves:
 
 * classification: (B, 3, image_size, image_size) float pixels, normalised with `mean` and
-  `std` -> (B, num_classes) logits. The family has `image_size`, `mean` and `std`.
+  `std` -> (B, num_classes) logits. The family has `image_size`, `mean` and `std`, and may have
+  `interpolation` ("bilinear" or "bicubic": the resampling filter of every resize) and
+  `crop_pct` (evaluation resizes the shorter side to int(image_size / crop_pct), then crops the
+  centre image_size square). Without them a family is resized bilinearly with crop_pct 1.0.
 * detection: torchvision's detection interface. In training mode a list of (3, H, W) float
   images in [0, 1] and a list of targets ({"boxes": (N, 4) xyxy pixels, "labels": (N,) in
   1..num_classes}) -> a dict of losses; in eval mode the images -> one {"boxes", "labels",
@@ -34,6 +38,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, ClassVar
+
+from sweep.errors import OptionError
 
 if TYPE_CHECKING:  # torch stays out of the imports of the config check and encode workers
     from torch import nn
@@ -94,3 +100,23 @@ class ModelFamily(ABC):
         """
         trainable = [parameter for parameter in module.parameters() if parameter.requires_grad]
         return [{"params": trainable, "lr": lr, "weight_decay": weight_decay}]
+
+    def as_loaded(self, class_names: list[str]) -> ModelFamily:
+        """This family keeping its pretrained classifier, its outputs mapped to the classes.
+
+        train=none (epochs 0) evaluates the module as built, with no training, so the head must
+        already know the classes; the config check calls this once the dataset is read.
+
+        Args:
+            class_names: The dataset's classes; a label is an index into this list.
+
+        Raises:
+            OptionError: The family has no such head, or a class names none of its outputs.
+        """
+        raise OptionError(
+            f"{type(self).__name__} ({self.name}) has no pretrained classifier to evaluate as "
+            f"loaded: train=none needs one whose head already knows the classes, as model=timm "
+            f"has (any timm classifier with its ImageNet head). Choose such a model, or a train "
+            f"recipe such as train=finetune.",
+            option="train",
+        )

@@ -153,8 +153,11 @@ def fit(
     clipping, a per-batch schedule, the mean loss per epoch, weights and a summary.
 
     Seeding comes first, then the module (its random initialisation), then the loader: the
-    same seed gives the same weights on the CPU.
+    same seed gives the same weights on the CPU. With 0 epochs (train=none) the module is
+    written as built, see `save_as_loaded`.
     """
+    if options.epochs == 0:
+        return save_as_loaded(model, num_classes, seed, out_dir)
     generator = seed_everything(seed)
     device = pick_device()
     module = model.build(num_classes).to(device)
@@ -185,3 +188,11 @@ def fit(
     save_weights(module, out_dir)
     summary = train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
     return summary | task.summary_extras(files)
+
+
+def save_as_loaded(model: ModelFamily, num_classes: int, seed: int, out_dir: Path) -> dict:
+    """train=none: writes the module as built, pretrained weights and head included, with no
+    optimiser step; returns its summary. The evaluations load it as any trained weights."""
+    seed_everything(seed)  # a random-init family still builds the same weights from a seed
+    save_weights(model.build(num_classes), out_dir)
+    return {"as_loaded": True, "epochs": 0, "train_loss": [], "images": 0}
