@@ -9,10 +9,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sweep.errors import OptionError
+
+if TYPE_CHECKING:
+    from sweep.codecs.tuning_map import TuningMap
 
 ORIGINAL = "original"
 
@@ -91,6 +95,9 @@ class Codec(ABC):
     axis_label: str = "setting"
     # The settings are target Butteraugli distances (figures draw measured = target).
     settings_are_distances: bool = False
+    # The codec cannot encode until the sweep binds a model's DCT sensitivity map to it with
+    # `with_sensitivity_map` (codec=jpeg_tuned with codec.map=null).
+    needs_sensitivity_map: bool = False
 
     @abstractmethod
     def sweep_settings(self) -> list[str]:
@@ -137,6 +144,19 @@ class Codec(ABC):
     def encoder_parameters(self) -> dict:
         """Parameters other than the setting that change the bytes (part of the encode key)."""
         return {}
+
+    @property
+    def tuning_map(self) -> TuningMap | None:
+        """The sensitivity map the codec encodes with; None for codecs that use none."""
+        return None
+
+    def with_sensitivity_map(self, tuning_map: TuningMap) -> Codec:
+        """A copy of this codec that encodes with `tuning_map` (see `needs_sensitivity_map`).
+
+        Raises:
+            TypeError: for a codec that takes no sensitivity map (all but jpeg_tuned).
+        """
+        raise TypeError(f"codec {self.name} takes no sensitivity map")
 
     def identity(self, setting: str) -> dict:
         """Everything that determines the bytes of one setting: part of its encode key.
