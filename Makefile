@@ -27,8 +27,8 @@ demo: install ## a full small sweep on the built-in demo data, on the CPU (a few
 test: install ## the test suite (no network, no GPU needed)
 	$(PY) -m pytest -q
 
-bench: install ## benchmarks, reported as ratios against baselines of the same run
-	$(PY) -m benchmarks
+bench: install ## benchmarks as ratios against baselines of the same run (BENCH="sensitivity" picks)
+	$(PY) -m benchmarks $(BENCH)
 
 reliability: install ## bad images, driver and worker kills; compares every result (~10 min)
 	$(PY) -m reliability

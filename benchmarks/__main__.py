@@ -1,16 +1,30 @@
-"""`python -m benchmarks` (make bench): every benchmark, as ratios to baselines of the same run."""
+"""`python -m benchmarks [name ...]` (make bench): every benchmark, or the named ones, as
+ratios to baselines of the same run."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from benchmarks import audit, distortion, encode
+from benchmarks import audit, distortion, encode, sensitivity
+
+BENCHMARKS = {
+    "encode": encode,
+    "distortion": distortion,
+    "audit": audit,
+    "sensitivity": sensitivity,
+}
 
 
 def main() -> None:
+    names = sys.argv[1:] or list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        print(f"error: unknown benchmark {unknown[0]}; known: {list(BENCHMARKS)}", file=sys.stderr)
+        sys.exit(2)
     results = {}
-    for name, benchmark in (("encode", encode), ("distortion", distortion), ("audit", audit)):
+    for name in names:
+        benchmark = BENCHMARKS[name]
         results[name] = benchmark.run()
         print(benchmark.report(results[name]), flush=True)
     print(json.dumps(results, indent=2), file=sys.stderr)

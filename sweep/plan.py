@@ -9,19 +9,21 @@ stages (its `plan` function), in the table's order.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sweep.codecs.base import Codec
 from sweep.data.base import DatasetReader, ImageItem
 from sweep.distortion import DistortionOptions
 from sweep.models.base import ModelFamily
-from sweep.stages import STAGE_KINDS, distortion, encode, evaluate, train
+from sweep.sensitivity.options import SensitivityOptions
+from sweep.stages import STAGE_KINDS, distortion, encode, evaluate, sensitivity, train
 from sweep.stages.distortion import DistortionStage
 from sweep.stages.encode import EncodeStage
 from sweep.stages.evaluate import EvaluateStage
 from sweep.stages.kind import Stage, digest
+from sweep.stages.sensitivity import SensitivityStage
 from sweep.stages.train import TrainStage
 from sweep.tasks.options import TrainOptions
 
@@ -54,6 +56,22 @@ class Plan:
     def shard_items(self, stage: Stage, index: int) -> list[ImageItem]:
         start, stop = stage.shards[index]
         return self.splits[stage.split][start:stop]
+
+    def narrowed_to(self, stages: Iterable[Stage]) -> Plan:
+        """A copy of the plan with only these stages and the stages they read, transitively
+        (e.g. the sensitivity maps and the trainings they need, without the grid's cells)."""
+        wanted: set[str] = set()
+        pending = list(stages)
+        while pending:
+            stage = pending.pop()
+            if stage.key not in wanted:
+                wanted.add(stage.key)
+                pending.extend(stage.upstream())
+        kept = {
+            kind: {ident: stage for ident, stage in by_ident.items() if stage.key in wanted}
+            for kind, by_ident in self.stages.items()
+        }
+        return replace(self, stages=kept)
 
 
 @dataclass
@@ -88,6 +106,11 @@ class SweepPlan(Plan):
         return self.of_kind(distortion.NAME)
 
     @property
+    def sensitivities(self) -> dict[tuple[str, str], SensitivityStage]:
+        """(train setting, method) -> SensitivityStage."""
+        return self.of_kind(sensitivity.NAME)
+
+    @property
     def key(self) -> str:
         """Identity of the whole sweep: the set of its cells' evaluation keys."""
         return digest(sorted(stage.key for stage in self.evaluations.values()))
@@ -108,6 +131,8 @@ class PlanInputs:
     shard_size: int
     # None: no distortion stages.
     distortion: DistortionOptions | None = None
+    # None or disabled: no sensitivity stages.
+    sensitivity: SensitivityOptions | None = None
 
 
 def build_plan(

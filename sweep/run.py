@@ -11,6 +11,7 @@ from sweep.execute import execute
 from sweep.plan import PlanInputs, SweepPlan, build_plan
 from sweep.report.tables import add_relative
 from sweep.screen import Screening, listed_screening, screen_images
+from sweep.sensitivity.pipeline import bind_tuning_map, report_sensitivity
 from sweep.stages.kind import StageContext
 from sweep.summarize import (
     REPORT_EXTRAS,
@@ -33,6 +34,8 @@ def run_sweep(sweep: Sweep) -> Path:
     sweep.store.remove_stale_temporaries()
     try:
         screening = screen_images(sweep)
+        if sweep.codec.needs_sensitivity_map:
+            sweep.codec = bind_tuning_map(sweep, screening)
         plan = plan_sweep(sweep, screening)
         log.info(
             "sweep %s: %d train x %d test settings, %d train / %d test images",
@@ -49,6 +52,7 @@ def run_sweep(sweep: Sweep) -> Path:
         sweep.store.remove_stale_temporaries()
     rows, dcr_rows = collect_results(sweep, plan)
     out, paths, distortion = write_sweep_report(sweep, plan, screening, rows, dcr_rows)
+    report_sensitivity(sweep, plan, out, tracker)
     comparison, within = compare_codecs(sweep)
     if tracker is not None:
         metrics = screening.counts() | distortion_metrics(distortion)
@@ -70,8 +74,11 @@ def run_sweep(sweep: Sweep) -> Path:
     return out
 
 
-def plan_sweep(sweep: Sweep, screening: Screening | None = None) -> SweepPlan:
-    """The sweep's stages over the screened images (by default every listed image)."""
+def plan_sweep(
+    sweep: Sweep, screening: Screening | None = None, test_settings: list[str] | None = None
+) -> SweepPlan:
+    """The sweep's stages over the screened images (by default every listed image), on its
+    test settings or the given ones."""
     screening = screening or listed_screening(sweep)
     inputs = PlanInputs(
         reader=sweep.reader,
@@ -83,8 +90,10 @@ def plan_sweep(sweep: Sweep, screening: Screening | None = None) -> SweepPlan:
         seed=sweep.seed,
         shard_size=sweep.cluster.encode_shard_size,
         distortion=sweep.distortion,
+        sensitivity=sweep.sensitivity,
     )
-    return build_plan(screening.splits, inputs, sweep.train_settings, sweep.test_settings)
+    tests = sweep.test_settings if test_settings is None else test_settings
+    return build_plan(screening.splits, inputs, sweep.train_settings, tests)
 
 
 def stage_context(sweep: Sweep, plan: SweepPlan) -> StageContext:

@@ -136,15 +136,49 @@ class Tracker:
         self.client.set_terminated(run.info.run_id, "FINISHED")
         return run.info.run_id
 
-    def _log_child(
-        self, parent_id: str, setting: str, train_key: str, cells: list[dict], summary: dict
-    ) -> None:
+    def log_sensitivity(
+        self,
+        sweep_key: str,
+        run_name: str,
+        train_keys: dict[str, str],
+        files_by_setting: dict[str, list[Path]],
+        metrics_by_setting: dict[str, dict[str, float]],
+        parent_files: Iterable[Path],
+        parent_metrics: dict[str, float],
+    ) -> str:
+        """Logs sensitivity maps into the sweep's parent run and its models' child runs,
+        under the artifact folder "sensitivity"; creates the runs a sweep has not logged
+        yet (a sweep logs its cells into them later). Returns the parent run id."""
+        parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
+        if parent is None:
+            parent = self.client.create_run(
+                self.experiment_id, run_name=run_name, tags={SWEEP_KEY_TAG: sweep_key}
+            )
+        parent_id = parent.info.run_id
+        finite = {k: v for k, v in parent_metrics.items() if math.isfinite(v)}
+        self.client.log_batch(parent_id, metrics=[_metric(k, v) for k, v in finite.items()])
+        for path in parent_files:
+            self.client.log_artifact(parent_id, str(path), artifact_path="sensitivity")
+        for setting, train_key in train_keys.items():
+            child = self._child(parent_id, setting, train_key)
+            metrics = metrics_by_setting.get(setting, {})
+            self.client.log_batch(
+                child.info.run_id,
+                metrics=[_metric(k, v) for k, v in metrics.items() if math.isfinite(v)],
+            )
+            for path in files_by_setting.get(setting, []):
+                self.client.log_artifact(child.info.run_id, str(path), artifact_path="sensitivity")
+            # Finished runs take more logging: the sweep still logs its cells into them.
+            self.client.set_terminated(child.info.run_id, "FINISHED")
+        self.client.set_terminated(parent_id, "FINISHED")
+        return parent_id
+
+    def _child(self, parent_id: str, setting: str, train_key: str):
+        """The child run of a trained model under a parent, created if missing."""
         child = self._find(
             f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}' and tags.`{TRAIN_KEY_TAG}` = "
             f"'{train_key}'"
         )
-        if child is not None and child.data.tags.get(COMPLETE_TAG) == "true":
-            return
         if child is None:
             child = self.client.create_run(
                 self.experiment_id,
@@ -154,6 +188,14 @@ class Tracker:
                     MLFLOW_RUN_NAME: f"train={setting}",
                 },
             )
+        return child
+
+    def _log_child(
+        self, parent_id: str, setting: str, train_key: str, cells: list[dict], summary: dict
+    ) -> None:
+        child = self._child(parent_id, setting, train_key)
+        if child.data.tags.get(COMPLETE_TAG) == "true":
+            return
         metrics = _child_metrics(cells, summary)
         # Metrics, parameters and the completion tag in one request: no half-logged child.
         self.client.log_batch(

@@ -4,6 +4,7 @@
     encode     a split re-encoded at one codec setting                       encode.py
     train      one model per train setting                                   train.py
     evaluate   one trained model on one test setting (a grid cell)           evaluate.py
+    sensitivity DCT sensitivity maps of one trained classifier, by one method  sensitivity.py
     distortion measured distortion of an encode's images                     distortion.py
 
 The table's order is the order of planning and of submission: a kind comes after the kinds it
@@ -15,10 +16,17 @@ harness read it from here.
 
 from __future__ import annotations
 
-from sweep.stages import distortion, encode, evaluate, train, validate
+from sweep.stages import distortion, encode, evaluate, sensitivity, train, validate
 from sweep.stages.kind import StageKind
 
 STAGE_KINDS: dict[str, StageKind] = {
     kind.name: kind
-    for kind in (validate.KIND, encode.KIND, train.KIND, evaluate.KIND, distortion.KIND)
+    for kind in (
+        validate.KIND,
+        encode.KIND,
+        train.KIND,
+        evaluate.KIND,
+        sensitivity.KIND,
+        distortion.KIND,
+    )  # fmt: skip
 }

@@ -1,0 +1,53 @@
+"""One trained classifier's maps: load it, read its input images, run a method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sweep.models.base import ModelFamily
+from sweep.sensitivity.methods import Classifier, Measured, finite_maps, gradient_maps
+from sweep.sensitivity.options import SensitivityOptions
+from sweep.tasks.classification import eval_geometry
+from sweep.tasks.options import LabelledFile
+from sweep.tasks.runtime import ImageFileDataset, load_trained, pick_device
+
+
+def model_inputs(model: ModelFamily, files: list[LabelledFile]) -> torch.Tensor:
+    """(n, 3, S, S) float RGB in [0, 1]: the images as the evaluation resizes and crops them,
+    before normalisation."""
+    dataset = ImageFileDataset(files, eval_geometry(model))
+    return torch.stack([dataset[index][0] for index in range(len(dataset))])
+
+
+def measure_model(
+    model: ModelFamily,
+    weights_dir: Path,
+    files: list[LabelledFile],
+    num_classes: int,
+    method: str,
+    options: SensitivityOptions,
+    seed: int,
+    batch_size: int,
+) -> Measured:
+    """The per-image maps of the weights a training wrote to weights_dir (full precision,
+    the evaluation's device)."""
+    device = pick_device()
+    module = load_trained(model, weights_dir, num_classes, device).requires_grad_(False)
+    classifier = Classifier(module, model.mean, model.std)
+    images = model_inputs(model, files)
+    if method == "finite":
+        return finite_maps(
+            classifier,
+            images,
+            options.statistic,
+            options.epsilon,
+            options.chroma_subsampling,
+            blocks=options.sampled_blocks,
+            seed=seed,
+            batch_size=batch_size,
+        )
+    return gradient_maps(
+        classifier, images, options.statistic, options.chroma_subsampling, batch_size=batch_size
+    )

@@ -1,0 +1,82 @@
+"""Sensitivity maps within a sweep's run: the maps only (`python -m sweep.sensitivity`), the
+map a tuned JPEG needs before its encodes, and the report and MLflow logging of the maps."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sweep.codecs.base import ORIGINAL, Codec
+from sweep.config import Sweep
+from sweep.execute import execute
+from sweep.plan import SweepPlan
+from sweep.screen import Screening
+from sweep.sensitivity.report import SensitivityReport, write_sensitivity_report
+
+if TYPE_CHECKING:
+    from sweep.track import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def run_plan_part(sweep: Sweep, plan: SweepPlan) -> None:
+    """Runs the unfinished stages of a (narrowed) plan."""
+    from sweep.run import stage_context
+
+    execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
+
+
+def sensitivity_only(plan: SweepPlan) -> SweepPlan:
+    """The plan's sensitivity stages and what they read (trainings, encodes): no grid cells."""
+    return plan.narrowed_to(plan.sensitivities.values())
+
+
+def bind_tuning_map(sweep: Sweep, screening: Screening) -> Codec:
+    """A tuned codec bound to its map: the sensitivity map of this sweep's model trained on
+    the original images (by the codec's `map_method` and `map_statistic`), measured first
+    if it is not in the store yet. The training on originals is shared with every codec's
+    sweep of this task and model."""
+    from sweep.run import plan_sweep
+    from sweep.sensitivity.report import ModelMaps, tuning_map
+    from sweep.stages.sensitivity import read_maps, read_summary
+
+    codec = sweep.codec
+    statistics = sweep.sensitivity.statistic
+    if codec.map_statistic not in statistics:
+        statistics = (*statistics, codec.map_statistic)
+    options = replace(
+        sweep.sensitivity, enabled=True, method=(codec.map_method,), statistic=statistics
+    )
+    narrowed = replace(sweep, sensitivity=options, train_settings=[ORIGINAL])
+    plan = plan_sweep(narrowed, screening, test_settings=[ORIGINAL])
+    stage = plan.sensitivities[(ORIGINAL, codec.map_method)]
+    log.info("%s: tables from the sensitivity map %s", codec.name, stage.key)
+    run_plan_part(narrowed, sensitivity_only(plan))
+    per_image = read_maps(sweep.store, stage)[codec.map_statistic]
+    maps = ModelMaps(stage, codec.map_statistic, per_image, read_summary(sweep.store, stage))
+    return codec.with_sensitivity_map(tuning_map(maps, sweep.model.name))
+
+
+def report_sensitivity(
+    sweep: Sweep, plan: SweepPlan, out: Path, tracker: Tracker | None
+) -> SensitivityReport | None:
+    """Writes the maps' report into the sweep's report folder and logs it to MLflow."""
+    report = write_sensitivity_report(
+        sweep.store, plan, sweep.sensitivity, out, sweep.task_name, sweep.model.name
+    )
+    if report is None:
+        return None
+    log.info("sensitivity maps: %s", out / "sensitivity")
+    if tracker is not None:
+        tracker.log_sensitivity(
+            plan.key,
+            out.name,
+            {setting: stage.key for setting, stage in plan.trains.items()},
+            report.files_by_setting,
+            report.metrics_by_setting,
+            report.parent_files,
+            report.parent_metrics,
+        )
+    return report

@@ -1,0 +1,274 @@
+"""The sensitivity part of a sweep's report: tables, figures and map files, from the store.
+
+Written under `<report>/sensitivity/`:
+
+    sensitivity.csv            every map value with its bootstrap interval over images
+    sensitivity_summary.csv    per model, method, statistic and channel: the high-frequency
+                               sensitivity and its share of the total, with intervals
+    agreement.csv              with both methods: Spearman correlation of their maps
+    maps_train=<s>_<method>_<statistic>.png     Y, Cb, Cr of one model, one colour scale
+    maps_by_setting_<method>_<statistic>.png    every train setting's maps side by side
+    radius_<method>_<statistic>.png             sensitivity against frequency radius
+    map_train=<s>_<method>_<statistic>.json     the mean map, as codec=jpeg_tuned reads it
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from sweep.codecs.tuning_map import TuningMap
+from sweep.plan import SweepPlan
+from sweep.report.sensitivity_figures import (
+    RadiusProfile,
+    plot_channel_maps,
+    plot_maps_by_setting,
+    plot_radius_profiles,
+)
+from sweep.report.tables import write_csv
+from sweep.sensitivity.dct import CHANNELS
+from sweep.sensitivity.options import SensitivityOptions
+from sweep.sensitivity.statistics import (
+    HIGH,
+    RINGS,
+    Estimate,
+    bootstrap,
+    high_frequency_share,
+    radius_profiles,
+)
+from sweep.stages.sensitivity import SensitivityStage, read_maps, read_summary
+from sweep.store import ArtifactStore
+
+FOLDER = "sensitivity"
+MAP_COLUMNS = [
+    "task", "model", "train_setting", "channel", "i", "j", "value", "ci_low", "ci_high",
+    "method", "statistic", "n_images", "blocks_per_image", "epsilon", "chroma_subsampling",
+    "stage_key",
+]  # fmt: skip
+SUMMARY_COLUMNS = [
+    "task", "model", "train_setting", "method", "statistic", "channel", "n_images",
+    "mean", "high_freq_mean", "high_freq_low", "high_freq_high",
+    "high_freq_share", "share_low", "share_high",
+]  # fmt: skip
+AGREEMENT_COLUMNS = ["train_setting", "statistic", "spearman", "n_values"]
+UNIT = {
+    "clean_prob": "|Δ p(clean class)| per unit coefficient",
+    "l1": "Σ|Δ p| over classes per unit coefficient",
+}
+
+
+@dataclass(frozen=True)
+class ModelMaps:
+    """One model's per-image maps of one statistic by one method, with its stage."""
+
+    stage: SensitivityStage
+    statistic: str
+    per_image: np.ndarray  # (n, 3, 8, 8)
+    summary: dict
+
+    @property
+    def name(self) -> str:
+        return f"train={self.stage.setting}_{self.stage.method}_{self.statistic}"
+
+
+def collect_maps(store: ArtifactStore, plan: SweepPlan) -> list[ModelMaps]:
+    """Every finished sensitivity stage of the plan, one entry per statistic."""
+    found = []
+    for stage in plan.sensitivities.values():
+        summary = read_summary(store, stage)
+        for statistic, per_image in read_maps(store, stage).items():
+            found.append(ModelMaps(stage, statistic, per_image, summary))
+    return found
+
+
+def tuning_map(maps: ModelMaps, model: str) -> TuningMap:
+    """The mean map of a model, as a tuned JPEG's tables are derived from it."""
+    mean = maps.per_image.mean(axis=0)
+    return TuningMap(
+        key=maps.stage.key,
+        label=f"{model} trained on {maps.stage.setting}, {maps.stage.method}/{maps.statistic}",
+        y=mean[0],
+        cb=mean[1],
+        cr=mean[2],
+        method=maps.stage.method,
+        statistic=maps.statistic,
+        chroma_subsampling=maps.stage.options.chroma_subsampling,
+    )
+
+
+def map_rows(maps: ModelMaps, estimate: Estimate, task: str, model: str) -> list[dict]:
+    summary = maps.summary
+    blocks = summary["blocks_per_image"]
+    rows = []
+    for channel, name in enumerate(CHANNELS):
+        for i in range(8):
+            for j in range(8):
+                rows.append(
+                    {
+                        "task": task,
+                        "model": model,
+                        "train_setting": maps.stage.setting,
+                        "channel": name,
+                        "i": i,
+                        "j": j,
+                        "value": estimate.value[channel, i, j],
+                        "ci_low": estimate.low[channel, i, j],
+                        "ci_high": estimate.high[channel, i, j],
+                        "method": maps.stage.method,
+                        "statistic": maps.statistic,
+                        "n_images": summary["n_images"],
+                        "blocks_per_image": blocks[name],
+                        "epsilon": summary["epsilon"],
+                        "chroma_subsampling": summary["chroma_subsampling"],
+                        "stage_key": maps.stage.key,
+                    }
+                )
+    return rows
+
+
+def summary_rows(maps: ModelMaps, options: SensitivityOptions, task: str, model: str) -> list:
+    high = bootstrap(maps.per_image[..., HIGH].mean(axis=-1), options.bootstrap)
+    share = bootstrap(high_frequency_share(maps.per_image), options.bootstrap)
+    mean = maps.per_image.mean(axis=(0, 2, 3))
+    return [
+        {
+            "task": task,
+            "model": model,
+            "train_setting": maps.stage.setting,
+            "method": maps.stage.method,
+            "statistic": maps.statistic,
+            "channel": name,
+            "n_images": len(maps.per_image),
+            "mean": mean[channel],
+            "high_freq_mean": high.value[channel],
+            "high_freq_low": high.low[channel],
+            "high_freq_high": high.high[channel],
+            "high_freq_share": share.value[channel],
+            "share_low": share.low[channel],
+            "share_high": share.high[channel],
+        }
+        for channel, name in enumerate(CHANNELS)
+    ]
+
+
+def agreement_rows(found: list[ModelMaps]) -> list[dict]:
+    """Spearman correlation of the two methods' mean maps, per model and statistic."""
+    by = {(m.stage.setting, m.stage.method, m.statistic): m for m in found}
+    rows = []
+    for (setting, method, statistic), gradient in by.items():
+        finite = by.get((setting, "finite", statistic))
+        if method != "gradient" or finite is None:
+            continue
+        a, b = gradient.per_image.mean(axis=0).ravel(), finite.per_image.mean(axis=0).ravel()
+        rho = spearmanr(a, b).statistic
+        rows.append(
+            {"train_setting": setting, "statistic": statistic, "spearman": rho, "n_values": a.size}
+        )
+    return rows
+
+
+@dataclass
+class SensitivityReport:
+    """What the report wrote: files for the parent run, files and metrics per train setting."""
+
+    parent_files: list[Path]
+    files_by_setting: dict[str, list[Path]]
+    metrics_by_setting: dict[str, dict[str, float]]
+    parent_metrics: dict[str, float]
+    summary: list[dict]
+
+
+def write_sensitivity_report(
+    store: ArtifactStore,
+    plan: SweepPlan,
+    options: SensitivityOptions,
+    out: Path,
+    task: str,
+    model: str,
+) -> SensitivityReport | None:
+    """Writes the sensitivity folder of a report; None when the plan has no sensitivity."""
+    found = collect_maps(store, plan)
+    if not found:
+        return None
+    folder = Path(out) / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, summary, files = [], [], {}
+    metrics: dict[str, dict[str, float]] = {}
+    for maps in found:
+        setting = maps.stage.setting
+        estimate = bootstrap(maps.per_image, options.bootstrap)
+        rows += map_rows(maps, estimate, task, model)
+        summary += (model_summary := summary_rows(maps, options, task, model))
+        title = f"{model} trained on {setting}: {maps.stage.method}, {maps.statistic}"
+        figure = plot_channel_maps(
+            estimate.value, folder / f"maps_{maps.name}.png", title, UNIT[maps.statistic]
+        )
+        map_file = folder / f"map_{maps.name}.json"
+        tuning_map(maps, model).to_json(map_file)
+        files.setdefault(setting, []).extend([figure, map_file])
+        prefix = f"sensitivity/{maps.stage.method}/{maps.statistic}"
+        for row in model_summary:
+            channel_metrics = metrics.setdefault(setting, {})
+            channel_metrics[f"{prefix}/{row['channel']}/high_freq_share"] = row["high_freq_share"]
+            channel_metrics[f"{prefix}/{row['channel']}/mean"] = row["mean"]
+    parent = [
+        write_csv(rows, MAP_COLUMNS, folder / "sensitivity.csv"),
+        write_csv(summary, SUMMARY_COLUMNS, folder / "sensitivity_summary.csv"),
+    ]
+    agreement = agreement_rows(found)
+    parent_metrics = {}
+    if agreement:
+        parent.append(write_csv(agreement, AGREEMENT_COLUMNS, folder / "agreement.csv"))
+        for row in agreement:
+            name = f"sensitivity/agreement/{row['statistic']}/train_{row['train_setting']}"
+            parent_metrics[name] = row["spearman"]
+    parent += grid_figures(found, options, folder, model)
+    return SensitivityReport(parent, files, metrics, parent_metrics, summary)
+
+
+def grid_figures(
+    found: list[ModelMaps], options: SensitivityOptions, folder: Path, model: str
+) -> list[Path]:
+    """Across the grid, per method and statistic: the maps side by side, and the radius
+    profiles with their intervals."""
+    paths = []
+    groups: dict[tuple[str, str], list[ModelMaps]] = {}
+    for maps in found:
+        groups.setdefault((maps.stage.method, maps.statistic), []).append(maps)
+    for (method, statistic), members in groups.items():
+        suffix = f"{method}_{statistic}"
+        means = {f"{m.stage.setting}": m.per_image.mean(axis=0) for m in members}
+        paths.append(
+            plot_maps_by_setting(
+                means,
+                folder / f"maps_by_setting_{suffix}.png",
+                f"{model}: sensitivity maps by train setting ({method}, {statistic})",
+                UNIT[statistic],
+            )
+        )
+        profiles = []
+        for maps in members:
+            estimate = bootstrap(radius_profiles(maps.per_image), options.bootstrap)
+            for channel, name in enumerate(CHANNELS):
+                profiles.append(
+                    RadiusProfile(
+                        maps.stage.setting,
+                        name,
+                        RINGS,
+                        estimate.value[channel],
+                        estimate.low[channel],
+                        estimate.high[channel],
+                    )
+                )
+        paths.append(
+            plot_radius_profiles(
+                profiles,
+                folder / f"radius_{suffix}.png",
+                f"{model}: sensitivity by frequency radius ({method}, {statistic}; 95% bootstrap)",
+                UNIT[statistic],
+            )
+        )
+    return paths
