@@ -161,6 +161,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
             sweep.train_settings,
         )
         sweep.train_settings = [ORIGINAL]
+    _check_tuning_map(sweep)
     if check_data:
         check_environment(sweep)
         if sweep.options.epochs == 0:
@@ -192,6 +193,27 @@ def _check_contracts(sweep: Sweep) -> None:
             "task.kind._target_",
             f"{type(sweep.task).__qualname__}.option_fields names {unknown}, which are not "
             f"train options (sweep/tasks/options.py TrainOptions: {sorted(known)})",
+        )
+
+
+def _check_tuning_map(sweep: Sweep) -> None:
+    """A codec tuned to a sensitivity map the sweep measures needs a classifier to measure,
+    on the chroma grid the codec quantises."""
+    codec = sweep.codec
+    if not codec.needs_sensitivity_map:
+        return
+    if sweep.task.kind != "classification":
+        raise ConfigError(
+            "codec.map",
+            f"codec={codec.name} measures its map on a classifier, and task={sweep.task_name} "
+            f"is {sweep.task.kind}: give a map file of a classifier, codec.map=<map.json> (the "
+            f"sensitivity/ folder of a classification sweep's report holds them)",
+        )
+    if getattr(codec, "subsampling", None) == "422":
+        raise ConfigError(
+            "codec.subsampling",
+            "4:2:2 has no measured sensitivity map (maps are 4:2:0 or 4:4:4): use 4:2:0 or "
+            "4:4:4, or give codec.map=<map.json>",
         )
 
 

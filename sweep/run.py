@@ -11,7 +11,8 @@ from sweep.execute import execute
 from sweep.plan import PlanInputs, SweepPlan, build_plan
 from sweep.report.tables import add_relative
 from sweep.screen import Screening, listed_screening, screen_images
-from sweep.sensitivity.pipeline import bind_tuning_map, report_sensitivity
+from sweep.sensitivity.pipeline import bind_tuning_map, log_sensitivity
+from sweep.sensitivity.report import write_sensitivity_report
 from sweep.stages.kind import StageContext
 from sweep.summarize import (
     REPORT_EXTRAS,
@@ -52,7 +53,7 @@ def run_sweep(sweep: Sweep) -> Path:
         sweep.store.remove_stale_temporaries()
     rows, dcr_rows = collect_results(sweep, plan)
     out, paths, distortion = write_sweep_report(sweep, plan, screening, rows, dcr_rows)
-    report_sensitivity(sweep, plan, out, tracker)
+    maps = write_sensitivity_report(sweep, plan, out)
     comparison, within = compare_codecs(sweep)
     if tracker is not None:
         metrics = screening.counts() | distortion_metrics(distortion)
@@ -62,6 +63,7 @@ def run_sweep(sweep: Sweep) -> Path:
             if r["codec"] == sweep.codec.name
         }
         run_id = track_sweep(tracker, sweep, plan, out, rows, dcr_rows, paths, metrics)
+        log_sensitivity(tracker, plan, out, maps)
         if comparison:
             tracker.log_comparison(sweep.task_name, sweep.model.name, within, comparison.values())
         log.info(

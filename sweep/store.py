@@ -156,3 +156,16 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, payload: object) -> None:
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def replace_folder(staging: Path, final: Path) -> Path:
+    """Puts a fully written folder in the place of `final` (a report's subfolder that every
+    run rewrites): the old one is renamed aside first and removed after, so that a reader
+    sees the old folder or the new one, and a run killed in between leaves both on disk."""
+    final = Path(final)
+    old = final.with_name(f"{final.name}.old-{temporary_tag()}")
+    if final.exists():
+        final.rename(old)
+    Path(staging).rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final

@@ -157,4 +157,7 @@ def write_sweep_report(
     write_csv(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")
     distortion = distortion_rows(sweep, plan)
     paths |= write_distortion(distortion, out, sweep.codec, plan)
+    if sweep.codec.tuning_map is not None:  # a codec tuned to a sensitivity map names it
+        sweep.codec.tuning_map.to_json(out / "codec_map.json")
+        paths["codec_map.json"] = out / "codec_map.json"
     return out, paths, distortion

@@ -24,6 +24,7 @@ SWEEP_KEY_TAG = "sweep.key"
 TRAIN_KEY_TAG = "train.key"
 COMPLETE_TAG = "sweep.logged"
 COMPARE_KEY_TAG = "compare.key"
+SENSITIVITY_TAG = "sensitivity.logged"
 # MLflow's limit on a parameter value.
 PARAM_VALUE_LIMIT = 6000
 
@@ -140,6 +141,7 @@ class Tracker:
         self,
         sweep_key: str,
         run_name: str,
+        maps_key: str,
         train_keys: dict[str, str],
         files_by_setting: dict[str, list[Path]],
         metrics_by_setting: dict[str, dict[str, float]],
@@ -148,8 +150,12 @@ class Tracker:
     ) -> str:
         """Logs sensitivity maps into the sweep's parent run and its models' child runs,
         under the artifact folder "sensitivity"; creates the runs a sweep has not logged
-        yet (a sweep logs its cells into them later). Returns the parent run id."""
+        yet (a sweep logs its cells into them later). `maps_key` names the set of maps: the
+        runs hold each set once (a rerun logs nothing). Returns the parent run id."""
         parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
+        if parent is not None and parent.data.tags.get(SENSITIVITY_TAG) == maps_key:
+            log.info("MLflow run %s already holds these sensitivity maps", parent.info.run_id)
+            return parent.info.run_id
         if parent is None:
             parent = self.client.create_run(
                 self.experiment_id, run_name=run_name, tags={SWEEP_KEY_TAG: sweep_key}
@@ -170,6 +176,7 @@ class Tracker:
                 self.client.log_artifact(child.info.run_id, str(path), artifact_path="sensitivity")
             # Finished runs take more logging: the sweep still logs its cells into them.
             self.client.set_terminated(child.info.run_id, "FINISHED")
+        self.client.set_tag(parent_id, SENSITIVITY_TAG, maps_key)
         self.client.set_terminated(parent_id, "FINISHED")
         return parent_id
 

@@ -52,6 +52,8 @@ ANNEX_K_CHROMA = np.array(
 # the model ignores gets a step 10^6 times the most sensitive one's, i.e. 255 after clipping,
 # and nothing divides by zero.
 SENSITIVITY_FLOOR = 1e-6
+# Characters of a map's key that a bound codec's name carries.
+MAP_ID_LENGTH = 8
 MAX_SCALE = 255.0
 # (method, statistic) the sweep can measure when codec.map is null.
 MAP_METHODS, MAP_STATISTICS = METHODS, STATISTICS
@@ -137,7 +139,7 @@ class TunedJpegCodec(Codec):
         map_method: str = "gradient",
         map_statistic: str = "clean_prob",
     ) -> None:
-        self.name = name
+        self.name = self.base_name = name
         self.optimize = bool(optimize)
         try:
             self.subsampling = subsampling_text(subsampling)
@@ -160,7 +162,11 @@ class TunedJpegCodec(Codec):
             self.parse_setting, [f"s{value}" for value in scales], "codec.scales", "scale"
         )
         self.map_path = None if map is None else Path(map).expanduser()
-        self._tuning_map = None if self.map_path is None else TuningMap.from_json(self.map_path)
+        self._tuning_map = None
+        if self.map_path is not None:
+            loaded = TuningMap.from_json(self.map_path)
+            self._tuning_map = loaded
+            self.name = f"{name}-{loaded.key[:MAP_ID_LENGTH]}"
 
     @property
     def tuning_map(self) -> TuningMap | None:
@@ -172,6 +178,11 @@ class TunedJpegCodec(Codec):
 
     def with_sensitivity_map(self, tuning_map: TuningMap) -> TunedJpegCodec:
         """A copy of this codec that encodes with `tuning_map`; this one stays as it is.
+
+        The copy's name ends with the map's key ("jpeg_tuned-3f9a2c1b"): results, reports and
+        the codec comparison name the map every setting came from, and the sweeps of two
+        maps are two codecs side by side on the comparison chart, never one replacing the
+        other.
 
         Raises:
             ValueError: when the codec was configured without a map file and the map is not
@@ -185,6 +196,7 @@ class TunedJpegCodec(Codec):
             )
         bound = copy.copy(self)
         bound._tuning_map = tuning_map
+        bound.name = f"{self.base_name}-{tuning_map.key[:MAP_ID_LENGTH]}"
         return bound
 
     def sweep_settings(self) -> list[str]:

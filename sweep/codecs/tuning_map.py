@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from sweep.errors import OptionError
+from sweep.sensitivity.options import CHANNELS, CHROMA_SUBSAMPLINGS
+from sweep.store import write_text_atomic
 
 # The config option through which a user names a map file.
 MAP_OPTION = "codec.map"
-CHANNELS = ("Y", "Cb", "Cr")
-CHROMA_SUBSAMPLINGS = ("4:2:0", "4:4:4")
 TEXT_FIELDS = ("key", "label", "method", "statistic")
 
 
@@ -83,7 +83,7 @@ class TuningMap:
         document = {name: getattr(self, name) for name in TEXT_FIELDS}
         document["chroma_subsampling"] = self.chroma_subsampling
         document["maps"] = {channel: array.tolist() for channel, array in self.channels().items()}
-        Path(path).write_text(json.dumps(document, indent=1) + "\n")
+        write_text_atomic(Path(path), json.dumps(document, indent=1) + "\n")
 
     @classmethod
     def from_json(cls, path: str | Path) -> TuningMap:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
+import logging
 import pickle
 import re
 from collections import Counter
@@ -45,6 +47,19 @@ HUB_PREFIX = "hf-hub:"
 UNREADABLE = (RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError, SafetensorError)
 # Class names shown when some cannot be mapped to the head.
 SHOWN_NAMES = 5
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=16)
+def file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 prefix of a file's bytes, computed once per (path, size, mtime) in a process."""
+    del size, mtime_ns  # part of the cache key only: a rewritten file is read again
+    sha = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 22), b""):
+            sha.update(chunk)
+    return sha.hexdigest()[:16]
 
 
 class HeadOutputs(nn.Module):
@@ -172,14 +187,18 @@ class TimmClassifier(ModelFamily):
 
     def identity(self) -> dict:
         """The fields (the name included: it is the architecture) and, with weights, the
-        resolved file's name and size, so that a replaced file gets new training keys."""
+        resolved file's name, size and content digest, so that a replaced file (even one of
+        the same size and name, as Hugging Face's model.safetensors always is) gets new
+        training keys."""
         identity = super().identity()
         try:
             path = self.weights_path()
         except ModelUnavailableError:
             path = None  # the config check has refused it already
         if path is not None:
-            identity["weights_file"] = [path.name, path.stat().st_size]
+            stat = path.stat()
+            digest = file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+            identity["weights_file"] = [path.name, stat.st_size, digest]
         return identity
 
     def head_size(self) -> int:
@@ -296,6 +315,10 @@ class TimmClassifier(ModelFamily):
                 f"train=none: classes {names} name the same head output of {self.name}: "
                 f"give each class a folder of its own output",
                 option="task.root",
+            )
+        if self.weights is None:
+            log.warning(
+                "train=none with model.weights=null evaluates %s with a random head", self.name
             )
         return replace(self, head_outputs=tuple(outputs))
 

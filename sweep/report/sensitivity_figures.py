@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
 from sweep.report.figures import save_figure  # noqa: E402
+from sweep.sensitivity.options import CHANNELS  # noqa: E402
 
-CHANNELS = ("Y", "Cb", "Cr")
 MAP_SHAPE = (len(CHANNELS), 8, 8)
 DEFAULT_UNIT = "Δ probability per unit coefficient"
 DEFAULT_RADIUS_LABEL = "frequency radius √(i² + j²)"

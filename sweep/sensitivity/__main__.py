@@ -28,10 +28,11 @@ def run_maps(sweep: Sweep) -> Path:
     from sweep.screen import screen_images
     from sweep.sensitivity.pipeline import (
         bind_tuning_map,
-        report_sensitivity,
+        log_sensitivity,
         run_plan_part,
         sensitivity_only,
     )
+    from sweep.sensitivity.report import write_sensitivity_report
     from sweep.summarize import report_dir
 
     if sweep.task.kind != "classification":
@@ -53,7 +54,10 @@ def run_maps(sweep: Sweep) -> Path:
         shutdown_ray()
         sweep.store.remove_stale_temporaries()
     out = report_dir(sweep, plan)
-    report_sensitivity(sweep, plan, out, tracker)
+    report = write_sensitivity_report(sweep, plan, out)
+    log.info("sensitivity maps: %s", out / "sensitivity")
+    if tracker is not None:
+        log_sensitivity(tracker, plan, out, report)
     return out / "sensitivity"
 
 

@@ -18,7 +18,6 @@ import math
 import torch
 
 BLOCK = 8
-CHANNELS = ("Y", "Cb", "Cr")
 # JFIF RGB -> YCbCr (T.871 eq. 7-9), without the +128 offset of Cb and Cr.
 RGB_TO_YCBCR = (
     (0.299, 0.587, 0.114),

@@ -42,7 +42,7 @@ from sweep.sensitivity.dct import (
     upsample,
     ycbcr_to_rgb,
 )
-from sweep.sensitivity.options import STATISTICS
+from sweep.sensitivity.options import CHANNELS, STATISTICS
 
 FREQUENCIES = BLOCK * BLOCK
 
@@ -167,7 +167,7 @@ def finite_maps(
             rows = block_grid(size, channel_factor)
             rng = np.random.default_rng([seed, index, channel])
             chosen = _sampled_blocks(rows, blocks, rng)
-            counts[("Y", "Cb", "Cr")[channel]] = len(chosen)
+            counts[CHANNELS[channel]] = len(chosen)
             sums = {name: torch.zeros(FREQUENCIES, dtype=dtype, device=device) for name in maps}
             for group in _batches(chosen, per_batch):
                 delta = torch.zeros(
@@ -223,11 +223,14 @@ def gradient_maps(
         count = len(batch)
         # Changes of the YCbCr planes, in 0-255 units; the chroma planes on their own grid.
         luma = torch.zeros((count, size, size), dtype=dtype, device=device, requires_grad=True)
+        # A chroma plane covers the image as JPEG's does: ceil(S / f) samples, the last
+        # one cut at the edge when S is odd.
+        chroma_size = -(-size // factor)
         chroma = torch.zeros(
-            (count, 2, size // factor, size // factor), dtype=dtype, device=device,
-            requires_grad=True,
-        )  # fmt: skip
-        planes = torch.cat([luma[:, None], upsample(chroma, factor)], dim=1)  # (B, 3, S, S)
+            (count, 2, chroma_size, chroma_size), dtype=dtype, device=device, requires_grad=True
+        )
+        full_chroma = upsample(chroma, factor)[..., :size, :size]
+        planes = torch.cat([luma[:, None], full_chroma], dim=1)  # (B, 3, S, S)
         delta = torch.einsum("rc,bchw->brhw", to_rgb, planes) / 255.0
         with torch.enable_grad():
             probs = classifier.probabilities(batch, delta)

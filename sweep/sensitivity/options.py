@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sweep.errors import OptionError
 
+# The colour channels of the maps, in their order (JFIF YCbCr).
+CHANNELS = ("Y", "Cb", "Cr")
 METHODS = ("gradient", "finite")
 STATISTICS = ("clean_prob", "l1")
 CHROMA_SUBSAMPLINGS = ("4:4:4", "4:2:0")
@@ -20,7 +22,7 @@ class SensitivityOptions:
         enabled: Plan a sensitivity stage per trained classifier and method.
         images: Test images (original setting), a seeded sample; the reference study used 32.
         epsilon: The finite method's coefficient change, in JPEG's 0-255 pixel units.
-        method: "gradient" and/or "finite" (sweep/sensitivity/methods.py).
+        method: "gradient" and/or "finite" (sweep/sensitivity/methods.py); kept in this order.
         blocks: Blocks per image and channel the finite method perturbs: "all" or a seeded
             sample of that many. The gradient method always covers every block.
         statistic: "clean_prob" (change of the clean prediction's probability) and/or "l1"
@@ -62,7 +64,7 @@ def sensitivity_options(values: dict | None) -> SensitivityOptions:
             raise OptionError(
                 f"{chosen!r}: list one or more of {list(allowed)}, each once", f"sensitivity.{name}"
             )
-        values[name] = tuple(chosen)
+        values[name] = tuple(item for item in allowed if item in chosen)  # one order: one key
     options = SensitivityOptions(**values)
     if not isinstance(options.enabled, bool):
         raise OptionError(f"must be true or false, got {options.enabled!r}", "sensitivity.enabled")

@@ -1,5 +1,5 @@
 """Sensitivity maps within a sweep's run: the maps only (`python -m sweep.sensitivity`), the
-map a tuned JPEG needs before its encodes, and the report and MLflow logging of the maps."""
+map a tuned JPEG needs before its encodes, and the MLflow logging of the maps' report."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from sweep.config import Sweep
 from sweep.execute import execute
 from sweep.plan import SweepPlan
 from sweep.screen import Screening
-from sweep.sensitivity.report import SensitivityReport, write_sensitivity_report
+from sweep.sensitivity.report import SensitivityReport
+from sweep.stages.kind import digest
 
 if TYPE_CHECKING:
     from sweep.track import Tracker
 
 log = logging.getLogger(__name__)
+# A tuned JPEG's chroma subsampling -> the grid of the chroma blocks of its map.
+CHROMA_GRIDS = {"420": "4:2:0", "444": "4:4:4"}
 
 
 def run_plan_part(sweep: Sweep, plan: SweepPlan) -> None:
@@ -46,8 +49,13 @@ def bind_tuning_map(sweep: Sweep, screening: Screening) -> Codec:
     statistics = sweep.sensitivity.statistic
     if codec.map_statistic not in statistics:
         statistics = (*statistics, codec.map_statistic)
+    # Its chroma blocks on the grid the codec quantises (the config refuses 4:2:2).
     options = replace(
-        sweep.sensitivity, enabled=True, method=(codec.map_method,), statistic=statistics
+        sweep.sensitivity,
+        enabled=True,
+        method=(codec.map_method,),
+        statistic=statistics,
+        chroma_subsampling=CHROMA_GRIDS[codec.subsampling],
     )
     narrowed = replace(sweep, sensitivity=options, train_settings=[ORIGINAL])
     plan = plan_sweep(narrowed, screening, test_settings=[ORIGINAL])
@@ -59,24 +67,19 @@ def bind_tuning_map(sweep: Sweep, screening: Screening) -> Codec:
     return codec.with_sensitivity_map(tuning_map(maps, sweep.model.name))
 
 
-def report_sensitivity(
-    sweep: Sweep, plan: SweepPlan, out: Path, tracker: Tracker | None
-) -> SensitivityReport | None:
-    """Writes the maps' report into the sweep's report folder and logs it to MLflow."""
-    report = write_sensitivity_report(
-        sweep.store, plan, sweep.sensitivity, out, sweep.task_name, sweep.model.name
-    )
+def log_sensitivity(
+    tracker: Tracker, plan: SweepPlan, out: Path, report: SensitivityReport | None
+) -> None:
+    """Logs a written sensitivity report to the sweep's MLflow parent and child runs."""
     if report is None:
-        return None
-    log.info("sensitivity maps: %s", out / "sensitivity")
-    if tracker is not None:
-        tracker.log_sensitivity(
-            plan.key,
-            out.name,
-            {setting: stage.key for setting, stage in plan.trains.items()},
-            report.files_by_setting,
-            report.metrics_by_setting,
-            report.parent_files,
-            report.parent_metrics,
-        )
-    return report
+        return
+    tracker.log_sensitivity(
+        plan.key,
+        out.name,
+        digest(report.stage_keys),
+        {setting: stage.key for setting, stage in plan.trains.items()},
+        report.files_by_setting,
+        report.metrics_by_setting,
+        report.parent_files,
+        report.parent_metrics,
+    )

@@ -14,6 +14,7 @@ Written under `<report>/sensitivity/`:
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from sweep.codecs.tuning_map import TuningMap
+from sweep.config import Sweep
 from sweep.plan import SweepPlan
 from sweep.report.sensitivity_figures import (
     RadiusProfile,
@@ -29,8 +31,7 @@ from sweep.report.sensitivity_figures import (
     plot_radius_profiles,
 )
 from sweep.report.tables import write_csv
-from sweep.sensitivity.dct import CHANNELS
-from sweep.sensitivity.options import SensitivityOptions
+from sweep.sensitivity.options import CHANNELS, METHODS, SensitivityOptions
 from sweep.sensitivity.statistics import (
     HIGH,
     RINGS,
@@ -39,8 +40,14 @@ from sweep.sensitivity.statistics import (
     high_frequency_share,
     radius_profiles,
 )
-from sweep.stages.sensitivity import SensitivityStage, read_maps, read_summary
-from sweep.store import ArtifactStore
+from sweep.stages.sensitivity import (
+    KIND,
+    SensitivityStage,
+    read_maps,
+    read_summary,
+    sensitivity_stage,
+)
+from sweep.store import ArtifactStore, replace_folder, temporary_tag
 
 FOLDER = "sensitivity"
 MAP_COLUMNS = [
@@ -53,7 +60,10 @@ SUMMARY_COLUMNS = [
     "mean", "high_freq_mean", "high_freq_low", "high_freq_high",
     "high_freq_share", "share_low", "share_high",
 ]  # fmt: skip
-AGREEMENT_COLUMNS = ["train_setting", "statistic", "spearman", "n_values"]
+AGREEMENT_COLUMNS = [
+    "train_setting", "statistic", "spearman", "spearman_Y", "spearman_Cb", "spearman_Cr",
+    "blocks_finite", "n_images",
+]  # fmt: skip
 UNIT = {
     "clean_prob": "|Δ p(clean class)| per unit coefficient",
     "l1": "Σ|Δ p| over classes per unit coefficient",
@@ -74,10 +84,29 @@ class ModelMaps:
         return f"train={self.stage.setting}_{self.stage.method}_{self.statistic}"
 
 
-def collect_maps(store: ArtifactStore, plan: SweepPlan) -> list[ModelMaps]:
-    """Every finished sensitivity stage of the plan, one entry per statistic."""
+def finished_stages(sweep: Sweep, plan: SweepPlan) -> list[SensitivityStage]:
+    """The finished maps of the plan's models by either method, with the sweep's options.
+
+    A sweep that plans one method still reports the other's maps when they are in the store
+    (`python -m sweep.sensitivity` measures both): a later sweep never drops them.
+    """
+    planned = list(plan.sensitivities.values())
+    if not planned:
+        return []
+    encode, model = planned[0].encode, sweep.model.eval_identity()
     found = []
-    for stage in plan.sensitivities.values():
+    for train in plan.trains.values():
+        for method in METHODS:
+            stage = sensitivity_stage(train, encode, method, sweep.sensitivity, sweep.seed, model)
+            if sweep.store.is_done(KIND.name, stage.key):
+                found.append(stage)
+    return found
+
+
+def collect_maps(store: ArtifactStore, stages: list[SensitivityStage]) -> list[ModelMaps]:
+    """The maps of finished sensitivity stages, one entry per statistic."""
+    found = []
+    for stage in stages:
         summary = read_summary(store, stage)
         for statistic, per_image in read_maps(store, stage).items():
             found.append(ModelMaps(stage, statistic, per_image, summary))
@@ -155,18 +184,30 @@ def summary_rows(maps: ModelMaps, options: SensitivityOptions, task: str, model:
 
 
 def agreement_rows(found: list[ModelMaps]) -> list[dict]:
-    """Spearman correlation of the two methods' mean maps, per model and statistic."""
+    """Spearman correlation of the two methods' mean maps per model and statistic: over all
+    192 values, and per channel over its 64 (the luma/chroma gap alone would lift the first).
+
+    The finite maps average the blocks the finite method sampled (`blocks_finite`), the
+    gradient maps every block: both estimate the mean over blocks, the finite one with
+    sampling noise. `make bench` compares the two over every block.
+    """
     by = {(m.stage.setting, m.stage.method, m.statistic): m for m in found}
     rows = []
     for (setting, method, statistic), gradient in by.items():
         finite = by.get((setting, "finite", statistic))
         if method != "gradient" or finite is None:
             continue
-        a, b = gradient.per_image.mean(axis=0).ravel(), finite.per_image.mean(axis=0).ravel()
-        rho = spearmanr(a, b).statistic
-        rows.append(
-            {"train_setting": setting, "statistic": statistic, "spearman": rho, "n_values": a.size}
-        )
+        a, b = gradient.per_image.mean(axis=0), finite.per_image.mean(axis=0)
+        row = {
+            "train_setting": setting,
+            "statistic": statistic,
+            "spearman": spearmanr(a.ravel(), b.ravel()).statistic,
+            "blocks_finite": finite.summary["blocks_per_image"]["Y"],
+            "n_images": min(len(gradient.per_image), len(finite.per_image)),
+        }
+        for channel, name in enumerate(CHANNELS):
+            row[f"spearman_{name}"] = spearmanr(a[channel].ravel(), b[channel].ravel()).statistic
+        rows.append(row)
     return rows
 
 
@@ -179,22 +220,22 @@ class SensitivityReport:
     metrics_by_setting: dict[str, dict[str, float]]
     parent_metrics: dict[str, float]
     summary: list[dict]
+    # The sensitivity stages reported: MLflow holds them once (sweep/track.py).
+    stage_keys: list[str]
 
 
-def write_sensitivity_report(
-    store: ArtifactStore,
-    plan: SweepPlan,
-    options: SensitivityOptions,
-    out: Path,
-    task: str,
-    model: str,
-) -> SensitivityReport | None:
-    """Writes the sensitivity folder of a report; None when the plan has no sensitivity."""
-    found = collect_maps(store, plan)
+def write_sensitivity_report(sweep: Sweep, plan: SweepPlan, out: Path) -> SensitivityReport | None:
+    """Writes the sensitivity folder of a report, in full then in place of the previous
+    one; None when the plan has no sensitivity stage."""
+    options, task, model = sweep.sensitivity, sweep.task_name, sweep.model.name
+    stages = finished_stages(sweep, plan)
+    found = collect_maps(sweep.store, stages)
     if not found:
         return None
     folder = Path(out) / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(out) / f".{FOLDER}.{temporary_tag()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     rows, summary, files = [], [], {}
     metrics: dict[str, dict[str, float]] = {}
     for maps in found:
@@ -204,9 +245,9 @@ def write_sensitivity_report(
         summary += (model_summary := summary_rows(maps, options, task, model))
         title = f"{model} trained on {setting}: {maps.stage.method}, {maps.statistic}"
         figure = plot_channel_maps(
-            estimate.value, folder / f"maps_{maps.name}.png", title, UNIT[maps.statistic]
+            estimate.value, staging / f"maps_{maps.name}.png", title, UNIT[maps.statistic]
         )
-        map_file = folder / f"map_{maps.name}.json"
+        map_file = staging / f"map_{maps.name}.json"
         tuning_map(maps, model).to_json(map_file)
         files.setdefault(setting, []).extend([figure, map_file])
         prefix = f"sensitivity/{maps.stage.method}/{maps.statistic}"
@@ -215,18 +256,26 @@ def write_sensitivity_report(
             channel_metrics[f"{prefix}/{row['channel']}/high_freq_share"] = row["high_freq_share"]
             channel_metrics[f"{prefix}/{row['channel']}/mean"] = row["mean"]
     parent = [
-        write_csv(rows, MAP_COLUMNS, folder / "sensitivity.csv"),
-        write_csv(summary, SUMMARY_COLUMNS, folder / "sensitivity_summary.csv"),
+        write_csv(rows, MAP_COLUMNS, staging / "sensitivity.csv"),
+        write_csv(summary, SUMMARY_COLUMNS, staging / "sensitivity_summary.csv"),
     ]
     agreement = agreement_rows(found)
     parent_metrics = {}
     if agreement:
-        parent.append(write_csv(agreement, AGREEMENT_COLUMNS, folder / "agreement.csv"))
+        parent.append(write_csv(agreement, AGREEMENT_COLUMNS, staging / "agreement.csv"))
         for row in agreement:
             name = f"sensitivity/agreement/{row['statistic']}/train_{row['train_setting']}"
             parent_metrics[name] = row["spearman"]
-    parent += grid_figures(found, options, folder, model)
-    return SensitivityReport(parent, files, metrics, parent_metrics, summary)
+    parent += grid_figures(found, options, staging, model)
+    replace_folder(staging, folder)
+    return SensitivityReport(
+        [folder / path.name for path in parent],
+        {s: [folder / path.name for path in paths] for s, paths in files.items()},
+        metrics,
+        parent_metrics,
+        summary,
+        sorted(stage.key for stage in stages),
+    )
 
 
 def grid_figures(

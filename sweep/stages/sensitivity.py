@@ -54,19 +54,27 @@ class SensitivityStage(Stage):
 
 
 def sensitivity_stage(
-    train: TrainStage, encode: EncodeStage, method: str, options: SensitivityOptions, seed: int
+    train: TrainStage,
+    encode: EncodeStage,
+    method: str,
+    options: SensitivityOptions,
+    seed: int,
+    model: dict,
 ) -> SensitivityStage:
+    """The stage of one model's maps by one method; `model` is the family's evaluation
+    identity (the maps are measured on the evaluation's input: a test-time crop changes them)."""
     finite = method == "finite"
     key = KIND.key(
         train=train.key,
         encode=encode.key,
+        model=model,
         method=method,
         statistics=list(options.statistic),
         images=options.images,
         chroma_subsampling=options.chroma_subsampling,
         seed=seed,
         # Only the finite method moves coefficients by epsilon, in sampled blocks.
-        epsilon=options.epsilon if finite else None,
+        epsilon=float(options.epsilon) if finite else None,
         blocks=options.blocks if finite else None,
     )
     return SensitivityStage(key, train, encode, method, options)
@@ -81,9 +89,10 @@ def plan_sensitivities(plan: SweepPlan, inputs: PlanInputs) -> None:
         log.info("sensitivity maps are for classifiers: none for a %s task", inputs.task.kind)
         return
     encode = plan.encodes[("test", ORIGINAL)]
+    model = inputs.model.eval_identity()
     for setting, train in plan.trains.items():
         for method in options.method:
-            stage = sensitivity_stage(train, encode, method, options, inputs.seed)
+            stage = sensitivity_stage(train, encode, method, options, inputs.seed, model)
             plan.add(stage, (setting, method))
 
 
@@ -160,6 +169,7 @@ KIND = StageKind(
     key_fields=(
         "train",
         "encode",
+        "model",
         "method",
         "statistics",
         "images",

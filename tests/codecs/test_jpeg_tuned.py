@@ -415,7 +415,7 @@ def test_the_yaml_composes_to_an_unbound_codec_sweeping_its_scales(tmp_path):
         compose_config("codec=jpeg_tuned", "grid=demo", f"results_dir={tmp_path}"),
         check_data=False,
     )
-    assert demo.train_settings == ["original", "s0.25", "s1", "s4"] == demo.test_settings
+    assert demo.train_settings == ["original", "s0.1", "s0.5", "s2"] == demo.test_settings
 
 
 def test_the_yaml_reads_a_map_file_and_names_codec_map_when_it_is_bad(tmp_path):
@@ -428,3 +428,16 @@ def test_the_yaml_reads_a_map_file_and_names_codec_map_when_it_is_bad(tmp_path):
         build_sweep(compose_config(*overrides, f"codec.map={tmp_path}/no.json"), check_data=False)
     with pytest.raises(ConfigError, match="grid.train.*'s1'"):
         build_sweep(compose_config(*overrides, "grid.train=[original,q90]"), check_data=False)
+
+
+def test_a_bound_codec_is_named_after_its_map(tmp_path):
+    """Results, reports and the comparison chart name the map a tuned JPEG came from."""
+    unbound = TunedJpegCodec()
+    assert unbound.name == "jpeg_tuned"
+    bound = unbound.with_sensitivity_map(make_map(np.ones((8, 8)), key="3f9a2c1b" + "0" * 12))
+    assert bound.name == "jpeg_tuned-3f9a2c1b" and unbound.name == "jpeg_tuned"
+    other = bound.with_sensitivity_map(make_map(np.ones((8, 8)), key="77aa2c1b" + "0" * 12))
+    assert other.name == "jpeg_tuned-77aa2c1b"
+    path = tmp_path / "map.json"
+    make_map(np.ones((8, 8)), key="5e5e5e5e" + "0" * 12).to_json(path)
+    assert TunedJpegCodec(map=str(path)).name == "jpeg_tuned-5e5e5e5e"

@@ -15,23 +15,23 @@ from sweep.sensitivity.dct import (
     block_dct,
     block_idct,
     rgb_to_ycbcr,
-    upsample,
     ycbcr_to_rgb,
 )
 from sweep.sensitivity.methods import Classifier, finite_maps, gradient_maps
 
 
-def tiny_classifier(size: int = 32, classes: int = 5, dtype=torch.float64) -> Classifier:
-    """A small convolutional classifier with smooth non-linearities (so that finite
-    differences converge cleanly), random but seeded."""
+def tiny_classifier(classes: int = 5, dtype=torch.float64) -> Classifier:
+    """A small convolutional classifier of any input size with smooth non-linearities (so
+    that finite differences converge cleanly), random but seeded."""
     torch.manual_seed(0)
     module = torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 5, stride=2, padding=2),
         torch.nn.Tanh(),
         torch.nn.Conv2d(8, 8, 3, stride=2, padding=1),
         torch.nn.Tanh(),
+        torch.nn.AdaptiveAvgPool2d(4),
         torch.nn.Flatten(),
-        torch.nn.Linear(8 * (size // 4) ** 2, classes),
+        torch.nn.Linear(8 * 16, classes),
     ).to(dtype)
     module.eval().requires_grad_(False)
     return Classifier(module, mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.3))
@@ -86,25 +86,39 @@ def test_finite_differences_meet_the_gradient_in_float64(chroma):
 
 
 def test_the_chroma_gradient_goes_through_the_adjoint_of_the_upsampling():
-    """Under 4:2:0 a chroma coefficient moves a 16x16 pixel area: the gradient's chroma map
-    equals the DCT of the 2x2-summed full-resolution gradient, not of a subsample of it."""
+    """Under 4:2:0 a chroma coefficient moves a 16x16 pixel area: the gradient's Cb map at
+    (0, 1) is the mean over the 4 chroma blocks of perturbations made here by hand (the
+    pattern replicated over 2x2 pixels), not a derivative at the subsampled pixels."""
     classifier = tiny_classifier()
     image = torch.rand(1, 3, 32, 32, dtype=torch.float64)
     measured = gradient_maps(classifier, image, ["clean_prob"], "4:2:0").maps["clean_prob"]
-    # The same by hand: perturb Cb coefficient (0, 1) of chroma block (1, 0) by eps.
     eps = 1e-6
-    basis = basis_images()[1] * eps / 255
-    pattern = upsample(basis, 2)  # 16x16
-    delta = torch.zeros(1, 3, 32, 32, dtype=torch.float64)
-    delta[0, :, 16:32, 0:16] = ycbcr_to_rgb()[:, 1].view(3, 1, 1) * pattern
+    pattern = basis_images()[1] * eps / 255  # coefficient (0, 1): one horizontal cycle
+    cb_to_rgb = ycbcr_to_rgb()[:, 1].view(3, 1, 1)
     clean = classifier.probabilities(image)[0]
-    moved = classifier.probabilities(image, delta)[0]
     winner = int(clean.argmax())
-    one_block = abs(moved[winner] - clean[winner]).item() / eps
-    # measured[0, 1, 0, 1] is the mean over the 4 chroma blocks; recompute that block's term.
-    assert one_block > 0
-    finite = finite_maps(classifier, image, ["clean_prob"], eps, "4:2:0").maps["clean_prob"]
-    np.testing.assert_allclose(measured[0, 1, 0, 1], finite[0, 1, 0, 1], rtol=1e-4)
+    changes = []
+    for top in (0, 16):
+        for left in (0, 16):
+            delta = torch.zeros(1, 3, 32, 32, dtype=torch.float64)
+            for row in range(16):
+                for col in range(16):
+                    value = pattern[row // 2, col // 2]
+                    delta[0, :, top + row, left + col] = cb_to_rgb[:, 0, 0] * value
+            moved = classifier.probabilities(image, delta)[0]
+            changes.append(abs(moved[winner] - clean[winner]).item() / eps)
+    assert measured[0, 1, 0, 1] == pytest.approx(np.mean(changes), rel=1e-4)
+
+
+def test_odd_input_sizes_measure_the_whole_blocks():
+    """A 35 px input (as 299 px models have): 4x4 whole luma blocks; the 18-sample chroma
+    planes hold 2x2 whole blocks; both methods agree on them."""
+    classifier = tiny_classifier()
+    images = torch.rand(1, 3, 35, 35, dtype=torch.float64)
+    gradient = gradient_maps(classifier, images, ["l1"], "4:2:0")
+    finite = finite_maps(classifier, images, ["l1"], 1e-5, "4:2:0")
+    assert gradient.blocks == finite.blocks == {"Y": 16, "Cb": 4, "Cr": 4}
+    np.testing.assert_allclose(finite.maps["l1"], gradient.maps["l1"], rtol=1e-4)
 
 
 def test_a_seeded_block_sample_is_reproducible_and_agrees_in_rank():

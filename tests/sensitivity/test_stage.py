@@ -53,6 +53,21 @@ def test_options_change_the_keys_of_the_methods_they_affect(imagefolder, tmp_pat
         assert sensitivity_keys(imagefolder, tmp_path, "sensitivity=both", override) == base
 
 
+def test_a_test_time_crop_changes_the_maps_not_the_trainings(imagefolder, tmp_path):
+    """The maps are measured on the evaluation's input: the model's evaluation fields
+    (timm's crop_pct) are part of their keys."""
+
+    def plan(*overrides):
+        common = (f"task.root={imagefolder}", f"results_dir={tmp_path}", "model=timm_tiny")
+        cfg = compose_config("task=imagefolder", *common, *overrides)
+        return plan_sweep(build_sweep(cfg, check_data=False))
+
+    base, cropped = plan(), plan("model.crop_pct=0.8")
+    assert [t.key for t in base.trains.values()] == [t.key for t in cropped.trains.values()]
+    keys = {s.key for s in base.sensitivities.values()}
+    assert keys and keys.isdisjoint(s.key for s in cropped.sensitivities.values())
+
+
 def test_detection_sweeps_plan_no_maps(tmp_path):
     cfg = compose_config("task=demo_det", f"results_dir={tmp_path}", "sensitivity=both")
     sweep = build_sweep(cfg, check_data=False)
@@ -139,7 +154,9 @@ def test_maps_without_the_grid_then_the_sweep_reuses_them(imagefolder, tmp_path,
 
     for kind in calls:
         calls[kind].clear()
-    sweep = sweep_of(imagefolder, tmp_path, *overrides, check_data=True)
+    # The sweep plans the gradient method only (the default) and still reports both.
+    sweep = sweep_of(imagefolder, tmp_path, *overrides[1:], check_data=True)
+    assert sweep.sensitivity.method == ("gradient",)
     report = run_sweep(sweep)
     # Nothing trained or measured again; only the grid's cells ran.
     assert calls["train"] == [] and calls["sensitivity"] == []

@@ -45,12 +45,14 @@ def test_a_tuned_sweep_measures_its_map_first_and_reuses_the_original_model(
     assert bound.tuning_map.key in str(bound.identity("s1"))
     with (report / "results.csv").open() as stream:
         rows = list(csv.DictReader(stream))
-    assert {row["codec"] for row in rows} == {"jpeg_tuned"}
+    assert {row["codec"] for row in rows} == {bound.name}
     assert {row["test_setting"] for row in rows} == {"original", "s1", "s8"}
     comparison = next((tmp_path / "reports").glob("compare_*/dcr_within_1pct.csv"))
     with comparison.open() as stream:
         codecs = {row["codec"] for row in csv.DictReader(stream)}
-    assert codecs == {"jxl", "jpeg_tuned"}
+    assert codecs == {"jxl", bound.name}
+    assert bound.name.startswith("jpeg_tuned-")
+    assert (report / "codec_map.json").is_file()
 
 
 def test_the_bound_map_is_the_mean_map_of_the_original_model(imagefolder, tmp_path):
