@@ -20,18 +20,19 @@ import time
 
 from scipy.stats import spearmanr
 
-IMAGES = 4
+IMAGES = 2
 ROUNDS = 3
 
 
 def demo_model():
-    """(sweep, trained original stage, test files of the sample, the model's classifier)."""
+    """(sweep, the training on originals, the test files of the benchmark's images)."""
     from hydra import compose, initialize_config_dir
 
     from sweep.__main__ import CONFIG_DIR
     from sweep.codecs.base import ORIGINAL
     from sweep.config import build_sweep
     from sweep.run import plan_sweep, shutdown_ray
+    from sweep.screen import screen_images
     from sweep.sensitivity.pipeline import run_plan_part
     from sweep.stages.encode import encoded_files
     from sweep.stages.sensitivity import sample_indices
@@ -39,7 +40,8 @@ def demo_model():
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         cfg = compose("config", overrides=["tracking=none", "progress=false"])
     sweep = build_sweep(cfg)
-    plan = plan_sweep(sweep)
+    # The images as the demo's validation kept them: the keys of the demo's own stages.
+    plan = plan_sweep(sweep, screen_images(sweep))
     train = plan.trains[ORIGINAL]
     encode = plan.encodes[("test", ORIGINAL)]
     if not (sweep.store.is_done("train", train.key) and sweep.store.is_done("encode", encode.key)):

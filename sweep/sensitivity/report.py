@@ -14,6 +14,7 @@ Written under `<report>/sensitivity/`:
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from scipy.stats import spearmanr
 
 from sweep.codecs.tuning_map import TuningMap
 from sweep.config import Sweep
+from sweep.errors import OptionError
 from sweep.plan import SweepPlan
 from sweep.report.sensitivity_figures import (
     RadiusProfile,
@@ -50,6 +52,7 @@ from sweep.stages.sensitivity import (
 from sweep.store import ArtifactStore, replace_folder, temporary_tag
 
 FOLDER = "sensitivity"
+log = logging.getLogger(__name__)
 MAP_COLUMNS = [
     "task", "model", "train_setting", "channel", "i", "j", "value", "ci_low", "ci_high",
     "method", "statistic", "n_images", "blocks_per_image", "epsilon", "chroma_subsampling",
@@ -126,6 +129,18 @@ def tuning_map(maps: ModelMaps, model: str) -> TuningMap:
         statistic=maps.statistic,
         chroma_subsampling=maps.stage.options.chroma_subsampling,
     )
+
+
+def write_map_file(maps: ModelMaps, model: str, path: Path) -> Path | None:
+    """The mean map as codec=jpeg_tuned reads it; None (logged) for a map no table can come
+    from: a channel without any measured sensitivity (e.g. changes below float32's resolution
+    of the probabilities, which the finite method can meet on a saturated model)."""
+    try:
+        tuning_map(maps, model).to_json(path)
+    except OptionError as error:
+        log.warning("no map file for %s: %s", maps.name, error)
+        return None
+    return path
 
 
 def map_rows(maps: ModelMaps, estimate: Estimate, task: str, model: str) -> list[dict]:
@@ -247,9 +262,10 @@ def write_sensitivity_report(sweep: Sweep, plan: SweepPlan, out: Path) -> Sensit
         figure = plot_channel_maps(
             estimate.value, staging / f"maps_{maps.name}.png", title, UNIT[maps.statistic]
         )
-        map_file = staging / f"map_{maps.name}.json"
-        tuning_map(maps, model).to_json(map_file)
-        files.setdefault(setting, []).extend([figure, map_file])
+        files.setdefault(setting, []).append(figure)
+        map_file = write_map_file(maps, model, staging / f"map_{maps.name}.json")
+        if map_file is not None:
+            files[setting].append(map_file)
         prefix = f"sensitivity/{maps.stage.method}/{maps.statistic}"
         for row in model_summary:
             channel_metrics = metrics.setdefault(setting, {})
