@@ -42,6 +42,7 @@ def encode_and_measure(sweep):
     plan = plan_of(sweep)
     plan.trains.clear()
     plan.evaluations.clear()
+    plan.sensitivities.clear()
     execute(plan, stage_context(sweep, plan), sweep.cluster, show_progress=False)
     return plan
 
@@ -141,6 +142,7 @@ def test_an_image_that_cannot_be_measured_is_recorded_not_fatal(imagefolder, tmp
     plan = plan_of(sweep)
     plan.trains.clear()
     plan.evaluations.clear()
+    plan.sensitivities.clear()
     stage = plan.distortions[("test", "4")]
     context = stage_context(sweep, plan)
     plan.distortions.clear()

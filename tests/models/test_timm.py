@@ -137,13 +137,26 @@ def test_a_file_of_another_architecture_is_refused(tmp_path):
 def test_identity_holds_the_architecture_and_the_weight_file(weights):
     model = TimmClassifier(name=TINY, weights=str(weights))
     before = model.identity()
-    assert before["name"] == TINY and before["weights_file"] == [
-        weights.name,
-        weights.stat().st_size,
-    ]
+    name, size, content = before["weights_file"]
+    assert before["name"] == TINY and (name, size) == (weights.name, weights.stat().st_size)
+    assert len(content) == 16
     assert "crop_pct" not in before and model.eval_identity() == {"crop_pct": 0.95}
     torch.save({"other": torch.zeros(3)}, weights)
     assert model.identity() != before
+
+
+def test_a_replaced_weight_file_of_the_same_size_gets_a_new_identity(weights):
+    """Retrained weights of one architecture have the same size (and a cached Hugging Face
+    file the same name): the content tells them apart."""
+    model = TimmClassifier(name=TINY, weights=str(weights))
+    before = model.identity()
+    state = torch.load(weights, weights_only=True)
+    first = next(key for key, value in state.items() if value.is_floating_point())
+    state[first] = state[first] + 1
+    torch.save(state, weights)
+    after = model.identity()
+    assert after["weights_file"][:2] == before["weights_file"][:2]
+    assert after != before
 
 
 # ---- architecture and preprocessing -------------------------------------------------------
