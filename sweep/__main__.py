@@ -45,22 +45,28 @@ def check_overrides(overrides: list[str]) -> None:
         sys.exit(USAGE_ERROR)
 
 
-@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
-def hydra_main(cfg: DictConfig) -> None:
+def run_reporting_errors(work: Callable[[], Path]) -> Path:
+    """Runs an entry point's work; a config mistake exits 2, a failed run 1, each with its
+    message on stderr (finished stages are kept: the rerun resumes)."""
     from sweep.execute import SweepFailedError
     from sweep.models.errors import ModelUnavailableError
-    from sweep.run import run_sweep
     from sweep.stages.shards import ImageReadError
 
     try:
-        sweep = build_sweep(cfg)
-        report = run_sweep(sweep)
+        return work()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
     except (SweepFailedError, ModelUnavailableError, ImageReadError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    from sweep.run import run_sweep
+
+    report = run_reporting_errors(lambda: run_sweep(build_sweep(cfg)))
     print(f"results: {report / 'results.csv'}")
 
 

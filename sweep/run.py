@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,12 +34,8 @@ log = logging.getLogger(__name__)
 def run_sweep(sweep: Sweep) -> Path:
     """Runs a validated sweep to the end; returns its report folder."""
     tracker = make_tracker(sweep.tracking, sweep.results_dir)
-    sweep.store.remove_stale_temporaries()
-    try:
-        screening = screen_images(sweep)
-        if sweep.codec.needs_sensitivity_map:
-            sweep.codec = bind_tuning_map(sweep, screening)
-        plan = plan_sweep(sweep, screening)
+    with workers_of(sweep):
+        screening, plan = screen_and_plan(sweep)
         log.info(
             "sweep %s: %d train x %d test settings, %d train / %d test images",
             plan.key,
@@ -47,10 +45,6 @@ def run_sweep(sweep: Sweep) -> Path:
             len(plan.splits["test"]),
         )
         execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
-    finally:
-        shutdown_ray()
-        # A worker killed mid-write leaves its temporary folder; its task was retried.
-        sweep.store.remove_stale_temporaries()
     rows, dcr_rows = collect_results(sweep, plan)
     out, paths, distortion = write_sweep_report(sweep, plan, screening, rows, dcr_rows)
     maps = write_sensitivity_report(sweep, plan, out)
@@ -74,6 +68,27 @@ def run_sweep(sweep: Sweep) -> Path:
         )
     log.info("report: %s", out)
     return out
+
+
+@contextlib.contextmanager
+def workers_of(sweep: Sweep) -> Iterator[None]:
+    """Around a run's stage work: stale temporary folders removed before and after (a worker
+    killed mid-write leaves its own; its task was retried), Ray shut down after."""
+    sweep.store.remove_stale_temporaries()
+    try:
+        yield
+    finally:
+        shutdown_ray()
+        sweep.store.remove_stale_temporaries()
+
+
+def screen_and_plan(sweep: Sweep) -> tuple[Screening, SweepPlan]:
+    """The screened images and the sweep's plan over them; a codec tuned to a sensitivity
+    map gets its map first (measured if missing), since its encode keys hold the map's."""
+    screening = screen_images(sweep)
+    if sweep.codec.needs_sensitivity_map:
+        sweep.codec = bind_tuning_map(sweep, screening)
+    return screening, plan_sweep(sweep, screening)
 
 
 def plan_sweep(

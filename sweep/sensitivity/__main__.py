@@ -9,13 +9,12 @@ MLflow parent and child runs; a later `python -m sweep` with the same arguments 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from sweep.__main__ import CONFIG_DIR, USAGE_ERROR, run_cli
+from sweep.__main__ import CONFIG_DIR, run_cli, run_reporting_errors
 from sweep.config import ConfigError, Sweep, build_sweep
 
 log = logging.getLogger("sweep.sensitivity")
@@ -24,14 +23,8 @@ log = logging.getLogger("sweep.sensitivity")
 def run_maps(sweep: Sweep) -> Path:
     """Measures and reports the maps of every trained model of the sweep; returns the
     sensitivity folder of its report."""
-    from sweep.run import make_tracker, plan_sweep, shutdown_ray
-    from sweep.screen import screen_images
-    from sweep.sensitivity.pipeline import (
-        bind_tuning_map,
-        log_sensitivity,
-        run_plan_part,
-        sensitivity_only,
-    )
+    from sweep.run import make_tracker, screen_and_plan, workers_of
+    from sweep.sensitivity.pipeline import log_sensitivity, run_plan_part, sensitivity_only
     from sweep.sensitivity.report import write_sensitivity_report
     from sweep.summarize import report_dir
 
@@ -43,16 +36,9 @@ def run_maps(sweep: Sweep) -> Path:
     if not sweep.sensitivity.enabled:
         raise ConfigError("sensitivity.enabled", "is false: nothing to measure")
     tracker = make_tracker(sweep.tracking, sweep.results_dir)
-    sweep.store.remove_stale_temporaries()
-    try:
-        screening = screen_images(sweep)
-        if sweep.codec.needs_sensitivity_map:
-            sweep.codec = bind_tuning_map(sweep, screening)
-        plan = plan_sweep(sweep, screening)
+    with workers_of(sweep):
+        _, plan = screen_and_plan(sweep)
         run_plan_part(sweep, sensitivity_only(plan))
-    finally:
-        shutdown_ray()
-        sweep.store.remove_stale_temporaries()
     out = report_dir(sweep, plan)
     report = write_sensitivity_report(sweep, plan, out)
     log.info("sensitivity maps: %s", out / "sensitivity")
@@ -63,18 +49,7 @@ def run_maps(sweep: Sweep) -> Path:
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="sensitivity_maps")
 def hydra_main(cfg: DictConfig) -> None:
-    from sweep.execute import SweepFailedError
-    from sweep.models.errors import ModelUnavailableError
-    from sweep.stages.shards import ImageReadError
-
-    try:
-        folder = run_maps(build_sweep(cfg))
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
-    except (SweepFailedError, ModelUnavailableError, ImageReadError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    folder = run_reporting_errors(lambda: run_maps(build_sweep(cfg)))
     print(f"sensitivity maps: {folder / 'sensitivity.csv'}")
 
 
