@@ -27,6 +27,7 @@ from sweep.distortion import MEASURES, DistortionOptions
 from sweep.distortion import SPLITS as MEASURE_SPLITS
 from sweep.errors import OptionError
 from sweep.models.errors import ModelUnavailableError
+from sweep.sensitivity.options import TASK_KIND as SENSITIVITY_TASK_KIND
 from sweep.sensitivity.options import SensitivityOptions, sensitivity_options
 from sweep.store import ArtifactStore, StoreError
 from sweep.tasks.options import AMP_CHOICES, TrainOptions
@@ -202,7 +203,7 @@ def _check_tuning_map(sweep: Sweep) -> None:
     codec = sweep.codec
     if not codec.needs_sensitivity_map:
         return
-    if sweep.task.kind != "classification":
+    if sweep.task.kind != SENSITIVITY_TASK_KIND:
         raise ConfigError(
             "codec.map",
             f"codec={codec.name} measures its map on a classifier, and task={sweep.task_name} "

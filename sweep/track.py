@@ -75,14 +75,10 @@ class Tracker:
         metrics: dict[str, float] | None = None,
     ) -> str:
         """Logs a finished sweep (idempotent); returns the parent run id."""
-        parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
-        if parent is not None and parent.data.tags.get(COMPLETE_TAG) == "true":
+        parent = self._parent(sweep_key, run_name)
+        if parent.data.tags.get(COMPLETE_TAG) == "true":
             log.info("MLflow run %s already holds this sweep", parent.info.run_id)
             return parent.info.run_id
-        if parent is None:
-            parent = self.client.create_run(
-                self.experiment_id, run_name=run_name, tags={SWEEP_KEY_TAG: sweep_key}
-            )
         parent_id = parent.info.run_id
         # Repeated on a resumed run: MLflow accepts a parameter again with the same value.
         self.client.log_batch(parent_id, params=_params(params))
@@ -105,10 +101,7 @@ class Tracker:
         run = found or self.client.create_run(
             self.experiment_id, run_name=run_name, tags={"audit.key": audit_key}
         )
-        finite = {k: v for k, v in metrics.items() if v == v}  # MLflow refuses NaN
-        self.client.log_batch(
-            run.info.run_id, metrics=[_metric(k, v) for k, v in sorted(finite.items())]
-        )
+        self.client.log_batch(run.info.run_id, metrics=_finite_metrics(metrics))
         for path in artifacts:
             self.client.log_artifact(run.info.run_id, str(path))
         self.client.set_terminated(run.info.run_id, "FINISHED")
@@ -152,26 +145,18 @@ class Tracker:
         under the artifact folder "sensitivity"; creates the runs a sweep has not logged
         yet (a sweep logs its cells into them later). `maps_key` names the set of maps: the
         runs hold each set once (a rerun logs nothing). Returns the parent run id."""
-        parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
-        if parent is not None and parent.data.tags.get(SENSITIVITY_TAG) == maps_key:
+        parent = self._parent(sweep_key, run_name)
+        if parent.data.tags.get(SENSITIVITY_TAG) == maps_key:
             log.info("MLflow run %s already holds these sensitivity maps", parent.info.run_id)
             return parent.info.run_id
-        if parent is None:
-            parent = self.client.create_run(
-                self.experiment_id, run_name=run_name, tags={SWEEP_KEY_TAG: sweep_key}
-            )
         parent_id = parent.info.run_id
-        finite = {k: v for k, v in parent_metrics.items() if math.isfinite(v)}
-        self.client.log_batch(parent_id, metrics=[_metric(k, v) for k, v in finite.items()])
+        self.client.log_batch(parent_id, metrics=_finite_metrics(parent_metrics))
         for path in parent_files:
             self.client.log_artifact(parent_id, str(path), artifact_path="sensitivity")
         for setting, train_key in train_keys.items():
             child = self._child(parent_id, setting, train_key)
             metrics = metrics_by_setting.get(setting, {})
-            self.client.log_batch(
-                child.info.run_id,
-                metrics=[_metric(k, v) for k, v in metrics.items() if math.isfinite(v)],
-            )
+            self.client.log_batch(child.info.run_id, metrics=_finite_metrics(metrics))
             for path in files_by_setting.get(setting, []):
                 self.client.log_artifact(child.info.run_id, str(path), artifact_path="sensitivity")
             # Finished runs take more logging: the sweep still logs its cells into them.
@@ -179,6 +164,15 @@ class Tracker:
         self.client.set_tag(parent_id, SENSITIVITY_TAG, maps_key)
         self.client.set_terminated(parent_id, "FINISHED")
         return parent_id
+
+    def _parent(self, sweep_key: str, run_name: str):
+        """The parent run of a sweep (found by its key), created if missing."""
+        parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
+        if parent is None:
+            parent = self.client.create_run(
+                self.experiment_id, run_name=run_name, tags={SWEEP_KEY_TAG: sweep_key}
+            )
+        return parent
 
     def _child(self, parent_id: str, setting: str, train_key: str):
         """The child run of a trained model under a parent, created if missing."""
@@ -220,6 +214,11 @@ def _params(params: dict[str, str]) -> list[Param]:
 
 def _metric(key: str, value: float, step: int = 0) -> Metric:
     return Metric(key, float(value), int(time.time() * 1000), step)
+
+
+def _finite_metrics(values: dict[str, float]) -> list[Metric]:
+    """Metrics of the finite values, by name (MLflow refuses NaN and infinities)."""
+    return [_metric(key, value) for key, value in sorted(values.items()) if math.isfinite(value)]
 
 
 def _dcr_metrics(dcr_rows: list[dict]) -> list[Metric]:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from sweep.__main__ import CONFIG_DIR, run_cli, run_reporting_errors
 from sweep.config import ConfigError, Sweep, build_sweep
+from sweep.sensitivity.options import TASK_KIND
 
 log = logging.getLogger("sweep.sensitivity")
 
@@ -28,7 +29,7 @@ def run_maps(sweep: Sweep) -> Path:
     from sweep.sensitivity.report import write_sensitivity_report
     from sweep.summarize import report_dir
 
-    if sweep.task.kind != "classification":
+    if sweep.task.kind != TASK_KIND:
         raise ConfigError(
             "task", f"sensitivity maps are for classifiers; task={sweep.task_name} is "
             f"{sweep.task.kind}",

@@ -28,7 +28,7 @@ in float64).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,7 +130,6 @@ def finite_maps(
     blocks: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
-    progress: Callable[[int], None] | None = None,
 ) -> Measured:
     """The study's procedure: every (sampled) block, channel and frequency moved by epsilon.
 
@@ -142,8 +141,8 @@ def finite_maps(
         chroma_subsampling: "4:4:4" or "4:2:0": the grid of the chroma blocks.
         blocks: Blocks per image and channel, a seeded sample; None for all.
         seed: Seed of the block sample (image k, channel c draws from [seed, k, c]).
-        batch_size: Perturbed images per forward pass (whole blocks of 64 frequencies).
-        progress: Called with the number of images done after each image.
+        batch_size: Perturbed images per forward pass (whole blocks of 64 frequencies, so at
+            least 64).
     """
     check_statistics(statistics)
     dtype, device = classifier.dtype, classifier.device
@@ -152,19 +151,22 @@ def finite_maps(
     factor = CHROMA_FACTORS[chroma_subsampling]
     to_rgb = ycbcr_to_rgb(dtype, device)
     basis = basis_images(dtype, device) * epsilon / 255.0  # (64, 8, 8), [0, 1] pixel units
+    # Per channel: the factor of its grid, and (64, 3, 8f, 8f) the RGB change of each of its
+    # coefficients moved by epsilon (a chroma pattern replicated over f x f pixels).
+    factors = [1 if channel == 0 else factor for channel in range(3)]
+    patterns = [
+        to_rgb[:, channel].view(1, 3, 1, 1) * upsample(basis, factors[channel])[:, None]
+        for channel in range(3)
+    ]
     per_batch = max(1, batch_size // FREQUENCIES)
     maps = {name: np.zeros((len(images), 3, BLOCK, BLOCK)) for name in statistics}
     counts, passes = {}, 0
     for index, image in enumerate(images):
         clean = classifier.probabilities(image[None])[0]
         winner = int(clean.argmax())
-        for channel in range(3):
-            channel_factor = 1 if channel == 0 else factor
-            pattern = upsample(basis, channel_factor)  # (64, 8f, 8f)
-            # (64, 3, 8f, 8f): the RGB change of each unit coefficient of this channel.
-            rgb_pattern = to_rgb[:, channel].view(1, 3, 1, 1) * pattern[:, None]
-            side = BLOCK * channel_factor
-            rows = block_grid(size, channel_factor)
+        for channel, pattern in enumerate(patterns):
+            side = BLOCK * factors[channel]
+            rows = block_grid(size, factors[channel])
             rng = np.random.default_rng([seed, index, channel])
             chosen = _sampled_blocks(rows, blocks, rng)
             counts[CHANNELS[channel]] = len(chosen)
@@ -176,7 +178,7 @@ def finite_maps(
                 for slot, block in enumerate(group):
                     top, left = (block // rows) * side, (block % rows) * side
                     rows_of_slot = slice(slot * FREQUENCIES, (slot + 1) * FREQUENCIES)
-                    delta[rows_of_slot, :, top : top + side, left : left + side] = rgb_pattern
+                    delta[rows_of_slot, :, top : top + side, left : left + side] = pattern
                 probs = classifier.probabilities(image[None], delta)
                 passes += len(delta)
                 for name in maps:
@@ -185,8 +187,6 @@ def finite_maps(
             for name in maps:
                 mean = sums[name] / len(chosen)
                 maps[name][index, channel] = mean.view(BLOCK, BLOCK).cpu().double().numpy()
-        if progress is not None:
-            progress(index + 1)
     return Measured(maps, passes, counts)
 
 
@@ -196,7 +196,6 @@ def gradient_maps(
     statistics: Sequence[str],
     chroma_subsampling: str,
     batch_size: int = 32,
-    progress: Callable[[int], None] | None = None,
 ) -> Measured:
     """The first-order equivalent of `finite_maps` over every block (see the module docs).
 
@@ -207,7 +206,6 @@ def gradient_maps(
         statistics: Names from STATISTICS.
         chroma_subsampling: "4:4:4" or "4:2:0".
         batch_size: Images per forward pass.
-        progress: Called with the number of images done after each batch.
     """
     check_statistics(statistics)
     dtype, device = classifier.dtype, classifier.device
@@ -217,7 +215,7 @@ def gradient_maps(
     luma_side = block_grid(size, 1) * BLOCK
     chroma_side = block_grid(size, factor) * BLOCK
     maps = {name: np.zeros((len(images), 3, BLOCK, BLOCK)) for name in statistics}
-    passes, done = 0, 0
+    passes = 0
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(dtype=dtype, device=device)
         count = len(batch)
@@ -253,9 +251,6 @@ def gradient_maps(
             sums[name][:, 1:] += chroma_coefficients.mean(dim=(2, 3)).detach().cpu()
         for name in statistics:
             maps[name][start : start + count] = sums[name].double().numpy()
-        done += count
-        if progress is not None:
-            progress(done)
     blocks = {"Y": block_grid(size, 1) ** 2, "Cb": block_grid(size, factor) ** 2}
     blocks["Cr"] = blocks["Cb"]
     return Measured(maps, passes, blocks)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sweep.errors import OptionError
 
+# The task kind whose models the maps are for: they differentiate class probabilities.
+TASK_KIND = "classification"
 # The colour channels of the maps, in their order (JFIF YCbCr).
 CHANNELS = ("Y", "Cb", "Cr")
 METHODS = ("gradient", "finite")

@@ -42,8 +42,8 @@ def bind_tuning_map(sweep: Sweep, screening: Screening) -> Codec:
     if it is not in the store yet. The training on originals is shared with every codec's
     sweep of this task and model."""
     from sweep.run import plan_sweep
-    from sweep.sensitivity.report import ModelMaps, tuning_map
-    from sweep.stages.sensitivity import read_maps, read_summary
+    from sweep.sensitivity.report import tuning_map
+    from sweep.stages.sensitivity import read_maps
 
     codec = sweep.codec
     statistics = sweep.sensitivity.statistic
@@ -62,9 +62,10 @@ def bind_tuning_map(sweep: Sweep, screening: Screening) -> Codec:
     stage = plan.sensitivities[(ORIGINAL, codec.map_method)]
     log.info("%s: tables from the sensitivity map %s", codec.name, stage.key)
     run_plan_part(narrowed, sensitivity_only(plan))
-    per_image = read_maps(sweep.store, stage)[codec.map_statistic]
-    maps = ModelMaps(stage, codec.map_statistic, per_image, read_summary(sweep.store, stage))
-    return codec.with_sensitivity_map(tuning_map(maps, sweep.model.name))
+    mean = read_maps(sweep.store, stage)[codec.map_statistic].mean(axis=0)
+    return codec.with_sensitivity_map(
+        tuning_map(stage, codec.map_statistic, mean, sweep.model.name)
+    )
 
 
 def log_sensitivity(

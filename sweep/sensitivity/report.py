@@ -116,27 +116,26 @@ def collect_maps(store: ArtifactStore, stages: list[SensitivityStage]) -> list[M
     return found
 
 
-def tuning_map(maps: ModelMaps, model: str) -> TuningMap:
-    """The mean map of a model, as a tuned JPEG's tables are derived from it."""
-    mean = maps.per_image.mean(axis=0)
+def tuning_map(stage: SensitivityStage, statistic: str, mean: np.ndarray, model: str) -> TuningMap:
+    """A model's mean map (3, 8, 8) of one statistic, as a tuned JPEG's tables come from it."""
     return TuningMap(
-        key=maps.stage.key,
-        label=f"{model} trained on {maps.stage.setting}, {maps.stage.method}/{maps.statistic}",
+        key=stage.key,
+        label=f"{model} trained on {stage.setting}, {stage.method}/{statistic}",
         y=mean[0],
         cb=mean[1],
         cr=mean[2],
-        method=maps.stage.method,
-        statistic=maps.statistic,
-        chroma_subsampling=maps.stage.options.chroma_subsampling,
+        method=stage.method,
+        statistic=statistic,
+        chroma_subsampling=stage.options.chroma_subsampling,
     )
 
 
-def write_map_file(maps: ModelMaps, model: str, path: Path) -> Path | None:
+def write_map_file(maps: ModelMaps, mean: np.ndarray, model: str, path: Path) -> Path | None:
     """The mean map as codec=jpeg_tuned reads it; None (logged) for a map no table can come
     from: a channel without any measured sensitivity (e.g. changes below float32's resolution
     of the probabilities, which the finite method can meet on a saturated model)."""
     try:
-        tuning_map(maps, model).to_json(path)
+        tuning_map(maps.stage, maps.statistic, mean, model).to_json(path)
     except OptionError as error:
         log.warning("no map file for %s: %s", maps.name, error)
         return None
@@ -234,7 +233,6 @@ class SensitivityReport:
     files_by_setting: dict[str, list[Path]]
     metrics_by_setting: dict[str, dict[str, float]]
     parent_metrics: dict[str, float]
-    summary: list[dict]
     # The sensitivity stages reported: MLflow holds them once (sweep/track.py).
     stage_keys: list[str]
 
@@ -263,7 +261,7 @@ def write_sensitivity_report(sweep: Sweep, plan: SweepPlan, out: Path) -> Sensit
             estimate.value, staging / f"maps_{maps.name}.png", title, UNIT[maps.statistic]
         )
         files.setdefault(setting, []).append(figure)
-        map_file = write_map_file(maps, model, staging / f"map_{maps.name}.json")
+        map_file = write_map_file(maps, estimate.value, model, staging / f"map_{maps.name}.json")
         if map_file is not None:
             files[setting].append(map_file)
         prefix = f"sensitivity/{maps.stage.method}/{maps.statistic}"
@@ -289,7 +287,6 @@ def write_sensitivity_report(sweep: Sweep, plan: SweepPlan, out: Path) -> Sensit
         {s: [folder / path.name for path in paths] for s, paths in files.items()},
         metrics,
         parent_metrics,
-        summary,
         sorted(stage.key for stage in stages),
     )
 

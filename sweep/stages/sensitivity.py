@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sweep.codecs.base import ORIGINAL
-from sweep.sensitivity.options import SensitivityOptions
+from sweep.sensitivity.options import TASK_KIND, SensitivityOptions
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.stages.evaluate import evaluation_resources
 from sweep.stages.kind import Stage, StageContext, StageKind
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 NAME = "sensitivity"
 MAPS_FILE = "maps.npz"
-# The task kind whose models have class probabilities to differentiate.
-TASK_KIND = "classification"
 log = logging.getLogger(__name__)
 
 

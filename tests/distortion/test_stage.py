@@ -40,9 +40,7 @@ def plan_of(sweep):
 def encode_and_measure(sweep):
     """Runs the encodes and measurements of a sweep inline (no training)."""
     plan = plan_of(sweep)
-    plan.trains.clear()
-    plan.evaluations.clear()
-    plan.sensitivities.clear()
+    plan = plan.narrowed_to([*plan.encodes.values(), *plan.distortions.values()])
     execute(plan, stage_context(sweep, plan), sweep.cluster, show_progress=False)
     return plan
 
@@ -140,17 +138,13 @@ def test_missing_butteraugli_is_named_in_the_summary(imagefolder, tmp_path, monk
 def test_an_image_that_cannot_be_measured_is_recorded_not_fatal(imagefolder, tmp_path):
     sweep = sweep_of(imagefolder, tmp_path, "grid.test=[original,4]", "distortion.measures=[psnr]")
     plan = plan_of(sweep)
-    plan.trains.clear()
-    plan.evaluations.clear()
-    plan.sensitivities.clear()
     stage = plan.distortions[("test", "4")]
     context = stage_context(sweep, plan)
-    plan.distortions.clear()
-    execute(plan, context, sweep.cluster, show_progress=False)  # encodes only
+    encodes = plan.narrowed_to([stage.encode])
+    execute(encodes, context, sweep.cluster, show_progress=False)  # encodes only
     first = read_records(sweep.store, "encode", stage.encode.key)[0]
     (sweep.store.root / first["file"]).write_bytes(b"not a jxl")
-    plan.distortions[("test", "4")] = stage
-    execute(plan, context, sweep.cluster, show_progress=False)
+    execute(plan.narrowed_to([stage]), context, sweep.cluster, show_progress=False)
     records = read_records(sweep.store, "distortion", stage.key)
     assert records[0]["distortion"] == {"psnr": None} and first["source"] in records[0]["error"]
     summary = sweep.store.read_json("distortion", stage.key, "summary.json")
