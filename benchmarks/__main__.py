@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import sys
 
-from benchmarks import audit, distortion, encode, sensitivity
+from benchmarks import audit, dct_models, distortion, encode, sensitivity
 
 BENCHMARKS = {
     "encode": encode,
     "distortion": distortion,
     "audit": audit,
     "sensitivity": sensitivity,
+    "dct_models": dct_models,
 }
 
 

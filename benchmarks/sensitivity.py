@@ -58,8 +58,8 @@ def demo_model():
 def run(rounds: int = ROUNDS) -> dict:
     import torch
 
-    from sweep.sensitivity.measure import model_inputs
-    from sweep.sensitivity.methods import Classifier, finite_maps, gradient_maps
+    from sweep.sensitivity.measure import classifier_of, model_inputs
+    from sweep.sensitivity.methods import finite_maps, gradient_maps
     from sweep.tasks.runtime import load_trained
 
     sweep, train, files = demo_model()
@@ -68,7 +68,7 @@ def run(rounds: int = ROUNDS) -> dict:
     module = load_trained(
         sweep.model, weights, len(sweep.reader.class_names()), torch.device("cpu")
     )
-    classifier = Classifier(module.requires_grad_(False), sweep.model.mean, sweep.model.std)
+    classifier = classifier_of(sweep.model, module.requires_grad_(False))
     images = model_inputs(sweep.model, files)
     statistics = options.statistic
     gradient_maps(classifier, images[:1], statistics, options.chroma_subsampling)  # warm up

@@ -1,12 +1,17 @@
-"""Codecs side by side: every codec's sweep of one task and model on one DCR axis.
+"""Sweeps side by side on one DCR axis: every codec of a task and model, every model of a task
+and codec.
 
-A sweep's report holds one codec. Storage decisions compare codecs, so after each sweep the
-reports of the same task and model (one per codec, the newest) are read back from their
-results.csv and drawn together: relative metric against the DCR of the training data, for a
-dataset stored compressed (train and test at the same setting) and for a model trained on
-compressed data but used on originals. For each codec one number answers "how much can I
-save before the model loses 1%": the highest DCR whose relative metric stays within 1% of
-original/original, interpolated between the two cells around the crossing, which are named.
+A sweep's report holds one codec and one model. Storage decisions compare codecs, and model
+choices compare models (an RGB classifier against one that reads DCT coefficients), so after
+each sweep the newest reports of the same task and model (one per codec) and of the same task
+and codec (one per model) are read back from their results.csv and drawn together: relative
+metric against the DCR of the training data, for a dataset stored compressed (train and test
+at the same setting) and for a model trained on compressed data but used on originals. For
+each line one number answers "how much can I save before the model loses 1%": the highest DCR
+whose relative metric stays within 1% of original/original, interpolated between the two
+cells around the crossing, which are named. The model comparison also draws the metric itself
+(models differ in their original/original value) and writes every model's cells into one
+results.csv.
 """
 
 from __future__ import annotations
@@ -43,12 +48,14 @@ WITHIN_COLUMNS = [
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """One cell on a codec's curve: its settings, the train split's DCR and the relative value."""
+    """One cell on a curve: its settings, the train split's DCR, the relative value and the
+    metric's value."""
 
     train_setting: str
     test_setting: str
     dcr: float
     relative: float
+    value: float = math.nan
 
     @property
     def cell(self) -> str:
@@ -65,8 +72,9 @@ def read_results(path: Path) -> list[dict]:
     return rows
 
 
-def newest_reports_per_codec(reports_dir: Path, task: str, model: str) -> dict[str, Path]:
-    """The newest results.csv of each codec among the reports of one task and model.
+def newest_reports(reports_dir: Path, fixed: dict[str, str], by: str) -> dict[str, Path]:
+    """The newest results.csv of each value of column `by` among the reports whose columns
+    hold the `fixed` values (e.g. fixed task and model, by codec).
 
     Reports are identified by their content (the task, model and codec columns), not their
     folder names, which may contain underscores of their own.
@@ -75,19 +83,19 @@ def newest_reports_per_codec(reports_dir: Path, task: str, model: str) -> dict[s
     for path in sorted(Path(reports_dir).glob("*/results.csv")):
         with path.open(newline="", encoding="utf-8") as stream:
             first = next(csv.DictReader(stream), None)
-        if first is None or (first["task"], first["model"]) != (task, model):
+        if first is None or any(first[column] != value for column, value in fixed.items()):
             continue
         stamp = path.stat().st_mtime
-        if first["codec"] not in newest or stamp > newest[first["codec"]][0]:
-            newest[first["codec"]] = (stamp, path)
-    return {codec: path for codec, (_, path) in sorted(newest.items())}
+        if first[by] not in newest or stamp > newest[first[by]][0]:
+            newest[first[by]] = (stamp, path)
+    return {name: path for name, (_, path) in sorted(newest.items())}
 
 
 def curve_points(rows: list[dict], metric: str, curve: str) -> list[CurvePoint]:
     """The cells of one curve, ordered by DCR; original/original always comes first."""
     test_of = CURVES[curve][0]
     points = [
-        CurvePoint(r["train_setting"], r["test_setting"], r["train_dcr"], r["relative"])
+        CurvePoint(r["train_setting"], r["test_setting"], r["train_dcr"], r["relative"], r["value"])
         for r in rows
         if r["metric"] == metric
         and r["test_setting"] == (r["train_setting"] if test_of == "same" else test_of)
@@ -134,27 +142,36 @@ def _within_row(dcr: float, status: str, last: CurvePoint, beyond: CurvePoint | 
     }
 
 
-def plot_relative_vs_dcr(
-    curves: dict[str, dict[str, list[CurvePoint]]], metric: str, title: str, path: Path
+def plot_against_dcr(
+    curves: dict[str, dict[str, list[CurvePoint]]],
+    metric: str,
+    title: str,
+    path: Path,
+    field: str = "relative",
 ) -> Path:
-    """One panel per curve kind, one line per codec: relative metric (%) against DCR (%)."""
+    """One panel per curve kind, one line per compared sweep: the relative metric (%, with
+    the 1% line) or the metric's value (field="value") against the training data's DCR (%)."""
     fig, axes = plt.subplots(
         1, len(CURVES), figsize=(6.0 * len(CURVES), 5.0), layout="constrained", sharey=True
     )
     for ax, curve in zip(axes, CURVES, strict=True):
-        for index, (codec, by_curve) in enumerate(curves.items()):
+        for index, (label, by_curve) in enumerate(curves.items()):
             points = by_curve[curve]
             ax.plot(
                 [100 * p.dcr for p in points],
-                [100 * p.relative for p in points],
+                [100 * getattr(p, field) for p in points],
                 marker="os^vD<>ph*"[index % 10],
                 color=f"C{index % 10}",
-                label=codec,
+                label=label,
             )
-        ax.axhline(100 * (1 - TOLERANCE), color="grey", linestyle=":", label="1% below original")
+        if field == "relative":
+            ax.axhline(
+                100 * (1 - TOLERANCE), color="grey", linestyle=":", label="1% below original"
+            )
         ax.set(xlabel="DCR of the training data (%)", title=CURVES[curve][1])
         ax.grid(True, alpha=0.4)
-    axes[0].set_ylabel(f"relative {metric} (% of original/original)")
+    relative = f"relative {metric} (% of original/original)"
+    axes[0].set_ylabel(relative if field == "relative" else f"{metric} (%)")
     axes[-1].legend()
     fig.suptitle(title)
     try:
@@ -169,26 +186,56 @@ def write_comparison(reports_dir: Path, task: str, model: str) -> tuple[dict[str
     Returns:
         The written files keyed by name, and the rows of dcr_within_1pct.csv.
     """
-    reports = newest_reports_per_codec(reports_dir, task, model)
+    reports = newest_reports(reports_dir, {"task": task, "model": model}, by="codec")
     out = Path(reports_dir) / f"compare_{task}_{model}"
+    return compare(reports, out, f"{task}, {model}", "codec", with_values=False)
+
+
+def write_model_comparison(
+    reports_dir: Path, task: str, codec: str
+) -> tuple[dict[str, Path], list]:
+    """Draws every model's newest sweep of a task and codec together (relative and absolute),
+    writes their cells into one results.csv and the table of DCR within 1%; nothing (empty
+    results) while the task and codec have sweeps of one model only."""
+    reports = newest_reports(reports_dir, {"task": task, "codec": codec}, by="model")
+    if len(reports) < 2:
+        return {}, []
+    out = Path(reports_dir) / f"compare_models_{task}_{codec}"
+    paths, table = compare(reports, out, f"{task}, {codec}", "model", with_values=True)
+    with next(iter(reports.values())).open(newline="", encoding="utf-8") as stream:
+        columns = next(csv.reader(stream))
+    cells = [row for path in reports.values() for row in read_results(path)]
+    paths["results.csv"] = write_csv(cells, columns, out / "results.csv")
+    return paths, table
+
+
+def compare(
+    reports: dict[str, Path], out: Path, subject: str, by: str, with_values: bool
+) -> tuple[dict[str, Path], list]:
+    """The charts and the DCR-within table of the reports, one line per `by` value."""
     out.mkdir(parents=True, exist_ok=True)
-    results = {codec: read_results(path) for codec, path in reports.items()}
+    results = {name: read_results(path) for name, path in reports.items()}
     metrics = sorted({r["metric"] for rows in results.values() for r in rows})
     paths, table = {}, []
     for metric in metrics:
         curves = {
-            codec: {curve: curve_points(rows, metric, curve) for curve in CURVES}
-            for codec, rows in results.items()
+            name: {curve: curve_points(rows, metric, curve) for curve in CURVES}
+            for name, rows in results.items()
         }
         name = f"relative_vs_dcr_{metric}"
-        title = f"{task}, {model}: relative {metric} against DCR, every codec"
-        paths[name] = plot_relative_vs_dcr(curves, metric, title, out / f"{name}.png")
-        for codec, by_curve in curves.items():
+        title = f"{subject}: relative {metric} against DCR, every {by}"
+        paths[name] = plot_against_dcr(curves, metric, title, out / f"{name}.png")
+        if with_values:
+            name = f"{metric}_vs_dcr"
+            title = f"{subject}: {metric} against DCR, every {by}"
+            paths[name] = plot_against_dcr(curves, metric, title, out / f"{name}.png", "value")
+        for label, by_curve in curves.items():
+            first = results[label][0]
             for curve, points in by_curve.items():
                 if not points:
                     continue
-                row = {"task": task, "model": model, "codec": codec, "metric": metric}
-                row |= {"curve": curve, **dcr_within(points), "report": reports[codec].parent.name}
-                table.append(row)
+                row = {key: first[key] for key in ("task", "model", "codec")}
+                row |= {"metric": metric, "curve": curve, **dcr_within(points)}
+                table.append(row | {"report": reports[label].parent.name})
     paths["dcr_within_1pct.csv"] = write_csv(table, WITHIN_COLUMNS, out / "dcr_within_1pct.csv")
     return paths, table

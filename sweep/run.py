@@ -19,7 +19,7 @@ from sweep.stages.kind import StageContext
 from sweep.summarize import (
     REPORT_EXTRAS,
     collect_results,
-    compare_codecs,
+    compare_sweeps,
     distortion_metrics,
     read_output,
     write_sweep_report,
@@ -48,18 +48,26 @@ def run_sweep(sweep: Sweep) -> Path:
     rows, dcr_rows = collect_results(sweep, plan)
     out, paths, distortion = write_sweep_report(sweep, plan, screening, rows, dcr_rows)
     maps = write_sensitivity_report(sweep, plan, out)
-    comparison, within = compare_codecs(sweep)
+    comparisons = compare_sweeps(sweep)
     if tracker is not None:
         metrics = screening.counts() | distortion_metrics(distortion)
+        own = (sweep.codec.name, sweep.model.name)
         metrics |= {
             f"dcr_within_1pct/{r['metric']}/{r['curve']}": r["dcr_within"]
-            for r in within
-            if r["codec"] == sweep.codec.name
+            for comparison in comparisons
+            for r in comparison.table
+            if (r["codec"], r["model"]) == own
         }
         run_id = track_sweep(tracker, sweep, plan, out, rows, dcr_rows, paths, metrics)
         log_sensitivity(tracker, plan, out, maps)
-        if comparison:
-            tracker.log_comparison(sweep.task_name, sweep.model.name, within, comparison.values())
+        for comparison in comparisons:
+            tracker.log_comparison(
+                comparison.key,
+                comparison.run_name,
+                comparison.line,
+                comparison.table,
+                comparison.paths.values(),
+            )
         log.info(
             "MLflow: %s, experiment '%s', run %s",
             sweep.tracking.uri,

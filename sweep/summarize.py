@@ -8,15 +8,17 @@ through its stage kind's `read`, so this module needs no store layout of its own
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from sweep.codecs.base import Codec
-from sweep.compare import write_comparison
+from sweep.compare import write_comparison, write_model_comparison
 from sweep.config import Sweep
 from sweep.plan import SweepPlan
 from sweep.report import write_report
 from sweep.report.axis import SettingAxis
 from sweep.report.distortion_figure import plot_distortion
+from sweep.report.gate_figures import write_gate_report
 from sweep.report.tables import DISTORTION_COLUMNS, write_csv
 from sweep.screen import Screening
 from sweep.stages import STAGE_KINDS
@@ -69,6 +71,16 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
                 }
             )
     return rows, dcr_rows
+
+
+def gate_cells(sweep: Sweep, plan: SweepPlan) -> dict[tuple[str, str], dict]:
+    """The gate statistics of every cell whose model gates its input channels."""
+    cells = {}
+    for cell, stage in plan.evaluations.items():
+        metrics = read_output(sweep.store, stage)
+        if "gate_open" in metrics:
+            cells[cell] = metrics
+    return cells
 
 
 def setting_axis(codec: Codec, plan: SweepPlan) -> SettingAxis:
@@ -128,21 +140,44 @@ def stage_index(plan: SweepPlan) -> dict:
     return index
 
 
-def compare_codecs(sweep: Sweep) -> tuple[dict[str, Path], list[dict]]:
-    """Redraws every codec's newest sweep of this task and model together (see compare.py).
+@dataclass(frozen=True)
+class Comparison:
+    """A comparison of sweeps redrawn after this one: its MLflow key and run name, the column
+    its lines differ in ("codec" or "model"), its files and its dcr_within_1pct.csv rows."""
+
+    key: str
+    run_name: str
+    line: str
+    paths: dict[str, Path]
+    table: list[dict]
+
+
+def compare_sweeps(sweep: Sweep) -> list[Comparison]:
+    """Redraws every codec's newest sweep of this task and model together, and every model's
+    newest sweep of this task and codec (see compare.py).
 
     The sweep's own report is complete before this runs; a sibling report that cannot be
     read is named in a warning and leaves this sweep's results untouched.
     """
     reports = sweep.results_dir / "reports"
-    try:
-        paths, table = write_comparison(reports, sweep.task_name, sweep.model.name)
-    except (OSError, ValueError, KeyError) as error:
-        log.warning("codec comparison under %s not updated: %s", reports, error)
-        return {}, []
-    folder = next(iter(paths.values())).parent
-    log.info("codec comparison (%d codec(s)): %s", len({r["codec"] for r in table}), folder)
-    return paths, table
+    task, model, codec = sweep.task_name, sweep.model.name, sweep.codec.name
+    comparisons = []
+    for line, key, write in (
+        ("codec", f"{task}/{model}", lambda: write_comparison(reports, task, model)),
+        ("model", f"models/{task}/{codec}", lambda: write_model_comparison(reports, task, codec)),
+    ):
+        try:
+            paths, table = write()
+        except (OSError, ValueError, KeyError) as error:
+            log.warning("%s comparison under %s not updated: %s", line, reports, error)
+            continue
+        if not paths:  # nothing to compare yet
+            continue
+        folder = next(iter(paths.values())).parent
+        lines = len({r[line] for r in table})
+        log.info("%s comparison (%d %s(s)): %s", line, lines, line, folder)
+        comparisons.append(Comparison(key, folder.name, line, paths, table))
+    return comparisons
 
 
 def write_sweep_report(
@@ -157,6 +192,7 @@ def write_sweep_report(
     write_csv(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")
     distortion = distortion_rows(sweep, plan)
     paths |= write_distortion(distortion, out, sweep.codec, plan)
+    paths |= write_gate_report(gate_cells(sweep, plan), out)
     if sweep.codec.tuning_map is not None:  # a codec tuned to a sensitivity map names it
         sweep.codec.tuning_map.to_json(out / "codec_map.json")
         paths["codec_map.json"] = out / "codec_map.json"

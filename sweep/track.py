@@ -108,20 +108,20 @@ class Tracker:
         return run.info.run_id
 
     def log_comparison(
-        self, task: str, model: str, table: list[dict], artifacts: Iterable[Path]
+        self, key: str, run_name: str, line: str, table: list[dict], artifacts: Iterable[Path]
     ) -> str:
-        """Logs the codec comparison of a task and model into its one run, updated each time.
+        """Logs a comparison of sweeps into its one run (found by `key`), updated each time.
 
-        Metrics `dcr_within_1pct/<codec>/<metric>/<curve>` hold the latest table; the chart
-        and table files replace the previous ones.
+        Metrics `dcr_within_1pct/<line>/<metric>/<curve>` hold the latest table, `line` naming
+        the column its lines differ in ("codec" or "model"); the chart and table files replace
+        the previous ones.
         """
-        key = f"{task}/{model}"
         found = self._find(f"tags.`{COMPARE_KEY_TAG}` = '{key}'")
         run = found or self.client.create_run(
-            self.experiment_id, run_name=f"compare_{task}_{model}", tags={COMPARE_KEY_TAG: key}
+            self.experiment_id, run_name=run_name, tags={COMPARE_KEY_TAG: key}
         )
         metrics = [
-            _metric(f"dcr_within_1pct/{r['codec']}/{r['metric']}/{r['curve']}", r["dcr_within"])
+            _metric(f"dcr_within_1pct/{r[line]}/{r['metric']}/{r['curve']}", r["dcr_within"])
             for r in table
         ]
         self.client.log_batch(run.info.run_id, metrics=metrics)

@@ -9,7 +9,13 @@ import os
 import pytest
 from PIL import Image
 
-from sweep.compare import CurvePoint, curve_points, dcr_within, write_comparison
+from sweep.compare import (
+    CurvePoint,
+    curve_points,
+    dcr_within,
+    write_comparison,
+    write_model_comparison,
+)
 from sweep.report.tables import add_relative, write_results_csv
 
 
@@ -51,7 +57,8 @@ def test_curve_points_pick_the_diagonal_or_the_original_test_column():
         for test in ("original", "4"):
             rows.append(
                 {"metric": "accuracy", "train_setting": train, "test_setting": test,
-                 "train_dcr": train_dcr, "relative": 0.9 if test == "4" else 1.0}
+                 "train_dcr": train_dcr, "relative": 0.9 if test == "4" else 1.0,
+                 "value": 0.5}
             )  # fmt: skip
     stored = curve_points(rows, "accuracy", "stored")
     assert [(p.train_setting, p.test_setting) for p in stored] == [
@@ -100,3 +107,25 @@ def test_write_comparison_uses_the_newest_report_of_each_codec(tmp_path):
     assert stored["jpeg"]["dcr_within"] == pytest.approx(0.08)
     with paths["dcr_within_1pct.csv"].open(newline="") as stream:
         assert len(list(csv.DictReader(stream))) == len(table) == 4
+
+
+def test_write_model_comparison_puts_every_models_cells_in_one_table_and_chart(tmp_path):
+    """An RGB and a DCT model of one task and codec: one results.csv, relative and absolute
+    charts, the DCR within 1% per model; another codec's sweeps stay out."""
+    reports = tmp_path / "reports"
+    write_sweep_report(reports, "demo_rgb_jxl", "jxl", model="rgb", drop=0.05)
+    write_sweep_report(reports, "demo_dct_jxl", "jxl", model="dct", drop=0.001)
+    write_sweep_report(reports, "demo_dct_jpeg", "jpeg", model="dct")
+    assert write_model_comparison(reports, "demo", "jpeg") == ({}, [])  # one model: nothing
+    paths, table = write_model_comparison(reports, "demo", "jxl")
+    assert paths["results.csv"].parent.name == "compare_models_demo_jxl"
+    with paths["results.csv"].open(newline="") as stream:
+        cells = list(csv.DictReader(stream))
+    assert len(cells) == 2 * 9
+    assert {(row["model"], row["codec"]) for row in cells} == {("rgb", "jxl"), ("dct", "jxl")}
+    assert {"relative", "value", "train_dcr"} <= set(cells[0])
+    for chart in ("relative_vs_dcr_accuracy", "accuracy_vs_dcr"):
+        with Image.open(paths[chart]) as image:
+            assert image.format == "PNG"
+    stored = {r["model"]: r["dcr_within"] for r in table if r["curve"] == "stored"}
+    assert stored == {"dct": 0.9, "rgb": pytest.approx(0.08)}

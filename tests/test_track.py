@@ -123,13 +123,13 @@ def test_codec_comparison_logs_into_one_run_updated_each_time(tmp_path):
     chart = tmp_path / "relative_vs_dcr_accuracy.png"
     chart.write_bytes(b"png")
     first = [{"codec": "jxl", "metric": "accuracy", "curve": "stored", "dcr_within": 0.8}]
-    run_id = tracker.log_comparison("demo", "m", first, [chart])
+    run_id = tracker.log_comparison("demo/m", "compare_demo_m", "codec", first, [chart])
     second = first + [{"codec": "jpeg", "metric": "accuracy", "curve": "stored", "dcr_within": 0.5}]
-    assert tracker.log_comparison("demo", "m", second, [chart]) == run_id
+    assert tracker.log_comparison("demo/m", "compare_demo_m", "codec", second, [chart]) == run_id
     metrics = MlflowClient(tracker.uri).get_run(run_id).data.metrics
     assert metrics == {
         "dcr_within_1pct/jxl/accuracy/stored": 0.8,
         "dcr_within_1pct/jpeg/accuracy/stored": 0.5,
     }
     # Another model of the same task gets its own comparison run.
-    assert tracker.log_comparison("demo", "other", first, []) != run_id
+    assert tracker.log_comparison("demo/other", "compare_demo_other", "codec", first, []) != run_id

@@ -19,8 +19,11 @@ pretrained classifier of its own may implement `as_loaded` for train=none (epoch
 
 What the module's forward takes and returns depends on the task kind it serves:
 
-* classification: (B, 3, image_size, image_size) float pixels, normalised with `mean` and
-  `std` -> (B, num_classes) logits. The family has `image_size`, `mean` and `std`, and may have
+* classification: its input representation's batch (`input_representation`; by default
+  (B, 3, image_size, image_size) float pixels normalised with `mean` and `std`) -> (B,
+  num_classes) logits. A module with a training objective of its own sets `auxiliary_loss`
+  (a scalar tensor) in each training forward pass; the task adds it to the cross-entropy.
+  The family has `image_size` (for the default, also `mean` and `std`), and may have
   `interpolation` ("bilinear" or "bicubic": the resampling filter of every resize) and
   `crop_pct` (evaluation resizes the shorter side to int(image_size / crop_pct), then crops the
   centre image_size square). Without them a family is resized bilinearly with crop_pct 1.0.
@@ -43,6 +46,8 @@ from sweep.errors import OptionError
 
 if TYPE_CHECKING:  # torch stays out of the imports of the config check and encode workers
     from torch import nn
+
+    from sweep.inputs.base import InputRepresentation
 
 
 class ModelFamily(ABC):
@@ -86,6 +91,16 @@ class ModelFamily(ABC):
             load_pretrained: False builds the same architecture without reading pretrained
                 weights: the evaluation loads trained weights right after.
         """
+
+    def input_representation(self) -> InputRepresentation:
+        """What a classification module of this family reads (`sweep/inputs/`).
+
+        The default is RGB pixels from `image_size`, `mean`, `std` and the optional
+        `interpolation` and `crop_pct`; a family that reads DCT coefficients returns its own.
+        """
+        from sweep.inputs.rgb import RgbPixels  # torch only where a module is fed
+
+        return RgbPixels.of(self)
 
     def check_available(self) -> None:
         """Raises ModelUnavailableError, saying how to provide them, when pretrained weights

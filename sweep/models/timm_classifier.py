@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import hashlib
 import logging
 import pickle
 import re
@@ -36,6 +35,7 @@ from torch import nn
 from sweep.errors import OptionError
 from sweep.models.base import ModelFamily
 from sweep.models.errors import ModelUnavailableError
+from sweep.models.weight_files import weights_file_identity
 
 INTERPOLATIONS = ("bilinear", "bicubic")
 # Suffixes that make model.weights a file path rather than a Hugging Face model id.
@@ -49,17 +49,6 @@ UNREADABLE = (RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingErro
 SHOWN_NAMES = 5
 
 log = logging.getLogger(__name__)
-
-
-@functools.lru_cache(maxsize=16)
-def file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """SHA-256 prefix of a file's bytes, computed once per (path, size, mtime) in a process."""
-    del size, mtime_ns  # part of the cache key only: a rewritten file is read again
-    sha = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 22), b""):
-            sha.update(chunk)
-    return sha.hexdigest()[:16]
 
 
 class HeadOutputs(nn.Module):
@@ -196,9 +185,7 @@ class TimmClassifier(ModelFamily):
         except ModelUnavailableError:
             path = None  # the config check has refused it already
         if path is not None:
-            stat = path.stat()
-            digest = file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-            identity["weights_file"] = [path.name, stat.st_size, digest]
+            identity["weights_file"] = weights_file_identity(path)
         return identity
 
     def head_size(self) -> int:

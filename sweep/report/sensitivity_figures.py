@@ -104,8 +104,12 @@ def _drawable(array: np.ndarray, norm: Normalize) -> np.ma.MaskedArray:
     return np.ma.masked_invalid(np.where(array == 0, below, array))
 
 
-def _draw_map_grid(
-    rows: list[np.ndarray], row_labels: list[str] | None, title: str, unit: str
+def draw_map_grid(
+    rows: list[np.ndarray],
+    row_labels: list[str] | None,
+    title: str,
+    unit: str,
+    norm: Normalize | None = None,
 ) -> plt.Figure:
     """Draws one row of Y/Cb/Cr panels per (3, 8, 8) array, all on one colour scale.
 
@@ -114,11 +118,12 @@ def _draw_map_grid(
         row_labels: Label of each row (shown left of its first panel), or None for none.
         title: Figure title.
         unit: Label of the colour bar.
+        norm: The colour scale (default: `shared_norm` of the rows).
 
     Returns:
         The figure; the caller saves and closes it.
     """
-    norm = shared_norm(rows)
+    norm = norm or shared_norm(rows)
     cmap = plt.get_cmap(CMAP).with_extremes(under=ZERO_COLOUR, bad=NON_FINITE_COLOUR)
     n_rows = len(rows)
     fig, axes = plt.subplots(
@@ -173,7 +178,7 @@ def plot_channel_maps(maps: np.ndarray, path: Path, title: str, unit: str = DEFA
     Raises:
         ValueError: If ``maps`` is not of shape (3, 8, 8) or has negative values.
     """
-    fig = _draw_map_grid([_checked_maps(maps, "maps")], None, title, unit)
+    fig = draw_map_grid([_checked_maps(maps, "maps")], None, title, unit)
     return save_figure(fig, path)
 
 
@@ -199,7 +204,7 @@ def plot_maps_by_setting(
         raise ValueError("maps: no train setting to draw; pass at least one setting's maps")
     rows = [_checked_maps(m, f"maps[{setting!r}]") for setting, m in maps.items()]
     labels = [f"train={setting}" for setting in maps]
-    fig = _draw_map_grid(rows, labels, title, unit)
+    fig = draw_map_grid(rows, labels, title, unit)
     return save_figure(fig, path)
 
 

@@ -9,16 +9,20 @@ import torch
 from sweep.models.base import ModelFamily
 from sweep.sensitivity.methods import Classifier, Measured, finite_maps, gradient_maps
 from sweep.sensitivity.options import SensitivityOptions
-from sweep.tasks.classification import eval_geometry
 from sweep.tasks.options import LabelledFile
 from sweep.tasks.runtime import ImageFileDataset, load_trained, pick_device
 
 
 def model_inputs(model: ModelFamily, files: list[LabelledFile]) -> torch.Tensor:
     """(n, 3, S, S) float RGB in [0, 1]: the images as the evaluation resizes and crops them,
-    before normalisation."""
-    dataset = ImageFileDataset(files, eval_geometry(model))
+    before the family's representation makes its input from them."""
+    dataset = ImageFileDataset(files, model.input_representation().evaluation_pixels)
     return torch.stack([dataset[index][0] for index in range(len(dataset))])
+
+
+def classifier_of(model: ModelFamily, module: torch.nn.Module) -> Classifier:
+    """The trained module fed the way its family's representation feeds it."""
+    return Classifier(module, model.input_representation().from_pixels)
 
 
 def measure_model(
@@ -35,7 +39,7 @@ def measure_model(
     the evaluation's device)."""
     device = pick_device()
     module = load_trained(model, weights_dir, num_classes, device).requires_grad_(False)
-    classifier = Classifier(module, model.mean, model.std)
+    classifier = classifier_of(model, module)
     images = model_inputs(model, files)
     if method == "finite":
         return finite_maps(

@@ -1,7 +1,8 @@
 """The two ways to measure how a classifier's prediction moves with each DCT coefficient.
 
 Both perturb the model's own input: the image after the classifier's resize and crop, as
-float RGB in [0, 1], before normalisation (`sweep.tasks.classification.eval_geometry`).
+float RGB in [0, 1], before the family's input representation makes its input from them
+(`sweep.inputs.base.InputRepresentation`: normalised pixels, or DCT planes).
 Coefficients are those of JPEG's blockwise DCT of that input in JFIF YCbCr (sweep/sensitivity/
 dct.py), blocks aligned with its top-left corner; the blocks of a chroma channel lie on the
 subsampled chroma plane (4:2:0: each covers 16x16 pixels, its samples replicated over 2x2
@@ -28,8 +29,9 @@ in float64).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,15 +51,16 @@ FREQUENCIES = BLOCK * BLOCK
 
 @dataclass(frozen=True)
 class Classifier:
-    """A classifier in eval mode and the normalisation of its input.
+    """A classifier in eval mode and the making of its input from pixels.
 
-    `module` maps (B, 3, S, S) normalised pixels to (B, K) logits; its parameters' dtype and
-    device are those of the measurement.
+    `prepare` maps (B, 3, S, S) RGB in [0, 1] to the module's input, differentiably (the
+    family's `InputRepresentation.from_pixels`: a normalisation for RGB families, the DCT
+    planes for those that read coefficients); `module` maps that to (B, K) logits. Its
+    parameters' dtype and device are those of the measurement.
     """
 
     module: torch.nn.Module
-    mean: Sequence[float]
-    std: Sequence[float]
+    prepare: Callable[[torch.Tensor], Any]
 
     @property
     def dtype(self) -> torch.dtype:
@@ -67,17 +70,13 @@ class Classifier:
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 
-    def _column(self, values: Sequence[float]) -> torch.Tensor:
-        return torch.tensor(values, dtype=self.dtype, device=self.device).view(3, 1, 1)
-
     def probabilities(
         self, pixels: torch.Tensor, delta: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Class probabilities of (B, 3, S, S) RGB in [0, 1] plus an optional RGB delta."""
         if delta is not None:
             pixels = pixels + delta
-        normalised = (pixels - self._column(self.mean)) / self._column(self.std)
-        return torch.softmax(self.module(normalised), dim=-1)
+        return torch.softmax(self.module(self.prepare(pixels)), dim=-1)
 
 
 @dataclass

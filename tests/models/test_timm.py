@@ -21,10 +21,11 @@ from torchvision.transforms import v2
 
 from sweep.config import ConfigError, build_sweep
 from sweep.errors import OptionError
+from sweep.inputs.rgb import eval_geometry, eval_transform
 from sweep.models.errors import ModelUnavailableError
 from sweep.models.swav import SwavResNet
 from sweep.models.timm_classifier import TimmClassifier
-from sweep.tasks.classification import ClassificationTask, eval_geometry, eval_transform
+from sweep.tasks.classification import ClassificationTask
 from sweep.tasks.options import TrainOptions
 from sweep.tasks.runtime import WEIGHTS_FILE
 from tests.conftest import compose_config, write_jpeg

@@ -24,9 +24,11 @@ CPU = torch.device("cpu")
 
 def random_batch(kind: str, model: ModelFamily, generator: torch.Generator):
     """Two random training samples as the task kind's loader batches them."""
-    if kind == "classification":
-        size = model.image_size
-        return torch.randn(2, 3, size, size, generator=generator), torch.tensor([0, 2])
+    if kind == "classification":  # the family's own input (RGB pixels, DCT planes, ...)
+        representation = model.input_representation()
+        images = torch.randint(0, 256, (2, 3, 100, 120), dtype=torch.uint8, generator=generator)
+        pixels = torch.stack([representation.evaluation_pixels(image) for image in images])
+        return representation.from_pixels(pixels), torch.tensor([0, 2])
     if kind == "detection":
         images = [torch.rand(3, 64, 80, generator=generator) for _ in range(2)]
         targets = [

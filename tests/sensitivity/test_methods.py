@@ -10,6 +10,7 @@ import torch
 from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 
+from sweep.inputs.rgb import RgbPixels
 from sweep.sensitivity.dct import (
     basis_images,
     block_dct,
@@ -34,7 +35,7 @@ def tiny_classifier(classes: int = 5, dtype=torch.float64) -> Classifier:
         torch.nn.Linear(8 * 16, classes),
     ).to(dtype)
     module.eval().requires_grad_(False)
-    return Classifier(module, mean=(0.5, 0.4, 0.3), std=(0.25, 0.2, 0.3))
+    return Classifier(module, RgbPixels(32, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)).from_pixels)
 
 
 def test_block_dct_is_scipys_orthonormal_dct_ii_on_each_block():

@@ -47,7 +47,9 @@ def test_a_tuned_sweep_measures_its_map_first_and_reuses_the_original_model(
         rows = list(csv.DictReader(stream))
     assert {row["codec"] for row in rows} == {bound.name}
     assert {row["test_setting"] for row in rows} == {"original", "s1", "s8"}
-    comparison = next((tmp_path / "reports").glob("compare_*/dcr_within_1pct.csv"))
+    comparison = (
+        tmp_path / "reports" / f"compare_imagefolder_{sweep.model.name}" / "dcr_within_1pct.csv"
+    )
     with comparison.open() as stream:
         codecs = {row["codec"] for row in csv.DictReader(stream)}
     assert codecs == {"jxl", bound.name}
