@@ -44,6 +44,26 @@ def forward_rate(module, inputs, rounds: int = ROUNDS) -> float:
     return BATCH / best
 
 
+def multiply_adds(module, inputs) -> int:
+    """Multiply-adds of one image through the convolutions and linear layers."""
+    import torch
+
+    total = 0
+
+    def count(layer, _, out):
+        nonlocal total
+        spatial = out.shape[-1] * out.shape[-2] if out.dim() == 4 else 1
+        total += layer.weight.numel() * spatial
+
+    layers = (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)
+    hooks = [m.register_forward_hook(count) for m in module.modules() if isinstance(m, layers)]
+    with torch.inference_mode():
+        module.eval()(inputs)
+    for hook in hooks:
+        hook.remove()
+    return total
+
+
 def forward_figures() -> dict:
     import torch
     import torchvision
@@ -58,18 +78,25 @@ def forward_figures() -> dict:
         torch.randn(BATCH, 128, SIZE // 16, SIZE // 16),
     )
     frequencies = torch.randn(BATCH, 192, SIZE // 4, SIZE // 4)
-    baseline = forward_rate(torchvision.models.resnet50(num_classes=1000), rgb)
-    rates = {
-        variant: forward_rate(DctResNet50(variant, variant=variant).build(1000), planes)
-        for variant in VARIANTS
-    }
+    one = lambda batch: batch[:1] if torch.is_tensor(batch) else tuple(p[:1] for p in batch)  # noqa: E731
+    resnet50 = torchvision.models.resnet50(num_classes=1000)
+    baseline, baseline_macs = forward_rate(resnet50, rgb), multiply_adds(resnet50, one(rgb))
+    models = {variant: (DctResNet50(variant, variant=variant), planes) for variant in VARIANTS}
     for channels, selection in ((24, "static"), (192, "dynamic")):
         model = DctNet(f"dctnet_{selection}{channels}", selection=selection, channels=channels)
-        rates[model.name] = forward_rate(model.build(1000), frequencies)
+        models[model.name] = (model, frequencies)
+    rates, macs = {}, {}
+    for name, (model, inputs) in models.items():
+        module = model.build(1000)
+        rates[name] = forward_rate(module, inputs)
+        macs[name] = multiply_adds(module, one(inputs))
     return {
         "resnet50_rgb_images_per_s": baseline,
+        "resnet50_rgb_gmacs": baseline_macs / 1e9,
         "images_per_s": rates,
+        "gmacs": {name: value / 1e9 for name, value in macs.items()},
         "ratio_to_rgb": {name: rate / baseline for name, rate in rates.items()},
+        "mac_ratio_to_rgb": {name: baseline_macs / value for name, value in macs.items()},
         "published_ratio": PUBLISHED_RATIOS,
         "threads": torch.get_num_threads(),
     }
@@ -163,13 +190,16 @@ def report(figures: dict) -> str:
     forward, data_path = figures["forward"], figures["data_path"]
     lines = [
         f"DCT-input models, forward at {SIZE} px, batch {BATCH}, eval, {forward['threads']} "
-        f"CPU threads: ResNet-50 on RGB {forward['resnet50_rgb_images_per_s']:.1f} img/s",
+        f"CPU threads: ResNet-50 on RGB {forward['resnet50_rgb_images_per_s']:.1f} img/s, "
+        f"{forward['resnet50_rgb_gmacs']:.2f} GMACs/image",
     ]
     for name, ratio in forward["ratio_to_rgb"].items():
         published = forward["published_ratio"].get(name)
-        paper = f" (paper, GPU: {published:.2f}x)" if published else ""
+        paper = f"; paper, GPU: {published:.2f}x" if published else ""
         lines.append(
-            f"  {name}: {forward['images_per_s'][name]:.1f} img/s, {ratio:.2f}x RGB{paper}"
+            f"  {name}: {forward['images_per_s'][name]:.1f} img/s, {ratio:.2f}x RGB "
+            f"({forward['gmacs'][name]:.2f} GMACs, {forward['mac_ratio_to_rgb'][name]:.2f}x "
+            f"fewer{paper})"
         )
     lines += [
         f"data path per core, {data_path['image']} -> {SIZE} px sample:",

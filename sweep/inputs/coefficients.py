@@ -59,9 +59,19 @@ def read_from_jpeg(path: str | Path) -> Coefficients | None:
     """The file's own dequantised coefficients, with no inverse DCT; None when it cannot give
     them in the layout: not a JPEG, colour that is not YCbCr or grey (an RGB, CMYK or YCCK
     JPEG), sampling other than 4:2:0, or an EXIF rotation (the pixel path applies it)."""
+    # jpeglib's default libjpeg (6b) reads the coefficients; a bundled libjpeg-turbo reads the
+    # same ones a quarter faster, but switching builds per call (jpeglib.version) costs more
+    # than it saves, and setting it for the whole process would change other jpeglib users.
     jpeg = _layout_fits(path)
     if jpeg is None:
         return None
+    try:  # the coefficients load here, past the header
+        return _dequantised(jpeg)
+    except OSError:  # the pixel path raises the error that names the file
+        return None
+
+
+def _dequantised(jpeg) -> Coefficients:
     rows, cols = jpeg.height // MACROBLOCK, jpeg.width // MACROBLOCK
     tables = jpeg.qt.astype(np.float32)
     table_of = jpeg.quant_tbl_no
