@@ -31,6 +31,9 @@ from sweep.report.axis import ORIGINAL  # noqa: E402
 from sweep.report.tables import write_csv  # noqa: E402
 from sweep.store import atomic_write  # noqa: E402
 
+# Folders of comparisons (compare_<task>_<model>, compare_models_<task>_<codec>) among the
+# sweeps' reports.
+COMPARISON_PREFIX = "compare_"
 # Relative metrics at or above 1 - TOLERANCE count as "within 1% of the original".
 TOLERANCE = 0.01
 # Each curve: its id (in tables and MLflow metric names), the test setting of its cells and
@@ -81,6 +84,8 @@ def newest_reports(reports_dir: Path, fixed: dict[str, str], by: str) -> dict[st
     """
     newest: dict[str, tuple[float, Path]] = {}
     for path in sorted(Path(reports_dir).glob("*/results.csv")):
+        if path.parent.name.startswith(COMPARISON_PREFIX):  # a comparison's own table
+            continue
         with path.open(newline="", encoding="utf-8") as stream:
             first = next(csv.DictReader(stream), None)
         if first is None or any(first[column] != value for column, value in fixed.items()):
@@ -187,7 +192,7 @@ def write_comparison(reports_dir: Path, task: str, model: str) -> tuple[dict[str
         The written files keyed by name, and the rows of dcr_within_1pct.csv.
     """
     reports = newest_reports(reports_dir, {"task": task, "model": model}, by="codec")
-    out = Path(reports_dir) / f"compare_{task}_{model}"
+    out = Path(reports_dir) / f"{COMPARISON_PREFIX}{task}_{model}"
     return compare(reports, out, f"{task}, {model}", "codec", with_values=False)
 
 
@@ -200,7 +205,7 @@ def write_model_comparison(
     reports = newest_reports(reports_dir, {"task": task, "codec": codec}, by="model")
     if len(reports) < 2:
         return {}, []
-    out = Path(reports_dir) / f"compare_models_{task}_{codec}"
+    out = Path(reports_dir) / f"{COMPARISON_PREFIX}models_{task}_{codec}"
     paths, table = compare(reports, out, f"{task}, {codec}", "model", with_values=True)
     with next(iter(reports.values())).open(newline="", encoding="utf-8") as stream:
         columns = next(csv.reader(stream))

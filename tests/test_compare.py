@@ -129,3 +129,8 @@ def test_write_model_comparison_puts_every_models_cells_in_one_table_and_chart(t
             assert image.format == "PNG"
     stored = {r["model"]: r["dcr_within"] for r in table if r["curve"] == "stored"}
     assert stored == {"dct": 0.9, "rgb": pytest.approx(0.08)}
+    # Redrawn after the next sweep: the comparison's own table is no sweep's report.
+    paths, again = write_model_comparison(reports, "demo", "jxl")
+    assert again == table
+    with paths["results.csv"].open(newline="") as stream:
+        assert len(list(csv.DictReader(stream))) == 2 * 9

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from sweep.errors import OptionError
-from sweep.inputs.dct_planes import GEOMETRIES, DctPlanes
+from sweep.inputs.dct_planes import DctPlanes
 from sweep.models.base import ModelFamily
 from sweep.models.resnet_blocks import (
     RESNET50_DEPTHS,
@@ -194,18 +194,13 @@ class DctResNet50(ModelFamily):
                 f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}",
                 option="model.variant",
             )
-        if self.geometry not in GEOMETRIES:
-            raise OptionError(
-                f"geometry {self.geometry!r} is none of {', '.join(GEOMETRIES)}",
-                option="model.geometry",
-            )
         if len(self.depths) != 4 or min(self.depths[1:]) < 1 or self.width <= 0:
             raise OptionError(
                 "depths needs 4 block counts (conv2_x..conv5_x), those of conv3_x..conv5_x at "
                 "least 1, and width a positive factor",
                 option="model.depths",
             )
-        self.input_representation()  # refuses an image_size that is no multiple of 16
+        self.input_representation()  # refuses a bad geometry or image_size (not 16 k)
 
     def input_representation(self) -> DctPlanes:
         return DctPlanes(self.image_size, self.geometry, self.interpolation, self.crop_pct)
