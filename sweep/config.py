@@ -125,7 +125,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         task_name=str(cfg.task.name),
         task=_instantiate("task.kind", cfg.task.kind),
         reader=_instantiate("task.reader", cfg.task.reader),
-        model=_instantiate("model", cfg.model),
+        model=model_family(cfg.model),
         codec=codec,
         train_settings=grid_settings("grid.train", cfg.grid.train, codec),
         test_settings=grid_settings("grid.test", cfg.grid.test, codec),
@@ -248,7 +248,22 @@ def model_as_loaded(sweep: Sweep) -> ModelFamily:
         raise ConfigError("model", str(error)) from None
 
 
-def _instantiate(option: str, node: DictConfig) -> Any:
+def model_family(node: DictConfig) -> ModelFamily:
+    """The model family, behind the resizer its yaml names (`model.resizer`, RGB classifiers
+    only; see sweep/models/resized.py)."""
+    from sweep.models.resized import with_resizer
+
+    values = OmegaConf.to_container(node, resolve=True)
+    kind = values.pop("resizer", "none")
+    options = values.pop("resizer_options", None) or {}
+    family = _instantiate("model", values)
+    try:
+        return with_resizer(family, str(kind), options)
+    except OptionError as error:
+        raise ConfigError(error.option or "model.resizer", str(error)) from None
+
+
+def _instantiate(option: str, node: DictConfig | dict) -> Any:
     try:
         return instantiate(node, _convert_="all")
     except InstantiationException as error:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sweep.config import ConfigError, Sweep, TrackingOptions
 from sweep.execute import execute
 from sweep.plan import PlanInputs, SweepPlan, build_plan
+from sweep.report.resizer_figures import write_resizer_figures
 from sweep.report.tables import add_relative
 from sweep.screen import Screening, listed_screening, screen_images
 from sweep.sensitivity.pipeline import bind_tuning_map, log_sensitivity
@@ -47,6 +48,7 @@ def run_sweep(sweep: Sweep) -> Path:
         execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
     rows, dcr_rows = collect_results(sweep, plan)
     out, paths, distortion = write_sweep_report(sweep, plan, screening, rows, dcr_rows)
+    resizer_figures = write_resizer_figures(sweep, plan, out)
     maps = write_sensitivity_report(sweep, plan, out)
     comparisons = compare_sweeps(sweep)
     if tracker is not None:
@@ -58,7 +60,9 @@ def run_sweep(sweep: Sweep) -> Path:
             for r in comparison.table
             if (r["codec"], r["model"]) == own
         }
-        run_id = track_sweep(tracker, sweep, plan, out, rows, dcr_rows, paths, metrics)
+        run_id = track_sweep(
+            tracker, sweep, plan, out, rows, dcr_rows, paths, metrics, resizer_figures
+        )
         log_sensitivity(tracker, plan, out, maps)
         for comparison in comparisons:
             tracker.log_comparison(
@@ -158,8 +162,10 @@ def track_sweep(
     dcr_rows: list[dict],
     paths: dict[str, Path],
     metrics: dict[str, float],
+    child_files: dict[str, list[Path]] | None = None,
 ) -> str:
-    """One parent run for the sweep, one child per trained model; returns the parent's id."""
+    """One parent run for the sweep, one child per trained model (with its files of
+    `child_files`, by train setting); returns the parent's id."""
     from omegaconf import OmegaConf
 
     from sweep.track import flatten_config
@@ -175,6 +181,7 @@ def track_sweep(
         {s: t.key for s, t in plan.trains.items()},
         [*paths.values(), *(out / name for name in REPORT_EXTRAS)],
         metrics,
+        child_files,
     )
 
 

@@ -73,8 +73,10 @@ class Tracker:
         train_keys: dict[str, str],
         artifacts: Iterable[Path],
         metrics: dict[str, float] | None = None,
+        child_files: dict[str, list[Path]] | None = None,
     ) -> str:
-        """Logs a finished sweep (idempotent); returns the parent run id."""
+        """Logs a finished sweep (idempotent); returns the parent run id. `child_files` are
+        logged into the child run of their train setting (e.g. a resizer's figure)."""
         parent = self._parent(sweep_key, run_name)
         if parent.data.tags.get(COMPLETE_TAG) == "true":
             log.info("MLflow run %s already holds this sweep", parent.info.run_id)
@@ -88,7 +90,14 @@ class Tracker:
             self.client.log_artifact(parent_id, str(path))
         for setting, train_key in train_keys.items():
             cells = [r for r in rows if r["train_setting"] == setting]
-            self._log_child(parent_id, setting, train_key, cells, train_summaries.get(setting, {}))
+            self._log_child(
+                parent_id,
+                setting,
+                train_key,
+                cells,
+                train_summaries.get(setting, {}),
+                (child_files or {}).get(setting, []),
+            )
         self.client.set_tag(parent_id, COMPLETE_TAG, "true")
         self.client.set_terminated(parent_id, "FINISHED")
         return parent_id
@@ -192,11 +201,19 @@ class Tracker:
         return child
 
     def _log_child(
-        self, parent_id: str, setting: str, train_key: str, cells: list[dict], summary: dict
+        self,
+        parent_id: str,
+        setting: str,
+        train_key: str,
+        cells: list[dict],
+        summary: dict,
+        files: list[Path],
     ) -> None:
         child = self._child(parent_id, setting, train_key)
         if child.data.tags.get(COMPLETE_TAG) == "true":
             return
+        for path in files:  # before the completion tag: a rerun logs what is missing
+            self.client.log_artifact(child.info.run_id, str(path))
         metrics = _child_metrics(cells, summary)
         # Metrics, parameters and the completion tag in one request: no half-logged child.
         self.client.log_batch(
@@ -244,6 +261,8 @@ def _child_metrics(cells: list[dict], summary: dict) -> list[Metric]:
         metrics.append(_metric("train_loss", loss, step=epoch))
     if "images_per_second" in summary:
         metrics.append(_metric("train_images_per_second", summary["images_per_second"]))
+    for part, count in summary.get("parameters", {}).items():
+        metrics.append(_metric(f"parameters/{part}", count))
     return metrics
 
 

@@ -187,7 +187,15 @@ def fit(
     seconds = time.perf_counter() - started
     save_weights(module, out_dir)
     summary = train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
-    return summary | task.summary_extras(files)
+    return summary | {"parameters": parameter_counts(module)} | task.summary_extras(files)
+
+
+def parameter_counts(module: torch.nn.Module) -> dict[str, int]:
+    """Trainable parameters: "total", and each part a module names (`parameter_counts()`,
+    e.g. a resizer and its backbone)."""
+    total = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    parts = getattr(module, "parameter_counts", None)
+    return {"total": total} | (parts() if parts is not None else {})
 
 
 def save_as_loaded(model: ModelFamily, num_classes: int, seed: int, out_dir: Path) -> dict:

@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from sweep.config import DEMO_TASKS
+from sweep.config import DEMO_TASKS, model_family
 from sweep.models.base import ModelFamily
 from sweep.tasks.base import TaskKind
 from tests.conftest import CONFIG_DIR, compose_config
@@ -52,7 +52,7 @@ def test_every_task_kind_has_a_tiny_model():
 def test_tiny_model_trains_one_step_through_its_task_kinds_loss(name):
     kind = OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml").task_kind
     cfg = compose_config(f"task={DEMO_TASKS[kind]}", f"model={name}")
-    model = instantiate(cfg.model, _convert_="all")
+    model = model_family(cfg.model)
     task = instantiate(cfg.task.kind, _convert_="all")
     assert isinstance(model, ModelFamily) and isinstance(task, TaskKind)
     torch.manual_seed(0)
