@@ -8,31 +8,18 @@ import csv
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweep.config import build_sweep
 from sweep.run import run_sweep
-from tests.conftest import FAST_SWEEP, compose_config
-
-
-def sweep_of(imagefolder, results, *overrides: str):
-    cfg = compose_config(
-        "task=imagefolder",
-        f"task.root={imagefolder}",
-        f"results_dir={results}",
-        *FAST_SWEEP,
-        "cluster=inline",
-        "distortion.enabled=false",
-        "sensitivity=off",
-        *overrides,
-    )
-    return build_sweep(cfg)
+from tests.sensitivity.test_stage import sweep_of
 
 
 @pytest.mark.slow
 def test_a_learnable_resizer_sweep_logs_its_count_and_figure_beside_the_plain_model(
     imagefolder, tmp_path
 ):
-    run_sweep(sweep_of(imagefolder, tmp_path, "tracking=none"))
-    report = run_sweep(sweep_of(imagefolder, tmp_path, "model.resizer=learnable"))
+    run_sweep(sweep_of(imagefolder, tmp_path, "tracking=none", "sensitivity=off"))
+    report = run_sweep(
+        sweep_of(imagefolder, tmp_path, "model.resizer=learnable", "sensitivity=off")
+    )
     assert report.name.startswith("imagefolder_vit_tiny_learnable_resizer_jxl_")
     assert {path.name for path in (report / "resizer").iterdir()} == {
         "train=original.png",
