@@ -14,3 +14,10 @@ class OptionError(ValueError):
     def __init__(self, message: str, option: str | None = None) -> None:
         super().__init__(message)
         self.option = option
+
+
+def require_choice(value, choices, option: str):
+    """`value` when it is one of `choices`, else an OptionError naming `option` and them."""
+    if value not in choices:
+        raise OptionError(f"'{value}' is not one of {list(choices)}", option=option)
+    return value

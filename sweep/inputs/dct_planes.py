@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from sweep.errors import OptionError
+from sweep.errors import OptionError, require_choice
 from sweep.inputs.base import FileSamples, InputRepresentation, read_image
 from sweep.inputs.coefficients import (
     MACROBLOCK,
@@ -42,7 +42,7 @@ from sweep.inputs.coefficients import (
     read_from_jpeg,
     reads_straight,
 )
-from sweep.inputs.rgb import train_geometry
+from sweep.inputs.rgb import resize_and_crop, train_geometry
 from sweep.sensitivity.dct import BLOCK
 from sweep.tasks.options import LabelledFile
 
@@ -75,11 +75,7 @@ class DctPlanes(InputRepresentation):
                 f"planes hold whole 16x16 macroblocks (Y 2x2 blocks, Cb and Cr one each)",
                 option="model.image_size",
             )
-        if self.geometry not in GEOMETRIES:
-            raise OptionError(
-                f"geometry {self.geometry!r} is none of {', '.join(GEOMETRIES)}",
-                option="model.geometry",
-            )
+        require_choice(self.geometry, GEOMETRIES, "model.geometry")
 
     @property
     def macroblocks(self) -> int:
@@ -138,13 +134,7 @@ class DctPlanes(InputRepresentation):
         """The pixels of the evaluation window: for crop, the central whole macroblocks on a
         mid-grey (128) canvas; for resize, the resize and centre crop."""
         if self.geometry == "resize":
-            return v2.Compose(
-                [
-                    v2.Resize(int(self.image_size / self.crop_pct), self._filter, antialias=True),
-                    v2.CenterCrop(self.image_size),
-                    v2.ToDtype(torch.float32, scale=True),
-                ]
-            )(image)
+            return resize_and_crop(self.image_size, self.crop_pct, self._filter)(image)
         size = self.image_size
         rows, cols = image.shape[1] // MACROBLOCK, image.shape[2] // MACROBLOCK
         canvas = torch.full((3, size, size), 128, dtype=torch.uint8)

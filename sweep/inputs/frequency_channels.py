@@ -31,7 +31,7 @@ from torchvision.transforms import v2
 from sweep.errors import OptionError
 from sweep.inputs.base import FileSamples, InputRepresentation, read_image
 from sweep.inputs.coefficients import as_channels
-from sweep.inputs.rgb import train_geometry
+from sweep.inputs.rgb import resize_and_crop, train_geometry
 from sweep.sensitivity.dct import BLOCK, block_dct, rgb_to_ycbcr
 from sweep.tasks.options import LabelledFile
 
@@ -74,26 +74,18 @@ class FrequencyChannels(InputRepresentation):
 
     def training_dataset(self, files: list[LabelledFile], min_crop_scale: float) -> Dataset:
         geometry = train_geometry(self.upsampled_size, min_crop_scale, self._filter)
-        return FileSamples(files, partial(self._sample, geometry))
+        pixels = v2.Compose([geometry, v2.ToDtype(torch.float32, scale=True)])
+        return FileSamples(files, partial(self._sample, pixels))
 
     def evaluation_dataset(self, files: list[LabelledFile]) -> Dataset:
-        return FileSamples(files, partial(self._sample, self._evaluation_geometry()))
+        return FileSamples(files, partial(self._sample, self.evaluation_pixels))
 
-    def _sample(self, geometry, path: str) -> torch.Tensor:
-        pixels = v2.ToDtype(torch.float32, scale=True)(geometry(read_image(path)))
-        return self.from_pixels(pixels[None])[0]
-
-    def _evaluation_geometry(self) -> v2.Compose:
-        size = self.upsampled_size
-        return v2.Compose(
-            [
-                v2.Resize(int(size / self.crop_pct), self._filter, antialias=True),
-                v2.CenterCrop(size),
-            ]
-        )
+    def _sample(self, pixels, path: str) -> torch.Tensor:
+        """The channels of one file, `pixels` its (3, 2S, 2S) float image."""
+        return self.from_pixels(pixels(read_image(path))[None])[0]
 
     def evaluation_pixels(self, image: torch.Tensor) -> torch.Tensor:
-        return v2.ToDtype(torch.float32, scale=True)(self._evaluation_geometry()(image))
+        return resize_and_crop(self.upsampled_size, self.crop_pct, self._filter)(image)
 
     def from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 2S, 2S) RGB in [0, 1] -> (B, 192, S/4, S/4)."""

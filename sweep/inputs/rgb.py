@@ -66,11 +66,16 @@ def eval_geometry(model) -> v2.Compose:
     the centre is cropped. A family without `interpolation` and `crop_pct` is resized
     bilinearly to image_size (crop_pct 1.0), as before those attributes existed.
     """
-    size = model.image_size
     crop_pct = getattr(model, "crop_pct", None) or 1.0
+    return resize_and_crop(model.image_size, crop_pct, interpolation_of(model))
+
+
+def resize_and_crop(size: int, crop_pct: float, interpolation: v2.InterpolationMode) -> v2.Compose:
+    """(3, H, W) uint8 -> (3, size, size) float32 in [0, 1]: the shorter side resized to
+    int(size / crop_pct), the centre cropped (every representation's evaluation geometry)."""
     return v2.Compose(
         [
-            v2.Resize(int(size / crop_pct), interpolation=interpolation_of(model), antialias=True),
+            v2.Resize(int(size / crop_pct), interpolation=interpolation, antialias=True),
             v2.CenterCrop(size),
             v2.ToDtype(torch.float32, scale=True),
         ]

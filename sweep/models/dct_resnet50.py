@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sweep.errors import OptionError
+from sweep.errors import OptionError, require_choice
 from sweep.inputs.dct_planes import DctPlanes
 from sweep.models.base import ModelFamily
 from sweep.models.resnet_blocks import (
@@ -189,11 +189,7 @@ class DctResNet50(ModelFamily):
 
     def __post_init__(self) -> None:
         self.depths = tuple(self.depths)
-        if self.variant not in VARIANTS:
-            raise OptionError(
-                f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}",
-                option="model.variant",
-            )
+        require_choice(self.variant, VARIANTS, "model.variant")
         if len(self.depths) != 4 or min(self.depths[1:]) < 1 or self.width <= 0:
             raise OptionError(
                 "depths needs 4 block counts (conv2_x..conv5_x), those of conv3_x..conv5_x at "

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sweep.errors import OptionError
+from sweep.errors import OptionError, require_choice
 from sweep.inputs.frequency_channels import CHANNELS, FrequencyChannels
 from sweep.models.base import ModelFamily
 from sweep.models.errors import ModelUnavailableError
@@ -207,17 +207,8 @@ class DctNet(ModelFamily):
 
     def __post_init__(self) -> None:
         self.depths = tuple(self.depths)
-        if self.channels not in CHANNEL_CHOICES:
-            raise OptionError(
-                f"channels {self.channels} is none of the published selections "
-                f"{', '.join(map(str, CHANNEL_CHOICES))}",
-                option="model.channels",
-            )
-        if self.selection not in SELECTIONS:
-            raise OptionError(
-                f"selection {self.selection!r} is none of {', '.join(SELECTIONS)}",
-                option="model.selection",
-            )
+        require_choice(self.channels, CHANNEL_CHOICES, "model.channels")
+        require_choice(self.selection, SELECTIONS, "model.selection")
         if self.selection == "dynamic" and self.channels != CHANNELS:
             raise OptionError(
                 f"the dynamic gate chooses among all {CHANNELS} channels: set "

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from sweep.errors import OptionError
+from sweep.errors import OptionError, require_choice
 from sweep.models.base import ModelFamily
 
 if TYPE_CHECKING:
@@ -46,6 +46,14 @@ class ResizerOptions:
     interpolation: str = "bilinear"
 
     def __post_init__(self) -> None:
+        for name in ("input_size", "filters", "blocks"):
+            value = getattr(self, name)
+            if not (value is None and name == "input_size") and (
+                isinstance(value, bool) or not isinstance(value, int)
+            ):
+                raise OptionError(
+                    f"must be an integer, got {value!r}", option=f"model.resizer_options.{name}"
+                )
         if self.input_size is not None and self.input_size < 8:
             raise OptionError(
                 "input_size must be at least 8 pixels, or null (twice the backbone's size)",
@@ -56,11 +64,7 @@ class ResizerOptions:
                 "filters must be at least 1 and blocks at least 0",
                 option="model.resizer_options.filters",
             )
-        if self.interpolation not in INTERPOLATIONS:
-            raise OptionError(
-                f"'{self.interpolation}' is not one of {list(INTERPOLATIONS)}",
-                option="model.resizer_options.interpolation",
-            )
+        require_choice(self.interpolation, INTERPOLATIONS, "model.resizer_options.interpolation")
 
 
 @dataclass
@@ -78,10 +82,7 @@ class ResizedFamily(ModelFamily):
     task_kind: str = "classification"
 
     def __post_init__(self) -> None:
-        if self.kind not in RESIZERS[1:]:
-            raise OptionError(
-                f"'{self.kind}' is not one of {list(RESIZERS)}", option="model.resizer"
-            )
+        require_choice(self.kind, RESIZERS[1:], "model.resizer")
         overridden = type(self.backbone).input_representation
         if self.backbone.task_kind != "classification" or (
             overridden is not ModelFamily.input_representation
@@ -168,8 +169,7 @@ class ResizedFamily(ModelFamily):
 
 def with_resizer(family: ModelFamily, kind: str, options: dict) -> ModelFamily:
     """The family behind the resizer `kind` (itself for "none")."""
-    if kind not in RESIZERS:
-        raise OptionError(f"'{kind}' is not one of {list(RESIZERS)}", option="model.resizer")
+    require_choice(kind, RESIZERS, "model.resizer")
     known = {name for name in ResizerOptions.__dataclass_fields__}
     unknown = sorted(set(options) - known)
     if unknown:

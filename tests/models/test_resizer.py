@@ -88,6 +88,9 @@ def test_bad_resizer_options_name_themselves():
         assert error.value.option == option
     with pytest.raises(OptionError):
         ResizerOptions(filters=0)
+    with pytest.raises(OptionError) as error:
+        ResizerOptions(input_size="large")
+    assert error.value.option == "model.resizer_options.input_size"
 
 
 def test_train_none_keeps_a_fixed_resizer_and_refuses_an_untrained_one():
