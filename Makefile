@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the pinned dependencies (skipped when up to date)
 
-demo: install ## a full small sweep on the built-in demo data, on the CPU (a few minutes)
+demo: install ## a full small sweep on the built-in demo data, on the CPU (under 10 minutes on 2 cores)
 	$(PY) -m sweep results_dir=$(RESULTS)
 
 test: install ## the test suite (no network, no GPU needed)

@@ -8,7 +8,7 @@ import torch
 from sweep.config import ConfigError, build_sweep, model_family
 from sweep.errors import OptionError
 from sweep.models.resized import ResizedFamily, ResizerOptions
-from sweep.models.resizer import FixedResizer, LearnableResizer, resized
+from sweep.models.resizer import FixedResizer, LearnableResizer, Resized, resized
 from tests.conftest import compose_config
 
 
@@ -38,6 +38,19 @@ def test_without_its_learned_path_the_resizer_is_the_fixed_resize():
     torch.nn.init.zeros_(resizer.to_pixels.bias)
     pixels = torch.randn(1, 3, 64, 48)
     torch.testing.assert_close(resizer(pixels), resized(pixels, 32, "bilinear"))
+
+
+def test_the_resizer_runs_channels_last_with_the_same_output_and_weights():
+    """Resized keeps its resizer in NHWC (the faster layout) through a state-dict round trip,
+    and computes what the NCHW resizer computes from the same weights."""
+    torch.manual_seed(0)
+    reference = LearnableResizer(32).eval()
+    module = Resized(LearnableResizer(32), torch.nn.Identity()).eval()
+    module.resizer.load_state_dict(reference.state_dict())
+    assert module.resizer.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    pixels = torch.randn(2, 3, 48, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(module(pixels), reference(pixels), rtol=1e-4, atol=1e-4)
 
 
 def family(*overrides: str):
