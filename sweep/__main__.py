@@ -6,6 +6,7 @@ that names the option and what is allowed. `--help` and `--cfg job` are Hydra's 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -68,6 +69,12 @@ def hydra_main(cfg: DictConfig) -> None:
 
     report = run_reporting_errors(lambda: run_sweep(build_sweep(cfg)))
     print(f"results: {report / 'results.csv'}")
+    # What to do, in plain sentences (sweep/analysis/recommendation.py).
+    from sweep.analysis.recommendation import SCENARIOS
+
+    recommendation = json.loads((report / "recommendation.json").read_text())
+    for scenario in SCENARIOS:
+        print(f"recommendation: {recommendation['scenarios'][scenario.name]['sentence']}")
 
 
 def run_cli(entry: Callable[[], None]) -> None:

@@ -21,6 +21,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from sweep.analysis.bootstrap import BootstrapOptions
+from sweep.analysis.recommendation import RecommendOptions
 from sweep.codecs.base import ORIGINAL, Codec, SettingError
 from sweep.data.base import DatasetError, DatasetReader
 from sweep.distortion import MEASURES, DistortionOptions
@@ -96,6 +98,10 @@ class Sweep:
     distortion: DistortionOptions = dataclass_field(default_factory=DistortionOptions)
     # DCT sensitivity maps of the trained classifiers.
     sensitivity: SensitivityOptions = dataclass_field(default_factory=SensitivityOptions)
+    # The paired bootstrap over test images behind every interval (sweep/analysis/).
+    intervals: BootstrapOptions = dataclass_field(default_factory=BootstrapOptions)
+    # The recommendation's threshold: the share of original/original to keep.
+    recommend: RecommendOptions = dataclass_field(default_factory=RecommendOptions)
 
 
 def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
@@ -140,6 +146,8 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         config_yaml=OmegaConf.to_yaml(cfg),
         distortion=distortion_options(cfg.get("distortion")),
         sensitivity=_sensitivity_options(cfg.get("sensitivity")),
+        intervals=_checked_options(BootstrapOptions, "intervals", cfg.get("intervals")),
+        recommend=_checked_options(RecommendOptions, "recommend", cfg.get("recommend")),
     )
     _check_contracts(sweep)
     _check_name("task.name", sweep.task_name)
@@ -390,6 +398,16 @@ def distortion_options(node: DictConfig | None) -> DistortionOptions:
             raise ConfigError(f"distortion.{name}", f"lists an entry more than once: {value}")
         lists[name] = tuple(value)
     return DistortionOptions(options.enabled, **lists)
+
+
+def _checked_options(cls: type, option: str, node: DictConfig | None) -> Any:
+    """An options dataclass that checks its own values (OptionError), errors under its name."""
+    if node is None:
+        return cls()
+    try:
+        return _options(cls, option, node)
+    except OptionError as error:
+        raise ConfigError(error.option or option, str(error)) from None
 
 
 def _sensitivity_options(node: DictConfig | None) -> SensitivityOptions:

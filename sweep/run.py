@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweep.analysis.intervals import measure_intervals, with_intervals
+from sweep.analysis.recommendation import SCENARIOS
 from sweep.config import ConfigError, Sweep, TrackingOptions
 from sweep.execute import execute
 from sweep.plan import PlanInputs, SweepPlan, build_plan
@@ -23,6 +25,7 @@ from sweep.summarize import (
     compare_sweeps,
     distortion_metrics,
     read_output,
+    write_recommendation,
     write_sweep_report,
 )
 
@@ -47,7 +50,14 @@ def run_sweep(sweep: Sweep) -> Path:
         )
         execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
     rows, dcr_rows = collect_results(sweep, plan)
+    intervals = measure_intervals(
+        sweep.store, plan.evaluations, sweep.task.resample, sweep.intervals
+    )
+    rows = with_intervals(rows, intervals)
     out, paths, distortion = write_sweep_report(sweep, plan, screening, rows, dcr_rows)
+    recommendation, paths["recommendation.json"] = write_recommendation(
+        sweep, rows, dcr_rows, intervals, out
+    )
     resizer_figures = write_resizer_figures(sweep, plan, out)
     maps = write_sensitivity_report(sweep, plan, out)
     comparisons = compare_sweeps(sweep)
@@ -60,6 +70,7 @@ def run_sweep(sweep: Sweep) -> Path:
             for r in comparison.table
             if (r["codec"], r["model"]) == own
         }
+        metrics |= recommendation_metrics(recommendation)
         run_id = track_sweep(
             tracker, sweep, plan, out, rows, dcr_rows, paths, metrics, resizer_figures
         )
@@ -78,8 +89,22 @@ def run_sweep(sweep: Sweep) -> Path:
             sweep.tracking.experiment,
             run_id,
         )
+    for scenario in SCENARIOS:
+        log.info("recommendation: %s", recommendation["scenarios"][scenario.name]["sentence"])
     log.info("report: %s", out)
     return out
+
+
+def recommendation_metrics(recommendation: dict) -> dict[str, float]:
+    """MLflow metrics recommend/<scenario>/{dcr,relative,relative_lower_bound} of each
+    recommended setting (the sentences are in recommendation.json)."""
+    metrics = {}
+    for name, scenario in recommendation["scenarios"].items():
+        chosen = [c for c in scenario["candidates"] if c["setting"] == scenario["recommended"]]
+        for candidate in chosen:
+            for field in ("dcr", "relative", "relative_lower_bound"):
+                metrics[f"recommend/{name}/{field}"] = candidate[field]
+    return metrics
 
 
 @contextlib.contextmanager

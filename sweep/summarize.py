@@ -8,9 +8,12 @@ through its stage kind's `read`, so this module needs no store layout of its own
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweep.analysis.intervals import REFERENCE, SweepIntervals
+from sweep.analysis.recommendation import SCENARIOS, recommend
 from sweep.codecs.base import Codec
 from sweep.compare import write_comparison, write_model_comparison
 from sweep.config import Sweep
@@ -47,7 +50,14 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
     store = sweep.store
     dcr = {ident: read_output(store, stage) for ident, stage in plan.encodes.items()}
     dcr_rows = [
-        {"split": split, "setting": setting, "dcr": s["dcr"], "dcr_raw": s["dcr_raw"]}
+        {
+            "split": split,
+            "setting": setting,
+            "dcr": s["dcr"],
+            "dcr_raw": s["dcr_raw"],
+            "original_bytes": s["original_bytes"],
+            "encoded_bytes": s["encoded_bytes"],
+        }
         for (split, setting), s in dcr.items()
     ]
     rows = []
@@ -197,3 +207,67 @@ def write_sweep_report(
         sweep.codec.tuning_map.to_json(out / "codec_map.json")
         paths["codec_map.json"] = out / "codec_map.json"
     return out, paths, distortion
+
+
+def describe_setting(codec: Codec, setting: str) -> str:
+    """A setting in words: "distance 2" for a codec of distances, "jpeg q80" otherwise."""
+    return f"distance {setting}" if codec.settings_are_distances else f"{codec.name} {setting}"
+
+
+def write_recommendation(
+    sweep: Sweep,
+    rows: list[dict],
+    dcr_rows: list[dict],
+    intervals: SweepIntervals | None,
+    out: Path,
+) -> tuple[dict, Path]:
+    """recommendation.json (sweep/analysis/recommendation.py) for the headline metric; without
+    intervals, every scenario says why there is none."""
+    metric = sweep.task.metric_names[0]
+    values = {
+        (r["train_setting"], r["test_setting"]): float(r["value"])
+        for r in rows
+        if r["metric"] == metric
+    }
+    if intervals is None or intervals.relative is None or REFERENCE not in values:
+        reason = (
+            f"no recommendation: {metric} has no intervals in this sweep (see the log), and a "
+            f"setting is recommended only when it is surely within the threshold"
+        )
+        content = {
+            "metric": metric,
+            "threshold": sweep.recommend.threshold,
+            "scenarios": {
+                scenario.name: {"recommended": None, "sentence": reason, "candidates": []}
+                for scenario in SCENARIOS
+            },
+        }
+    else:
+        reference = values[REFERENCE]
+        relative = {
+            cell: v / reference if reference else float("nan") for cell, v in values.items()
+        }
+        content = recommend(
+            metric,
+            values,
+            relative,
+            {cell: replicates[metric] for cell, replicates in intervals.relative.items()},
+            dcr_rows,
+            lambda setting: describe_setting(sweep.codec, setting),
+            sweep.recommend,
+            sweep.intervals.confidence,
+        )
+    path = out / "recommendation.json"
+    write_json_atomic(path, json_safe(content))
+    return content, path
+
+
+def json_safe(value):
+    """NaN and infinities as null (JSON has no NaN), in nested dicts and lists."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -257,6 +257,14 @@ def _child_metrics(cells: list[dict], summary: dict) -> list[Metric]:
         if math.isfinite(cell["relative"]):  # NaN when the original/original value is 0
             metrics.append(_metric(f"relative_{name}/test_{test}", cell["relative"]))
         metrics.append(_metric(f"test_dcr/test_{test}", cell["test_dcr"]))
+        # The cell's intervals (sweep/analysis/intervals.py), where the task kind has them.
+        for bound in ("ci_low", "ci_high"):
+            if bound in cell:
+                metrics.append(_metric(f"{name}_{bound}/test_{test}", cell[bound]))
+            if f"relative_{bound}" in cell:
+                metrics.append(
+                    _metric(f"relative_{name}_{bound}/test_{test}", cell[f"relative_{bound}"])
+                )
     for epoch, loss in enumerate(summary.get("train_loss", [])):
         metrics.append(_metric("train_loss", loss, step=epoch))
     if "images_per_second" in summary:

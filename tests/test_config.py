@@ -228,3 +228,17 @@ def test_a_task_kind_naming_an_unknown_training_option_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"\['crop_jitter'\], which are not train options"):
         build_sweep(cfg, check_data=False)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("intervals.replicates=1", r"intervals.replicates: must be at least 2"),
+        ("intervals.confidence=95", r"intervals.confidence: must lie between 0 and 1"),
+        ("+intervals.method=bca", r"intervals.method: unknown option"),
+        ("recommend.threshold=99", r"recommend.threshold: is a share .* 0.99 for 99%"),
+    ],
+)
+def test_bad_interval_and_recommendation_options_name_themselves(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_sweep(compose_config(override), check_data=False)

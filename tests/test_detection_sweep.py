@@ -92,6 +92,13 @@ def test_inline_demo_det_sweep_reports_map_for_every_cell(tmp_path):
         assert all(0 <= float(r["value"]) <= 1 for r in metric_rows)
         assert float(metric_rows[0]["value"]) > 0 and metric_rows[0]["relative"] == "1.0"
     assert all(r["task"] == "demo_det" and r["model"] == "faster_rcnn_tiny" for r in rows)
+    # mAP has no per-image resample yet: no intervals, and a recommendation that says why.
+    assert all(r["ci_low"] == "" for r in rows)
+    recommendation = json.loads((report / "recommendation.json").read_text())
+    assert all(
+        s["recommended"] is None and "no intervals" in s["sentence"]
+        for s in recommendation["scenarios"].values()
+    )
     # A heatmap per metric, on both axes (setting and DCR), as for classification.
     heatmaps = {p.name for p in report.glob("heatmap_*.png") if p.stat().st_size > 0}
     assert {"heatmap_map_50_dcr.png", "heatmap_map_dcr.png"} <= heatmaps and len(heatmaps) == 4

@@ -321,3 +321,40 @@ def test_distortion_figure_draws_measured_and_missing_measures(tmp_path):
 def test_worst_tenth_is_the_bad_tail_of_each_measure():
     assert worst_tenth({"measure": "psnr", "p10": 30.0, "p90": 40.0}) == 30.0
     assert worst_tenth({"measure": "butteraugli_max", "p10": 1.0, "p90": 2.0}) == 2.0
+
+
+def test_noise_stays_pale_whatever_the_spread_of_the_cells():
+    """Cells at 98.2-100.6% (all within noise on real data) must not span the whole colour
+    scale: 100% is its pale centre and 98.2% is barely tinted."""
+    norm = heatmaps.relative_norm(np.array([98.2, 99.5, 100.0, 100.6]))
+    assert norm(100.0) == pytest.approx(0.5)
+    assert abs(norm(98.2) - 0.5) < 0.1 and abs(norm(100.6) - 0.5) < 0.05
+    wide = heatmaps.relative_norm(np.array([40.0, 100.0]))
+    assert wide(40.0) == pytest.approx(0.0)  # a real collapse takes the darkest colour
+
+
+def test_cells_whose_interval_excludes_100_percent_are_marked():
+    cells = [
+        {"relative_ci_low": 0.97, "relative_ci_high": 1.02},  # within noise
+        {"relative_ci_low": 0.80, "relative_ci_high": 0.95},  # surely lower
+        {},  # no interval: not marked
+    ]
+    assert heatmaps.within_noise(cells).tolist() == [False, True, False]
+
+
+def test_the_dcr_heatmap_paints_only_its_cells(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(heatmaps, "interpolate_grid", lambda *a, **k: calls.append(a))
+    rows = add_relative(make_rows(["original", "1", "4", "10"]))
+    plot_relative_heatmap(rows, "mIoU", tmp_path / "heat.png", axes="dcr")
+    assert calls == []
+
+
+def test_results_csv_carries_intervals_where_the_rows_have_them(tmp_path):
+    rows = add_relative(make_rows(["original", "1"]))
+    rows[0] |= {"ci_low": 0.4, "ci_high": 0.6, "relative_ci_low": 1.0, "relative_ci_high": 1.0}
+    path = write_results_csv(rows, tmp_path / "results.csv")
+    with path.open() as stream:
+        table = list(csv.DictReader(stream))
+    assert [r["ci_low"] for r in table].count("") == len(rows) - 1
+    assert {"0.4", "0.6"} <= {v for r in table for v in (r["ci_low"], r["ci_high"])}

@@ -66,6 +66,8 @@ def check_results(report: Path, task: str) -> list[dict]:
         found = [r for r in rows if r["metric"] == metric]
         assert sorted((r["train_setting"], r["test_setting"]) for r in found) == sorted(cells)
         assert all(0 <= float(r["value"]) <= 1 and r["task"] == task for r in found)
+        # Resampled from each image's confusion matrix: every value inside its interval.
+        assert all(float(r["ci_low"]) <= float(r["value"]) <= float(r["ci_high"]) for r in found)
         # One heatmap per axis kind (codec settings, DCR) for either metric.
         heatmaps = list(report.glob(f"heatmap_{metric}_*.png"))
         assert len(heatmaps) >= 2 and all(path.stat().st_size > 0 for path in heatmaps)

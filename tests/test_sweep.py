@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -85,6 +86,19 @@ def test_inline_sweep_writes_results_report_and_mlflow_runs(imagefolder, tmp_pat
     assert 15 < measured["psnr"] < 60 and 0 < measured["ssimulacra2"] < 100
     assert (report / "distortion_by_setting.png").stat().st_size > 0
     assert "distortion/test/4/ssim/median" in parents[0].data.metrics
+    # Every cell's interval holds its value; original/original's relative one is exactly 1.
+    for row in rows:
+        assert float(row["ci_low"]) <= float(row["value"]) <= float(row["ci_high"])
+        low, high = float(row["relative_ci_low"]), float(row["relative_ci_high"])
+        assert low <= float(row["relative"]) <= high
+    assert (rows[0]["relative_ci_low"], rows[0]["relative_ci_high"]) == ("1.0", "1.0")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert any("accuracy_ci_low/test_4" in child.data.metrics for child in children)
+    recommendation = json.loads((report / "recommendation.json").read_text())
+    assert set(recommendation["scenarios"]) == {
+        "store_compressed", "train_compressed", "deploy_compressed",
+    }  # fmt: skip
+    assert all(s["sentence"] for s in recommendation["scenarios"].values())
 
 
 def test_rerun_of_a_finished_sweep_does_no_stage_work(imagefolder, tmp_path, monkeypatch):
@@ -169,6 +183,9 @@ def test_cli_imagefolder_on_a_local_ray(imagefolder, tmp_path):
     [report] = (tmp_path / "reports").glob("imagefolder_*")
     assert len(read_csv(report / "results.csv")) == 4
     assert len(list((tmp_path / "store" / "train").iterdir())) == 2
+    # What to do, one plain sentence per scenario, in this order, at the end.
+    said = [line for line in result.stdout.splitlines() if line.startswith("recommendation: ")]
+    assert [line.split(": ")[1].split(" ")[0] for line in said] == ["store", "train", "deploy"]
 
 
 @pytest.mark.slow

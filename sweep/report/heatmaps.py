@@ -1,7 +1,8 @@
 """The relative metric over train x test as heatmaps, and the DCR of each codec setting.
 
-A heatmap interpolates the observed cells linearly and draws each cell as a labelled circle
-on top, on codec-setting axes or on DCR axes.
+A heatmap draws each cell as a labelled circle on a diverging colour scale centred on 100%
+(noise stays pale), marks the cells whose interval excludes 100%, and on codec-setting axes
+interpolates between them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.colors import Normalize, TwoSlopeNorm  # noqa: E402
 from scipy.interpolate import griddata  # noqa: E402
 from scipy.spatial import QhullError  # noqa: E402
 
@@ -28,7 +29,10 @@ from sweep.report.axis import (  # noqa: E402
 from sweep.report.figures import save_figure  # noqa: E402
 
 GRID_RESOLUTION = 200
-CMAP = "viridis"
+# Diverging, pale at 100% (original/original): red below, blue above.
+CMAP = "RdBu"
+# The colour scale spans at least 100 +- MIN_SPAN points, so that noise-level cells stay pale.
+MIN_SPAN = 10.0
 
 
 def interpolate_grid(
@@ -76,22 +80,65 @@ def _cell_coordinates(
     raise ValueError(f"axes must be 'setting' or 'dcr', got {axes!r}")
 
 
-def _draw_cells(ax: plt.Axes, xs: np.ndarray, ys: np.ndarray, percent: np.ndarray,
-                norm: Normalize) -> matplotlib.collections.PathCollection:  # fmt: skip
-    """Draws the observed cells as labelled circles sized to not overlap their neighbours."""
+def _draw_cells(
+    ax: plt.Axes,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    percent: np.ndarray,
+    norm: Normalize,
+    sure: np.ndarray,
+) -> matplotlib.collections.PathCollection:
+    """Draws the observed cells as labelled circles sized to not overlap their neighbours.
+
+    `sure` marks the cells whose interval excludes 100% (a solid ring and a bold label);
+    the others, within noise of original/original, get a dashed ring. Where cells are too
+    close for a label inside their circle, the labels go beside them, alternately above and
+    below, so that neighbours' labels never print over each other.
+    """
     # ~400 pt of axes per direction at this figure size; the padding adds 16 % to each span.
     gap = min(min_gap_fraction(xs), min_gap_fraction(ys)) / 1.16 * 400
-    diameter = float(np.clip(0.9 * gap, 16.0, 26.0))
+    diameter = float(np.clip(0.9 * gap, 6.0, 26.0))
+    inside = diameter >= 16.0
     scatter = ax.scatter(xs, ys, c=percent, cmap=CMAP, norm=norm, s=diameter**2,
-                         edgecolors="black", linewidths=1.0, zorder=3)  # fmt: skip
+                         edgecolors="black", linewidths=np.where(sure, 1.6, 0.8),
+                         linestyles=[("solid" if s else "dashed") for s in sure],
+                         zorder=3)  # fmt: skip
     cmap = scatter.get_cmap()
-    for x, y, p in zip(xs, ys, percent, strict=True):
-        # Dark text on the light end of the colormap, white on the dark end.
-        r, g, b, _ = cmap(norm(p))
-        color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-        ax.annotate(f"{p:.1f}", (x, y), ha="center", va="center", color=color, zorder=4,
-                    fontsize=float(np.clip(diameter / 3.3, 5.5, 7.5)))  # fmt: skip
+    order = np.argsort(xs, kind="stable")
+    for rank, i in enumerate(order):
+        x, y, p = xs[i], ys[i], percent[i]
+        weight = "bold" if sure[i] else "normal"
+        if inside:
+            # Dark text on the light part of the colormap, white on the dark ends.
+            r, g, b, _ = cmap(norm(p))
+            color = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+            ax.annotate(f"{p:.1f}", (x, y), ha="center", va="center", color=color, zorder=4,
+                        fontsize=float(np.clip(diameter / 3.3, 5.5, 7.5)),
+                        fontweight=weight)  # fmt: skip
+        else:
+            offset = (diameter / 2 + 5) * (1 if rank % 2 == 0 else -1)
+            ax.annotate(f"{p:.1f}", (x, y), xytext=(0, offset), textcoords="offset points",
+                        ha="center", va="center", fontsize=6.5, fontweight=weight, zorder=4,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                              "alpha": 0.8})  # fmt: skip
     return scatter
+
+
+def relative_norm(percent: np.ndarray, span: float = MIN_SPAN) -> Normalize:
+    """A diverging scale centred on 100%: near 100% is pale whatever the spread of the cells,
+    losses and gains darken only beyond `span` points (or the farthest cell, if farther)."""
+    low = min(float(np.nanmin(percent)), 100.0 - span)
+    high = max(float(np.nanmax(percent)), 100.0 + span)
+    return TwoSlopeNorm(vcenter=100.0, vmin=low, vmax=high)
+
+
+def within_noise(cells: list[dict]) -> np.ndarray:
+    """Per cell: does its relative interval exclude 100%? (False where it has no interval.)"""
+    sure = []
+    for r in cells:
+        low, high = r.get("relative_ci_low"), r.get("relative_ci_high")
+        sure.append(low is not None and high is not None and not (low <= 1.0 <= high))
+    return np.array(sure, dtype=bool)
 
 
 def plot_relative_heatmap(
@@ -101,10 +148,15 @@ def plot_relative_heatmap(
     axes: str = "setting",
     axis: SettingAxis = DEFAULT_AXIS,
 ) -> Path:
-    """Draws the relative metric over train x test as an interpolated heatmap with cell markers.
+    """Draws the relative metric over train x test as cells on a diverging scale.
+
+    On setting axes the grid between cells is interpolated; on DCR axes, where cells lie
+    unevenly (several at 85-92% DCR, none below 40%), only the cells are drawn, so that no
+    colour stands where there is no measurement.
 
     Args:
-        rows: Rows with ``relative`` (see ``add_relative``); other metrics are ignored.
+        rows: Rows with ``relative`` (see ``add_relative``) and, where the sweep has them,
+            ``relative_ci_low``/``relative_ci_high``; other metrics are ignored.
         metric: Metric to plot.
         path: Destination PNG.
         axes: ``"setting"`` for codec-setting coordinates, ``"dcr"`` for DCR in percent.
@@ -121,21 +173,20 @@ def plot_relative_heatmap(
     if not cells:
         raise ValueError(f"no rows for metric {metric!r}")
     percent = np.array([100.0 * float(r["relative"]) for r in cells])
-    vmin, vmax = float(percent.min()), float(percent.max())
-    if vmin == vmax:  # a single value (e.g. 1x1 grid) would give a zero-width colour scale
-        vmin, vmax = vmin - 0.5, vmax + 0.5
-    norm = Normalize(vmin=vmin, vmax=vmax)
+    norm = relative_norm(percent)
+    sure = within_noise(cells)
+    has_intervals = any("relative_ci_low" in r for r in cells)
 
     fig, ax = plt.subplots(figsize=(7.5, 6.0), layout="constrained")
     # griddata needs a 2-D hull: with < 3 distinct positions on an axis show only the cells.
-    if len(np.unique(xs)) >= 3 and len(np.unique(ys)) >= 3:
+    if axes == "setting" and len(np.unique(xs)) >= 3 and len(np.unique(ys)) >= 3:
         try:
             gx, gy, grid = interpolate_grid(xs, ys, percent)
-            ax.imshow(grid, origin="lower", aspect="auto", cmap=CMAP, norm=norm,
+            ax.imshow(grid, origin="lower", aspect="auto", cmap=CMAP, norm=norm, alpha=0.85,
                       extent=(gx[0], gx[-1], gy[0], gy[-1]))  # fmt: skip
         except QhullError:  # collinear cells (e.g. equal DCRs): the circles still tell it all
             pass
-    scatter = _draw_cells(ax, xs, ys, percent, norm)
+    scatter = _draw_cells(ax, xs, ys, percent, norm, sure)
     fig.colorbar(scatter, ax=ax, label=f"relative {metric} (%)")
     if axes == "setting":
         set_setting_ticks(ax.xaxis, [r["test_setting"] for r in cells], axis)
@@ -144,6 +195,10 @@ def plot_relative_heatmap(
     ax.set_ylim(*_padded_limits(ys))
     ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.set_title(f"Relative {metric} (train x test, % of original/original)")
+    if has_intervals:
+        ax.text(0.0, -0.13 if axes == "setting" else -0.11,
+                "bold, solid ring: the interval excludes 100%; dashed: within noise of 100%",
+                transform=ax.transAxes, fontsize=7.5, color="0.3")  # fmt: skip
     return save_figure(fig, path)
 
 

@@ -22,7 +22,10 @@ RESULT_COLUMNS = [
     "task", "model", "codec", "train_setting", "test_setting",
     "train_dcr", "test_dcr", "train_dcr_raw", "test_dcr_raw",
     "metric", "value", "relative",
+    "ci_low", "ci_high", "relative_ci_low", "relative_ci_high",
 ]  # fmt: skip
+# Empty where the task kind's metric has no intervals (sweep/analysis/intervals.py).
+OPTIONAL_RESULT_COLUMNS = ("ci_low", "ci_high", "relative_ci_low", "relative_ci_high")
 DISTORTION_COLUMNS = ["split", "setting", "measure", "median", "p10", "p90", "count", "undefined"]
 
 log = logging.getLogger(__name__)
@@ -115,7 +118,11 @@ def write_results_csv(rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_
             is written then.
     """
     for row in rows:
-        missing = [column for column in RESULT_COLUMNS if column not in row]
+        missing = [
+            column
+            for column in RESULT_COLUMNS
+            if column not in row and column not in OPTIONAL_RESULT_COLUMNS
+        ]
         if missing:
             raise KeyError(f"result row without {', '.join(missing)} (see add_relative)")
     ordered = sorted(

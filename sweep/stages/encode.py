@@ -148,6 +148,13 @@ def encoded_files(store: ArtifactStore, stage: EncodeStage) -> list[LabelledFile
     return files
 
 
+def encoded_sources(store: ArtifactStore, stage: EncodeStage) -> list[str]:
+    """Each encoded file's source path in the dataset, in the order of `encoded_files`: the
+    image's identity across settings."""
+    with (store.path(KIND.name, stage.key) / "records.jsonl").open() as stream:
+        return [json.loads(line)["source"] for line in stream]
+
+
 KIND = StageKind(
     name=NAME,
     # 2: records carry "target" (any annotation) and "mask" instead of "label".

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sweep.stages.encode import EncodeStage, encoded_files
+from sweep.analysis.outcomes import write_outcomes
+from sweep.stages.encode import EncodeStage, encoded_files, encoded_sources
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
 from sweep.stages.train import TrainStage
 from sweep.store import ArtifactStore
@@ -67,6 +68,9 @@ def evaluate_stage(context: StageContext, stage: EvaluateStage, *upstream: objec
         metrics = context.task.evaluate(
             context.model, weights, files, context.num_classes, context.options
         )
+        outcomes = metrics.pop("outcomes", None)
+        if outcomes is not None:  # per image, for the intervals (sweep/analysis/)
+            write_outcomes(out, encoded_sources(store, stage.encode), outcomes)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -85,8 +89,8 @@ def evaluation_resources(needs: ResourceNeeds) -> dict:
 KIND = StageKind(
     name=NAME,
     # 2: the key holds the task's and the model's evaluation identities; the training key
-    # holds the rest.
-    schema=2,
+    # holds the rest. 3: outcomes.npz, each image's outcome, beside metrics.json.
+    schema=3,
     inputs=("train", "encode"),
     key_fields=("train", "encode", "task", "model"),
     run=evaluate_stage,

@@ -137,7 +137,18 @@ class TaskKind(ABC):
         options: TrainOptions,
     ) -> dict:
         """The metrics (every name in `metric_names`, and "images") of the weights that a
-        training wrote to weights_dir, on the files; load them with `runtime.load_trained`."""
+        training wrote to weights_dir, on the files; load them with `runtime.load_trained`.
+
+        A kind whose metric can be resampled also returns "outcomes": {name: array with one
+        row per file, in file order}, what its `resample` needs. The evaluate stage stores
+        them beside the metrics (sweep/analysis/outcomes.py), not in metrics.json.
+        """
+
+    # The metrics recomputed on a bootstrap draw of test images (sweep/analysis/bootstrap.py):
+    # `resample(outcomes, counts)` takes one cell's outcomes (aligned, N rows) and a (B, N)
+    # array of how often each image is drawn, and returns {metric: (B,) values}. None: the
+    # kind's metrics get no intervals.
+    resample: ClassVar[Callable[[dict, Any], dict] | None] = None
 
 
 def fit(

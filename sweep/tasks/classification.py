@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchmetrics.classification import MulticlassAccuracy
@@ -23,6 +25,12 @@ from sweep.tasks.runtime import (
 )
 
 
+def resample_accuracy(outcomes: Mapping[str, np.ndarray], counts: np.ndarray) -> dict:
+    """Top-1 accuracy of each bootstrap draw: the drawn images' share of hits."""
+    correct = np.asarray(outcomes["correct"], dtype=np.float64)
+    return {"accuracy": counts @ correct / counts.sum(1)}
+
+
 class ClassificationTask(TaskKind):
     """Trains a classifier family on labelled image files and measures top-1 accuracy.
 
@@ -35,6 +43,7 @@ class ClassificationTask(TaskKind):
     kind = "classification"
     metric_names = ("accuracy",)
     option_fields = ("min_crop_scale",)
+    resample = staticmethod(resample_accuracy)
 
     def train_identity(self) -> dict:
         return {"loss": "cross-entropy", "optimizer": "adamw", "schedule": "warm-up, cosine"}
@@ -95,14 +104,20 @@ class ClassificationTask(TaskKind):
         loader = evaluation_loader(dataset, options.eval_batch_size, options, device)
         accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
         dtype = autocast_dtype(options.amp, device)
+        predictions, targets = [], []
         for inputs, labels in loader:
             with autocast(device, dtype):
                 logits = module(to_device(inputs, device))
             accuracy.update(logits.float(), labels.to(device))
+            predictions.append(logits.argmax(1).cpu())
+            targets.append(labels)
+        label, prediction = torch.cat(targets).numpy(), torch.cat(predictions).numpy()
         metrics = {
             "accuracy": accuracy.compute().item(),
             "images": len(dataset),
             "input_sources": model.input_representation().source_counts(files),
+            # Per image, for the intervals: the label, the top-1 prediction and the hit.
+            "outcomes": {"label": label, "prediction": prediction, "correct": label == prediction},
         }
         # A module that selects its input channels per image (DCTNet's gate) says how often
         # it opened each one on these files.

@@ -11,9 +11,10 @@ matrix, as the Cityscapes scripts and mmsegmentation do), not averaged over imag
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
@@ -68,13 +69,26 @@ class SegmentationMetrics:
 
     def __init__(self, num_classes: int, device: torch.device) -> None:
         common = {"num_classes": num_classes, "ignore_index": IGNORE_INDEX, "validate_args": False}
+        self.num_classes = num_classes
         self.jaccard = MulticlassJaccardIndex(average="macro", **common).to(device)
         self.accuracy = MulticlassAccuracy(average="none", **common).to(device)
+        self.confusions: list[torch.Tensor] = []
 
     def update(self, predictions: torch.Tensor, labels: torch.Tensor) -> None:
-        """Adds class predictions and labels of any (equal) shape."""
+        """Adds one image's class predictions and labels of any (equal) shape."""
         self.jaccard.update(predictions.flatten(), labels.flatten())
         self.accuracy.update(predictions.flatten(), labels.flatten())
+        labelled = labels.flatten() != IGNORE_INDEX
+        pairs = labels.flatten()[labelled] * self.num_classes + predictions.flatten()[labelled]
+        counts = torch.bincount(pairs, minlength=self.num_classes**2)
+        self.confusions.append(counts.reshape(self.num_classes, self.num_classes).cpu())
+
+    def image_confusions(self) -> np.ndarray:
+        """(images, C, C) confusion counts per image (rows: ground truth): the outcomes that
+        the intervals resample (their sum is the split's confusion matrix)."""
+        if not self.confusions:
+            return np.zeros((0, self.num_classes, self.num_classes), dtype=np.int64)
+        return torch.stack(self.confusions).numpy().astype(np.int64)
 
     def compute(self) -> dict:
         confusion = self.jaccard.confmat.double()  # rows: ground truth, columns: prediction
@@ -93,6 +107,28 @@ class SegmentationMetrics:
             ],
             "labelled_pixels": int(confusion.sum().item()),
         }
+
+
+def resample_segmentation(outcomes: Mapping[str, np.ndarray], counts: np.ndarray) -> dict:
+    """mIoU and mAcc of each bootstrap draw, from the drawn images' summed confusion matrices,
+    by the rules of `SegmentationMetrics` (a class with no union has no IoU; mAcc over the
+    classes in the drawn ground truth)."""
+    per_image = np.asarray(outcomes["confusion"], dtype=np.float64)
+    images, classes = per_image.shape[0], per_image.shape[1]
+    confusion = (counts @ per_image.reshape(images, classes * classes)).reshape(
+        -1, classes, classes
+    )
+    diagonal = np.diagonal(confusion, axis1=1, axis2=2)
+    truth, predicted = confusion.sum(2), confusion.sum(1)
+    union = truth + predicted - diagonal
+
+    def mean_where(numerator, denominator):  # NaN for a draw where no class is defined
+        defined = denominator > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(defined, numerator / denominator, 0.0)
+            return ratio.sum(1) / defined.sum(1)
+
+    return {"miou": mean_where(diagonal, union), "macc": mean_where(diagonal, truth)}
 
 
 class SegmentationTask(TaskKind):
@@ -115,6 +151,7 @@ class SegmentationTask(TaskKind):
 
     kind = "segmentation"
     metric_names = ("miou", "macc")
+    resample = staticmethod(resample_segmentation)
 
     def __init__(
         self,
@@ -250,4 +287,8 @@ class SegmentationTask(TaskKind):
                     module, image, mask.shape, num_classes, options.eval_batch_size
                 )
             metrics.update(logits.argmax(1)[0], mask.to(device))
-        return {**metrics.compute(), "images": len(dataset)}
+        return {
+            **metrics.compute(),
+            "images": len(dataset),
+            "outcomes": {"confusion": metrics.image_confusions()},
+        }

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from sweep.models.swav import SwavResNet
-from sweep.tasks.classification import ClassificationTask
+from sweep.tasks.classification import ClassificationTask, resample_accuracy
 from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import WEIGHTS_FILE
 
@@ -57,8 +58,16 @@ def test_accuracy_counts_correct_predictions(tmp_path, imagefolder):
         module.head[1].weight.zero_()
         module.head[1].bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
     torch.save(module.state_dict(), tmp_path / WEIGHTS_FILE)
-    metrics = task.evaluate(MODEL, tmp_path, files_of(imagefolder, "test"), 3, OPTIONS)
+    test = files_of(imagefolder, "test")
+    metrics = task.evaluate(MODEL, tmp_path, test, 3, OPTIONS)
     assert metrics["accuracy"] == pytest.approx(1 / 3)
+    # Per image, in file order, what the intervals resample.
+    outcomes = metrics["outcomes"]
+    assert outcomes["prediction"].tolist() == [1] * len(test)
+    assert outcomes["label"].tolist() == [f.target for f in test]
+    assert outcomes["correct"].mean() == pytest.approx(metrics["accuracy"])
+    once = np.ones((1, len(test)))
+    assert resample_accuracy(outcomes, once)["accuracy"][0] == pytest.approx(1 / 3)
 
 
 def test_a_last_batch_of_one_image_does_not_break_batch_norm(imagefolder, tmp_path):

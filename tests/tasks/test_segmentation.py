@@ -15,7 +15,11 @@ from sweep.errors import OptionError
 from sweep.models.segformer import SegformerSegmenter
 from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import WEIGHTS_FILE
-from sweep.tasks.segmentation import SegmentationMetrics, SegmentationTask
+from sweep.tasks.segmentation import (
+    SegmentationMetrics,
+    SegmentationTask,
+    resample_segmentation,
+)
 from sweep.tasks.segmentation_samples import TrainSample, load_labelled_image
 from sweep.tasks.sliding_window import sliding_logits, window_starts
 
@@ -76,6 +80,30 @@ def test_metrics_are_accumulated_over_the_split_not_averaged_per_image():
     # One confusion matrix: class 0 IoU 8/10, class 1 IoU 0; class 0 acc 1, class 1 acc 0.
     assert result["miou"] == pytest.approx(0.4)
     assert result["macc"] == pytest.approx(0.5)
+
+
+def test_resampling_per_image_confusions_reproduces_the_split_metrics():
+    """Drawing every image once gives the split's mIoU and mAcc exactly; drawing one image
+    twice weighs its pixels twice, as a split holding it twice would."""
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(0, 4, (6, 5)) for _ in range(5)]
+    labels[1][0, :] = 255
+    predictions = [np.where(rng.random(t.shape) < 0.6, t, rng.integers(0, 4, t.shape)) % 255
+                   for t in labels]  # fmt: skip
+    metrics = SegmentationMetrics(4, CPU)
+    for p, t in zip(predictions, labels, strict=True):
+        metrics.update(torch.as_tensor(p), torch.as_tensor(t))
+    outcomes = {"confusion": metrics.image_confusions()}
+    assert outcomes["confusion"].shape == (5, 4, 4)
+    counts = np.array([[1, 1, 1, 1, 1], [2, 0, 1, 1, 1]])
+    drawn = resample_segmentation(outcomes, counts)
+    split = metrics.compute()
+    assert drawn["miou"][0] == pytest.approx(split["miou"])
+    assert drawn["macc"][0] == pytest.approx(split["macc"])
+    twice = scores([predictions[0], *predictions[:1], *predictions[2:]],
+                   [labels[0], *labels[:1], *labels[2:]], 4)  # fmt: skip
+    assert drawn["miou"][1] == pytest.approx(twice["miou"])
+    assert drawn["macc"][1] == pytest.approx(twice["macc"])
 
 
 def test_only_ignored_pixels_give_no_score():
