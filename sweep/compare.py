@@ -28,7 +28,7 @@ matplotlib.use("Agg")  # headless: the driver may run on a cluster node
 import matplotlib.pyplot as plt  # noqa: E402
 
 from sweep.report.axis import ORIGINAL  # noqa: E402
-from sweep.report.tables import write_csv  # noqa: E402
+from sweep.report.tables import headline_rows, write_csv  # noqa: E402
 from sweep.store import atomic_write  # noqa: E402
 
 # Folders of comparisons (compare_<task>_<model>, compare_models_<task>_<codec>) among the
@@ -68,7 +68,7 @@ class CurvePoint:
 def read_results(path: Path) -> list[dict]:
     """Rows of a report's results.csv with numbers parsed."""
     with Path(path).open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
+        rows = headline_rows(list(csv.DictReader(stream)))
     for row in rows:
         for key in ("train_dcr", "test_dcr", "value", "relative"):
             row[key] = float(row[key])

@@ -98,6 +98,8 @@ class Sweep:
     distortion: DistortionOptions = dataclass_field(default_factory=DistortionOptions)
     # DCT sensitivity maps of the trained classifiers.
     sensitivity: SensitivityOptions = dataclass_field(default_factory=SensitivityOptions)
+    # The trainings' seeds (`seeds`, or the one `seed`); the first is `seed`.
+    seeds: list[int] = dataclass_field(default_factory=lambda: [0])
     # The paired bootstrap over test images behind every interval (sweep/analysis/).
     intervals: BootstrapOptions = dataclass_field(default_factory=BootstrapOptions)
     # The recommendation's threshold: the share of original/original to keep.
@@ -136,7 +138,8 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         train_settings=grid_settings("grid.train", cfg.grid.train, codec),
         test_settings=grid_settings("grid.test", cfg.grid.test, codec),
         options=train_options(cfg.train),
-        seed=_integer("seed", cfg.seed, minimum=0),
+        seed=seeds_of(cfg)[0],
+        seeds=seeds_of(cfg),
         results_dir=results_dir,
         store=_store(results_dir),
         cluster=cluster_options(cfg.cluster),
@@ -454,6 +457,20 @@ def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(option, f"'{value}' is not one of {list(choices)}")
     return value
+
+
+def seeds_of(cfg: DictConfig) -> list[int]:
+    """`seeds` (distinct integers >= 0, the first the seed of the figures and maps), or
+    [`seed`] when it is null."""
+    seeds = cfg.get("seeds")
+    if seeds is None:
+        return [_integer("seed", cfg.seed, minimum=0)]
+    if not isinstance(seeds, ListConfig) or not seeds:
+        raise ConfigError("seeds", f"must be a non-empty list such as [0,1,2], got {seeds!r}")
+    values = [_integer("seeds", value, minimum=0) for value in seeds]
+    if len(set(values)) != len(values):
+        raise ConfigError("seeds", f"lists a seed more than once: {values}")
+    return values
 
 
 def _integer(option: str, value: Any, minimum: int) -> int:

@@ -81,6 +81,8 @@ class SweepPlan(Plan):
     class_names: list[str] = field(default_factory=list)
     train_settings: list[str] = field(default_factory=list)
     test_settings: list[str] = field(default_factory=list)
+    # The trainings' seeds; the first is the one the figures and maps show.
+    seeds: list[int] = field(default_factory=lambda: [0])
     # Requested measures that cannot run on this machine, with the reason.
     skipped_measures: dict[str, str] = field(default_factory=dict)
 
@@ -92,12 +94,31 @@ class SweepPlan(Plan):
 
     @property
     def trains(self) -> dict[str, TrainStage]:
-        """train setting -> TrainStage."""
+        """train setting -> TrainStage of the first seed: the model whose figures, sensitivity
+        maps and MLflow child run the report shows."""
+        return {
+            setting: stage
+            for (setting, seed), stage in self.replicate_trains.items()
+            if seed == self.seeds[0]
+        }
+
+    @property
+    def replicate_trains(self) -> dict[tuple[str, int], TrainStage]:
+        """(train setting, seed) -> TrainStage: every seed's model."""
         return self.of_kind(train.NAME)
 
     @property
     def evaluations(self) -> dict[tuple[str, str], EvaluateStage]:
-        """(train setting, test setting) -> EvaluateStage."""
+        """(train setting, test setting) -> EvaluateStage of the first seed's model."""
+        return {
+            (train_setting, test_setting): stage
+            for (train_setting, test_setting, seed), stage in self.replicate_evaluations.items()
+            if seed == self.seeds[0]
+        }
+
+    @property
+    def replicate_evaluations(self) -> dict[tuple[str, str, int], EvaluateStage]:
+        """(train setting, test setting, seed) -> EvaluateStage: every seed's cells."""
         return self.of_kind(evaluate.NAME)
 
     @property
@@ -112,8 +133,8 @@ class SweepPlan(Plan):
 
     @property
     def key(self) -> str:
-        """Identity of the whole sweep: the set of its cells' evaluation keys."""
-        return digest(sorted(stage.key for stage in self.evaluations.values()))
+        """Identity of the whole sweep: the set of its cells' evaluation keys (every seed's)."""
+        return digest(sorted(stage.key for stage in self.replicate_evaluations.values()))
 
 
 @dataclass(frozen=True)
@@ -127,12 +148,18 @@ class PlanInputs:
     task: TaskKind
     model: ModelFamily
     options: TrainOptions
-    seed: int
+    # The first seed's models get sensitivity maps; every seed gets trainings and cells.
+    seeds: tuple[int, ...]
     shard_size: int
     # None: no distortion stages.
     distortion: DistortionOptions | None = None
     # None or disabled: no sensitivity stages.
     sensitivity: SensitivityOptions | None = None
+
+    @property
+    def seed(self) -> int:
+        """The first seed: the sensitivity maps' (their model and their image sample)."""
+        return self.seeds[0]
 
 
 def build_plan(
@@ -147,6 +174,7 @@ def build_plan(
         class_names=inputs.reader.class_names(),
         train_settings=list(train_settings),
         test_settings=list(test_settings),
+        seeds=list(inputs.seeds),
     )
     for kind in STAGE_KINDS.values():
         if kind.plan is not None:

@@ -51,7 +51,7 @@ def run_sweep(sweep: Sweep) -> Path:
         execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
     rows, dcr_rows = collect_results(sweep, plan)
     intervals = measure_intervals(
-        sweep.store, plan.evaluations, sweep.task.resample, sweep.intervals
+        sweep.store, plan.replicate_evaluations, sweep.task.resample, sweep.intervals
     )
     rows = with_intervals(rows, intervals)
     out, paths, distortion = write_sweep_report(sweep, plan, screening, rows, dcr_rows)
@@ -141,7 +141,7 @@ def plan_sweep(
         task=sweep.task,
         model=sweep.model,
         options=sweep.options,
-        seed=sweep.seed,
+        seeds=tuple(sweep.seeds),
         shard_size=sweep.cluster.encode_shard_size,
         distortion=sweep.distortion,
         sensitivity=sweep.sensitivity,
@@ -200,7 +200,8 @@ def track_sweep(
         plan.key,
         out.name,
         flatten_config(OmegaConf.to_container(OmegaConf.create(sweep.config_yaml))),
-        add_relative(rows),
+        # The child runs are the first seed's models.
+        [row for row in add_relative(rows) if row["seed"] == plan.seeds[0]],
         dcr_rows,
         summaries,
         {s: t.key for s, t in plan.trains.items()},

@@ -22,7 +22,12 @@ from sweep.report import write_report
 from sweep.report.axis import SettingAxis
 from sweep.report.distortion_figure import plot_distortion
 from sweep.report.gate_figures import write_gate_report
-from sweep.report.tables import DISTORTION_COLUMNS, write_csv
+from sweep.report.tables import (
+    DISTORTION_COLUMNS,
+    headline_rows,
+    with_seed_means,
+    write_csv,
+)
 from sweep.screen import Screening
 from sweep.stages import STAGE_KINDS
 from sweep.stages.kind import Stage
@@ -46,7 +51,8 @@ def report_dir(sweep: Sweep, plan: SweepPlan) -> Path:
 
 
 def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dict]]:
-    """Result rows (one per cell and metric, without 'relative') and DCR rows, from the store."""
+    """Result rows (one per cell, seed and metric, and with several seeds one per cell and
+    metric with their mean; without 'relative') and DCR rows, from the store."""
     store = sweep.store
     dcr = {ident: read_output(store, stage) for ident, stage in plan.encodes.items()}
     dcr_rows = [
@@ -61,7 +67,7 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
         for (split, setting), s in dcr.items()
     ]
     rows = []
-    for (train_setting, test_setting), stage in plan.evaluations.items():
+    for (train_setting, test_setting, seed), stage in plan.replicate_evaluations.items():
         metrics = read_output(store, stage)
         train_dcr, test_dcr = dcr[("train", train_setting)], dcr[("test", test_setting)]
         for metric in sweep.task.metric_names:
@@ -72,6 +78,7 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
                     "codec": sweep.codec.name,
                     "train_setting": train_setting,
                     "test_setting": test_setting,
+                    "seed": seed,
                     "train_dcr": train_dcr["dcr"],
                     "test_dcr": test_dcr["dcr"],
                     "train_dcr_raw": train_dcr["dcr_raw"],
@@ -80,7 +87,7 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
                     "value": metrics[metric],
                 }
             )
-    return rows, dcr_rows
+    return with_seed_means(rows), dcr_rows
 
 
 def gate_cells(sweep: Sweep, plan: SweepPlan) -> dict[tuple[str, str], dict]:
@@ -144,10 +151,21 @@ def stage_index(plan: SweepPlan) -> dict:
     for name, kind in STAGE_KINDS.items():
         if kind.plan is not None:  # the sweep's own kinds (validation is screening's)
             index[name] = {
-                "/".join(ident) if isinstance(ident, tuple) else str(ident): stage.key
+                index_ident(ident, name, plan): stage.key
                 for ident, stage in plan.of_kind(name).items()
             }
     return index
+
+
+def index_ident(ident, kind: str, plan: SweepPlan) -> str:
+    """"original/4" for a cell; a training's or cell's seed only when the sweep has several
+    ("original/4/seed=1")."""
+    parts = list(ident) if isinstance(ident, tuple) else [ident]
+    if kind in ("train", "evaluate"):
+        seed = parts.pop()
+        if len(plan.seeds) > 1:
+            parts.append(f"seed={seed}")
+    return "/".join(str(part) for part in parts)
 
 
 @dataclass(frozen=True)
@@ -226,7 +244,7 @@ def write_recommendation(
     metric = sweep.task.metric_names[0]
     values = {
         (r["train_setting"], r["test_setting"]): float(r["value"])
-        for r in rows
+        for r in headline_rows(rows)
         if r["metric"] == metric
     }
     if intervals is None or intervals.relative is None or REFERENCE not in values:
@@ -251,7 +269,7 @@ def write_recommendation(
             metric,
             values,
             relative,
-            {cell: replicates[metric] for cell, replicates in intervals.relative.items()},
+            intervals.headline_relative(metric),
             dcr_rows,
             lambda setting: describe_setting(sweep.codec, setting),
             sweep.recommend,

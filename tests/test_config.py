@@ -237,8 +237,11 @@ def test_a_task_kind_naming_an_unknown_training_option_is_refused(tmp_path):
         ("intervals.confidence=95", r"intervals.confidence: must lie between 0 and 1"),
         ("+intervals.method=bca", r"intervals.method: unknown option"),
         ("recommend.threshold=99", r"recommend.threshold: is a share .* 0.99 for 99%"),
+        ("seeds=[0,0]", r"seeds: lists a seed more than once"),
+        ("seeds=[]", r"seeds: must be a non-empty list such as \[0,1,2\]"),
+        ("seeds=[-1]", r"seeds: must be an integer >= 0"),
     ],
 )
-def test_bad_interval_and_recommendation_options_name_themselves(override, message):
+def test_bad_interval_recommendation_and_seed_options_name_themselves(override, message):
     with pytest.raises(ConfigError, match=message):
         build_sweep(compose_config(override), check_data=False)

@@ -101,6 +101,33 @@ def test_inline_sweep_writes_results_report_and_mlflow_runs(imagefolder, tmp_pat
     assert all(s["sentence"] for s in recommendation["scenarios"].values())
 
 
+def test_seeds_replicate_every_training_and_share_every_encode(imagefolder, tmp_path, monkeypatch):
+    run_sweep(imagefolder_sweep(imagefolder, tmp_path, "tracking=none"))  # seed 0 alone
+    ran = {"train": [], "encode": []}
+    for kind in ran:
+        record_calls(monkeypatch, kind, "run", lambda stage: ran[stage.kind].append(stage))
+    report = run_sweep(imagefolder_sweep(imagefolder, tmp_path, "seeds=[0,1]", "tracking=none"))
+    # Seed 0's models and every encode exist: only seed 1 trains, once per train setting.
+    assert sorted((t.setting, t.seed) for t in ran["train"]) == [("4", 1), ("original", 1)]
+    assert ran["encode"] == []
+    rows = read_csv(report / "results.csv")
+    by_seed = {}
+    for row in rows:
+        by_seed.setdefault(row["seed"], {})[(row["train_setting"], row["test_setting"])] = row
+    assert set(by_seed) == {"0", "1", "mean"} and all(len(c) == 4 for c in by_seed.values())
+    for cell, mean in by_seed["mean"].items():
+        values = [float(by_seed[seed][cell]["value"]) for seed in ("0", "1")]
+        assert float(mean["value"]) == pytest.approx(sum(values) / 2)
+        # The mean's interval resamples seeds and images: it holds both seeds' values.
+        assert float(mean["ci_low"]) <= min(values) and max(values) <= float(mean["ci_high"])
+        assert float(mean["relative"]) == pytest.approx(
+            float(mean["value"]) / float(by_seed["mean"][("original", "original")]["value"])
+        )
+    # Each seed is relative to its own original/original.
+    assert {by_seed[s][("original", "original")]["relative"] for s in by_seed} == {"1.0"}
+    assert (report / "recommendation.json").is_file()
+
+
 def test_rerun_of_a_finished_sweep_does_no_stage_work(imagefolder, tmp_path, monkeypatch):
     first = run_sweep(imagefolder_sweep(imagefolder, tmp_path))
     before = (first / "results.csv").read_text()

@@ -25,6 +25,7 @@ from sweep.analysis.outcomes import OUTCOMES_FILE, aligned, read_outcomes
 from sweep.store import ArtifactStore
 
 REFERENCE: Cell = ("original", "original")
+MEAN_SEED = "mean"  # as in results.csv (sweep/report/tables.py)
 INTERVAL_COLUMNS = ("ci_low", "ci_high", "relative_ci_low", "relative_ci_high")
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SweepIntervals:
-    """B bootstrap replicates of every cell's metrics, absolute and relative (None where the
-    grid has no original/original cell), drawn on the same images."""
+    """B bootstrap replicates of every cell's metrics, absolute and relative, drawn on the
+    same images, keyed (train setting, test setting, seed); with several seeds also their
+    mean, keyed (train setting, test setting, "mean"). `relative` is None where the grid has
+    no original/original cell."""
 
     options: BootstrapOptions
-    values: dict[Cell, dict[str, np.ndarray]]
-    relative: dict[Cell, dict[str, np.ndarray]] | None
+    values: dict[tuple, dict[str, np.ndarray]]
+    relative: dict[tuple, dict[str, np.ndarray]] | None
 
-    def columns(self, cell: Cell, metric: str) -> dict[str, float]:
+    def columns(self, cell: tuple, metric: str) -> dict[str, float]:
         """The interval columns of one result row."""
         low, high = percentile_interval(self.values[cell][metric], self.options.confidence)
         out = {"ci_low": low, "ci_high": high}
@@ -48,13 +51,27 @@ class SweepIntervals:
             out |= {"relative_ci_low": low, "relative_ci_high": high}
         return out
 
+    def headline_relative(self, metric: str) -> dict[Cell, np.ndarray]:
+        """(train, test) -> relative replicates of the headline rows: the seeds' mean where
+        there are several seeds, else the one seed's."""
+        if self.relative is None:
+            return {}
+        seeds = {cell[2] for cell in self.relative}
+        label = MEAN_SEED if MEAN_SEED in seeds else next(iter(seeds))
+        return {cell[:2]: r[metric] for cell, r in self.relative.items() if cell[2] == label}
+
 
 def measure_intervals(
-    store: ArtifactStore, evaluations: Mapping[Cell, object], resample, options: BootstrapOptions
+    store: ArtifactStore, evaluations: Mapping[tuple, object], resample, options: BootstrapOptions
 ) -> SweepIntervals | None:
-    """The intervals of the cells' evaluations (stages of the evaluate kind), or None with a
-    logged reason: the task kind's metric is not resampled, or a cell has no outcomes (it was
-    evaluated before outcomes were stored)."""
+    """The intervals of the cells' evaluations (stages of the evaluate kind, keyed (train
+    setting, test setting, seed)), or None with a logged reason: the task kind's metric is
+    not resampled, or a cell has no outcomes (it was evaluated before outcomes were stored).
+
+    Every cell of every seed is resampled on the same draws of images. The seeds' mean is
+    resampled over seeds too: each replicate also draws the seeds with replacement, so its
+    interval holds the training noise that the seeds show beside the test images' noise.
+    """
     if resample is None:
         log.info("intervals: this task kind's metrics are not resampled; results.csv has none")
         return None
@@ -70,17 +87,47 @@ def measure_intervals(
         log.warning("intervals: no test image is in every cell; no intervals")
         return None
     values = replicate_values(outcomes, resample, options)
-    relative = relative_replicates(values, REFERENCE) if REFERENCE in values else None
+    seeds = sorted({cell[2] for cell in values})
+    if len(seeds) > 1:
+        values |= seed_means(values, seeds, options)
+    references = {cell[2]: (*REFERENCE, cell[2]) for cell in values}
+    relative = None
+    if all(reference in values for reference in references.values()):
+        relative = {}
+        for label, reference in references.items():
+            group = {cell: v for cell, v in values.items() if cell[2] == label}
+            relative |= relative_replicates(group, reference)
     return SweepIntervals(options, values, relative)
 
 
+def seed_means(
+    values: Mapping[tuple, Mapping[str, np.ndarray]], seeds: list, options: BootstrapOptions
+) -> dict[tuple, dict[str, np.ndarray]]:
+    """(train, test, "mean") -> the replicates of the seeds' mean: in replicate b, the mean
+    over a draw of the seeds with replacement of each drawn seed's replicate b."""
+    rng = np.random.default_rng([options.seed, len(seeds)])  # apart from the images' draws
+    drawn = rng.integers(0, len(seeds), size=(options.replicates, len(seeds)))
+    rows = np.arange(options.replicates)[:, None]
+    out: dict[tuple, dict[str, np.ndarray]] = {}
+    for train, test in {cell[:2] for cell in values}:
+        metrics = values[(train, test, seeds[0])].keys()
+        out[(train, test, MEAN_SEED)] = {
+            metric: np.stack([values[(train, test, s)][metric] for s in seeds], axis=1)[
+                rows, drawn
+            ].mean(1)
+            for metric in metrics
+        }
+    return out
+
+
 def with_intervals(rows: list[dict], intervals: SweepIntervals | None) -> list[dict]:
-    """Result rows (train_setting, test_setting, metric) with their interval columns; NaN-free:
+    """Result rows (train_setting, test_setting, seed, metric) with their interval columns;
     an undefined bound (a metric undefined in every draw) is left out of the row."""
     if intervals is None:
         return rows
     out = []
     for row in rows:
-        columns = intervals.columns((row["train_setting"], row["test_setting"]), row["metric"])
+        cell = (row["train_setting"], row["test_setting"], row["seed"])
+        columns = intervals.columns(cell, row["metric"])
         out.append(row | {name: v for name, v in columns.items() if math.isfinite(v)})
     return out

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sweep.report.axis import DEFAULT_AXIS, SettingAxis
 from sweep.report.heatmaps import plot_dcr_curves, plot_relative_heatmap
-from sweep.report.tables import add_relative, write_results_csv
+from sweep.report.tables import add_relative, headline_rows, write_results_csv
 
 
 def write_report(
@@ -44,6 +44,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     relative = add_relative(rows)
     paths = {"results.csv": write_results_csv(relative, out_dir / "results.csv", axis)}
+    relative = headline_rows(relative)  # the figures show the seeds' mean, if several
     for metric in sorted({r["metric"] for r in relative}):
         if all(math.isnan(r["relative"]) for r in relative if r["metric"] == metric):
             continue  # nothing to draw; add_relative has warned

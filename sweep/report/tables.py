@@ -19,13 +19,39 @@ from sweep.report.axis import DEFAULT_AXIS, ORIGINAL, SettingAxis
 from sweep.store import atomic_write
 
 RESULT_COLUMNS = [
-    "task", "model", "codec", "train_setting", "test_setting",
+    "task", "model", "codec", "train_setting", "test_setting", "seed",
     "train_dcr", "test_dcr", "train_dcr_raw", "test_dcr_raw",
     "metric", "value", "relative",
     "ci_low", "ci_high", "relative_ci_low", "relative_ci_high",
 ]  # fmt: skip
 # Empty where the task kind's metric has no intervals (sweep/analysis/intervals.py).
-OPTIONAL_RESULT_COLUMNS = ("ci_low", "ci_high", "relative_ci_low", "relative_ci_high")
+OPTIONAL_RESULT_COLUMNS = ("ci_low", "ci_high", "relative_ci_low", "relative_ci_high", "seed")
+# The `seed` of the rows that average a sweep's seeds.
+MEAN_SEED = "mean"
+
+
+def headline_rows(rows: list[dict]) -> list[dict]:
+    """One row per cell and metric: the seeds' mean where a sweep has several seeds, else its
+    one seed's rows (what the heatmaps, comparisons and recommendation read)."""
+    means = [row for row in rows if str(row.get("seed")) == MEAN_SEED]
+    return means or rows
+
+
+def with_seed_means(rows: list[dict]) -> list[dict]:
+    """The rows, and where they hold several seeds, a row per cell and metric with the seeds'
+    mean value (seed "mean")."""
+    seeds = {row.get("seed") for row in rows}
+    if len(seeds) < 2:
+        return rows
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        cell = (row["metric"], row["train_setting"], row["test_setting"])
+        groups.setdefault(cell, []).append(row)
+    means = []
+    for group in groups.values():
+        values = [float(row["value"]) for row in group]
+        means.append(group[0] | {"seed": MEAN_SEED, "value": float(np.mean(values))})
+    return rows + means
 DISTORTION_COLUMNS = ["split", "setting", "measure", "median", "p10", "p90", "count", "undefined"]
 
 log = logging.getLogger(__name__)
@@ -66,7 +92,8 @@ def add_relative(rows: list[dict]) -> list[dict]:
     """Adds ``relative`` = value / value of the same metric's original/original cell.
 
     Args:
-        rows: Result rows with every ``RESULT_COLUMNS`` key except ``relative``.
+        rows: Result rows with every ``RESULT_COLUMNS`` key except ``relative``; with several
+            seeds, each seed's rows (and their mean's) are relative to their own reference.
 
     Returns:
         New dicts (the inputs are not modified) with a float ``relative`` key. A metric whose
@@ -77,21 +104,21 @@ def add_relative(rows: list[dict]) -> list[dict]:
         ValueError: If a metric has no original/original row.
     """
     references = {
-        row["metric"]: float(row["value"])
+        (row["metric"], row.get("seed")): float(row["value"])
         for row in rows
         if row["train_setting"] == ORIGINAL and row["test_setting"] == ORIGINAL
     }
     out = []
     for row in rows:
         metric = row["metric"]
-        reference = references.get(metric)
+        reference = references.get((metric, row.get("seed")))
         if reference is None:
             raise ValueError(f"metric {metric!r} has no original/original reference row")
         if reference == 0 or not math.isfinite(reference):
             out.append({**row, "relative": math.nan})
             continue
         out.append({**row, "relative": float(row["value"]) / reference})
-    for metric, reference in sorted(references.items()):
+    for (metric, _), reference in sorted(references.items(), key=lambda item: str(item[0])):
         if reference == 0 or not math.isfinite(reference):
             log.warning(
                 "%s is %r at original/original: relative values are undefined (NaN); the "
@@ -131,6 +158,9 @@ def write_results_csv(rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_
             r["metric"],
             axis.position(r["train_setting"]),
             axis.position(r["test_setting"]),
+            # Each seed in order, their mean last.
+            str(r.get("seed")) == MEAN_SEED,
+            r.get("seed") if str(r.get("seed")) != MEAN_SEED else 0,
         ),
     )
     return write_csv(ordered, RESULT_COLUMNS, path)

@@ -43,14 +43,14 @@ class EvaluateStage(Stage):
 
 
 def plan_evaluations(plan: SweepPlan, inputs: PlanInputs) -> None:
-    """Every trained model on every test setting: the train x test grid."""
+    """Every trained model on every test setting: the train x test grid, once per seed."""
     task = {"kind": inputs.task.kind, **inputs.task.eval_identity()}
     model = inputs.model.eval_identity()
-    for train in plan.trains.values():
+    for train in plan.replicate_trains.values():
         for setting in plan.test_settings:
             encode = plan.encodes[("test", setting)]
             key = KIND.key(train=train.key, encode=encode.key, task=task, model=model)
-            plan.add(EvaluateStage(key, train, encode), (train.setting, setting))
+            plan.add(EvaluateStage(key, train, encode), (train.setting, setting, train.seed))
 
 
 def evaluate_stage(context: StageContext, stage: EvaluateStage, *upstream: object) -> dict:

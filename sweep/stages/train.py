@@ -46,6 +46,8 @@ class TrainStage(Stage):
     kind = NAME
     setting: str
     encode: EncodeStage
+    # The training's seed (data order, augmentation, initialisation): one model per seed.
+    seed: int = 0
 
     def upstream(self) -> tuple[Stage, ...]:
         return (self.encode,)
@@ -58,19 +60,21 @@ def result_options(task: TaskKind, options: TrainOptions) -> dict:
 
 
 def plan_trainings(plan: SweepPlan, inputs: PlanInputs) -> None:
-    """One training per train setting, on that setting's encode of the train split."""
+    """One training per train setting and seed, on that setting's encode of the train split
+    (every seed reads the same encode)."""
     task = inputs.task
-    for setting in plan.train_settings:
-        encode = plan.encodes[("train", setting)]
-        key = KIND.key(
-            encode=encode.key,
-            task={"kind": task.kind, **task.train_identity()},
-            model=inputs.model.identity(),
-            train=result_options(task, inputs.options),
-            seed=inputs.seed,
-            classes=plan.class_names,
-        )
-        plan.add(TrainStage(key, setting, encode), setting)
+    for seed in inputs.seeds:
+        for setting in plan.train_settings:
+            encode = plan.encodes[("train", setting)]
+            key = KIND.key(
+                encode=encode.key,
+                task={"kind": task.kind, **task.train_identity()},
+                model=inputs.model.identity(),
+                train=result_options(task, inputs.options),
+                seed=seed,
+                classes=plan.class_names,
+            )
+            plan.add(TrainStage(key, setting, encode, seed), (setting, seed))
 
 
 def train_stage(context: StageContext, stage: TrainStage, *upstream: object) -> dict:
@@ -86,7 +90,7 @@ def train_stage(context: StageContext, stage: TrainStage, *upstream: object) -> 
     started = time.perf_counter()
     with store.writing(KIND.name, stage.key) as out:
         summary = context.task.train(
-            context.model, files, context.num_classes, context.options, context.seed, out
+            context.model, files, context.num_classes, context.options, stage.seed, out
         )
         summary |= {"setting": stage.setting, "seconds": time.perf_counter() - started}
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
