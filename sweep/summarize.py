@@ -158,7 +158,7 @@ def stage_index(plan: SweepPlan) -> dict:
 
 
 def index_ident(ident, kind: str, plan: SweepPlan) -> str:
-    """"original/4" for a cell; a training's or cell's seed only when the sweep has several
+    """ "original/4" for a cell; a training's or cell's seed only when the sweep has several
     ("original/4/seed=1")."""
     parts = list(ident) if isinstance(ident, tuple) else [ident]
     if kind in ("train", "evaluate"):

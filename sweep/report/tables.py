@@ -52,6 +52,8 @@ def with_seed_means(rows: list[dict]) -> list[dict]:
         values = [float(row["value"]) for row in group]
         means.append(group[0] | {"seed": MEAN_SEED, "value": float(np.mean(values))})
     return rows + means
+
+
 DISTORTION_COLUMNS = ["split", "setting", "measure", "median", "p10", "p90", "count", "undefined"]
 
 log = logging.getLogger(__name__)
