@@ -67,7 +67,16 @@ def run_reporting_errors(work: Callable[[], Path]) -> Path:
 def hydra_main(cfg: DictConfig) -> None:
     from sweep.run import run_sweep
 
-    report = run_reporting_errors(lambda: run_sweep(build_sweep(cfg)))
+    sweep = run_reporting_errors(lambda: build_sweep(cfg))
+    if sweep.budget is not None:  # experiment=budget
+        from sweep.experiments.budget import run_budget
+
+        report = run_reporting_errors(lambda: run_budget(sweep))
+        print(f"results: {report / 'budget.csv'}")
+        for sentence in json.loads((report / "budget_law.json").read_text())["sentences"]:
+            print(f"budget: {sentence}")
+        return
+    report = run_reporting_errors(lambda: run_sweep(sweep))
     print(f"results: {report / 'results.csv'}")
     # What to do, in plain sentences (sweep/analysis/recommendation.py).
     from sweep.analysis.recommendation import SCENARIOS

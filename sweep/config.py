@@ -11,7 +11,7 @@ import logging
 import re
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from sweep.data.base import DatasetError, DatasetReader
 from sweep.distortion import MEASURES, DistortionOptions
 from sweep.distortion import SPLITS as MEASURE_SPLITS
 from sweep.errors import OptionError
+from sweep.experiments.options import BudgetOptions, experiment_options
 from sweep.models.errors import ModelUnavailableError
 from sweep.sensitivity.options import TASK_KIND as SENSITIVITY_TASK_KIND
 from sweep.sensitivity.options import SensitivityOptions, sensitivity_options
@@ -104,6 +105,8 @@ class Sweep:
     intervals: BootstrapOptions = dataclass_field(default_factory=BootstrapOptions)
     # The recommendation's threshold: the share of original/original to keep.
     recommend: RecommendOptions = dataclass_field(default_factory=RecommendOptions)
+    # None: the train x test grid; BudgetOptions: the storage-budget experiment.
+    budget: BudgetOptions | None = None
 
 
 def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
@@ -151,6 +154,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         sensitivity=_sensitivity_options(cfg.get("sensitivity")),
         intervals=_checked_options(BootstrapOptions, "intervals", cfg.get("intervals")),
         recommend=_checked_options(RecommendOptions, "recommend", cfg.get("recommend")),
+        budget=_budget_options(cfg.get("experiment"), codec),
     )
     _check_contracts(sweep)
     _check_name("task.name", sweep.task_name)
@@ -411,6 +415,20 @@ def _checked_options(cls: type, option: str, node: DictConfig | None) -> Any:
         return _options(cls, option, node)
     except OptionError as error:
         raise ConfigError(error.option or option, str(error)) from None
+
+
+def _budget_options(node: DictConfig | None, codec: Codec) -> BudgetOptions | None:
+    """The `experiment` group: None for the grid, or the budget experiment's options with its
+    settings in the codec's canonical form."""
+    values = None if node is None else OmegaConf.to_container(node)
+    try:
+        options = experiment_options(values)
+    except OptionError as error:
+        raise ConfigError(error.option or "experiment", str(error)) from None
+    if options is None or options.settings is None:
+        return options
+    settings = grid_settings("experiment.settings", list(options.settings), codec)
+    return replace(options, settings=tuple(settings))
 
 
 def _sensitivity_options(node: DictConfig | None) -> SensitivityOptions:

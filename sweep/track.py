@@ -106,9 +106,16 @@ class Tracker:
         self, audit_key: str, run_name: str, metrics: dict[str, float], artifacts: list[Path]
     ) -> str:
         """Logs a dataset audit as one run; the same dataset's audit logs into the same run."""
-        found = self._find(f"tags.`audit.key` = '{audit_key}'")
+        return self.log_keyed_run("audit.key", audit_key, run_name, metrics, artifacts)
+
+    def log_keyed_run(
+        self, tag: str, key: str, run_name: str, metrics: dict[str, float], artifacts: list[Path]
+    ) -> str:
+        """Logs a result as one run found by its tag (an audit, a budget experiment): the
+        same key logs into the same run."""
+        found = self._find(f"tags.`{tag}` = '{key}'")
         run = found or self.client.create_run(
-            self.experiment_id, run_name=run_name, tags={"audit.key": audit_key}
+            self.experiment_id, run_name=run_name, tags={tag: key}
         )
         self.client.log_batch(run.info.run_id, metrics=_finite_metrics(metrics))
         for path in artifacts:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sweep.stages.encode import EncodeStage, encoded_files
-from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
+from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind, digest
 from sweep.store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -48,6 +48,20 @@ class TrainStage(Stage):
     encode: EncodeStage
     # The training's seed (data order, augmentation, initialisation): one model per seed.
     seed: int = 0
+    # A subset of the split (indices in split order) and its epochs: the storage-budget
+    # experiment's cells (sweep/experiments/budget.py). None: the whole split, train.epochs.
+    subset: tuple[int, ...] | None = None
+    epochs: int | None = None
+
+    def subset_identity(self) -> dict | None:
+        """The subset's part of the training key (None: the whole split)."""
+        if self.subset is None:
+            return None
+        return {
+            "images": digest(list(self.subset)),
+            "count": len(self.subset),
+            "epochs": self.epochs,
+        }
 
     def upstream(self) -> tuple[Stage, ...]:
         return (self.encode,)
@@ -73,6 +87,7 @@ def plan_trainings(plan: SweepPlan, inputs: PlanInputs) -> None:
                 train=result_options(task, inputs.options),
                 seed=seed,
                 classes=plan.class_names,
+                subset=None,
             )
             plan.add(TrainStage(key, setting, encode, seed), (setting, seed))
 
@@ -87,10 +102,14 @@ def train_stage(context: StageContext, stage: TrainStage, *upstream: object) -> 
     if store.is_done(KIND.name, stage.key):
         return read_summary(store, stage)
     files = encoded_files(store, stage.encode)
+    options = context.options
+    if stage.subset is not None:
+        files = [files[index] for index in stage.subset]
+        options = replace(options, epochs=stage.epochs)
     started = time.perf_counter()
     with store.writing(KIND.name, stage.key) as out:
         summary = context.task.train(
-            context.model, files, context.num_classes, context.options, stage.seed, out
+            context.model, files, context.num_classes, options, stage.seed, out
         )
         summary |= {"setting": stage.setting, "seconds": time.perf_counter() - started}
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -112,11 +131,12 @@ KIND = StageKind(
     # 2: the key holds the task's training identity only, and only the options its kind reads.
     schema=2,
     inputs=("encode",),
-    key_fields=("encode", "task", "model", "train", "seed", "classes"),
+    key_fields=("encode", "task", "model", "train", "seed", "classes", "subset"),
     run=train_stage,
     read=read_summary,
     plan=plan_trainings,
     resources=training_resources,
     uses_torch=True,
     unit="model",
+    optional_fields=("subset",),
 )
