@@ -105,6 +105,7 @@ def curve_points(rows: list[dict], metric: str, curve: str) -> list[CurvePoint]:
         if r["metric"] == metric
         and r["test_setting"] == (r["train_setting"] if test_of == "same" else test_of)
         and math.isfinite(r["relative"])  # NaN when the original/original value is 0
+        and math.isfinite(r["train_dcr"])  # NaN for a mix, which saves no storage
     ]
     # Original first whatever its DCR (0 by definition), then by growing compression.
     return sorted(points, key=lambda p: (p.train_setting != ORIGINAL, p.dcr))

@@ -23,7 +23,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from sweep.analysis.bootstrap import BootstrapOptions
 from sweep.analysis.recommendation import RecommendOptions
-from sweep.codecs.base import ORIGINAL, Codec, SettingError
+from sweep.codecs.base import MIXED, ORIGINAL, Codec, SettingError
 from sweep.data.base import DatasetError, DatasetReader
 from sweep.distortion import MEASURES, DistortionOptions
 from sweep.distortion import SPLITS as MEASURE_SPLITS
@@ -107,6 +107,8 @@ class Sweep:
     recommend: RecommendOptions = dataclass_field(default_factory=RecommendOptions)
     # None: the train x test grid; BudgetOptions: the storage-budget experiment.
     budget: BudgetOptions | None = None
+    # With `mixed` among the train settings: the settings it draws each image from.
+    mixed_settings: tuple[str, ...] = ()
 
 
 def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
@@ -132,13 +134,15 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         raise ConfigError(missing[0], "is required")
     results_dir = Path(cfg.results_dir).absolute()
     codec = _instantiate("codec", cfg.codec)
+    train_settings, mixed_settings = train_grid(cfg.grid, codec)
     sweep = Sweep(
         task_name=str(cfg.task.name),
         task=_instantiate("task.kind", cfg.task.kind),
         reader=_instantiate("task.reader", cfg.task.reader),
         model=model_family(cfg.model),
         codec=codec,
-        train_settings=grid_settings("grid.train", cfg.grid.train, codec),
+        train_settings=train_settings,
+        mixed_settings=mixed_settings,
         test_settings=grid_settings("grid.test", cfg.grid.test, codec),
         options=train_options(cfg.train),
         seed=seeds_of(cfg)[0],
@@ -342,6 +346,37 @@ def grid_settings(option: str, value: Any, codec: Codec) -> list[str]:
             option, "must include 'original': relative metrics divide by the original cell"
         )
     return settings
+
+
+def train_grid(grid: DictConfig, codec: Codec) -> tuple[list[str], tuple[str, ...]]:
+    """grid.train's settings, `mixed` last if listed, and the settings `mixed` draws from:
+    grid.mixed, or (when null) every other train setting. A mix reads encodes the sweep
+    already has, so its settings must be train settings too."""
+    value = grid.train
+    listed = isinstance(value, ListConfig | list | tuple) and MIXED in value
+    if not listed:
+        return grid_settings("grid.train", value, codec), ()
+    settings = grid_settings("grid.train", [s for s in value if s != MIXED], codec)
+    chosen = grid.get("mixed")
+    if chosen is None:
+        mix = list(settings)
+    elif not isinstance(chosen, ListConfig | list | tuple):
+        raise ConfigError("grid.mixed", f"must be a list of train settings, got {chosen!r}")
+    else:
+        try:
+            mix = list(dict.fromkeys(codec.parse_setting(setting) for setting in chosen))
+        except SettingError as error:
+            raise ConfigError("grid.mixed", str(error)) from None
+        absent = [s for s in mix if s not in settings]
+        if absent:
+            raise ConfigError(
+                "grid.mixed",
+                f"{absent} not in grid.train {settings}: a mix draws from the train split's "
+                "encodes, so add them to grid.train",
+            )
+    if len(mix) < 2:
+        raise ConfigError("grid.mixed", f"needs two or more settings to draw from, got {mix}")
+    return [*settings, MIXED], tuple(mix)
 
 
 def train_options(node: DictConfig) -> TrainOptions:

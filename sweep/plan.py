@@ -155,6 +155,8 @@ class PlanInputs:
     distortion: DistortionOptions | None = None
     # None or disabled: no sensitivity stages.
     sensitivity: SensitivityOptions | None = None
+    # The settings the `mixed` train setting draws from (sweep/tasks/mixed.py).
+    mixed: tuple[str, ...] = ()
 
     @property
     def seed(self) -> int:

@@ -142,6 +142,7 @@ def plan_sweep(
         model=sweep.model,
         options=sweep.options,
         seeds=tuple(sweep.seeds),
+        mixed=tuple(sweep.mixed_settings),
         shard_size=sweep.cluster.encode_shard_size,
         distortion=sweep.distortion,
         sensitivity=sweep.sensitivity,

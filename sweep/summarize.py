@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sweep.analysis.intervals import REFERENCE, SweepIntervals
 from sweep.analysis.recommendation import SCENARIOS, recommend
-from sweep.codecs.base import Codec
+from sweep.codecs.base import MIXED, Codec
 from sweep.compare import write_comparison, write_model_comparison
 from sweep.config import Sweep
 from sweep.plan import SweepPlan
@@ -37,6 +37,9 @@ from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 REPORT_EXTRAS = ("config.yaml", "stages.json", "quarantine.csv", "conversions.csv")
 
 log = logging.getLogger(__name__)
+
+# The DCR of a train setting with no encode of its own (`mixed`).
+NO_DCR = {"dcr": math.nan, "dcr_raw": math.nan}
 
 
 def read_output(store: ArtifactStore, stage: Stage) -> dict:
@@ -69,7 +72,9 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
     rows = []
     for (train_setting, test_setting, seed), stage in plan.replicate_evaluations.items():
         metrics = read_output(store, stage)
-        train_dcr, test_dcr = dcr[("train", train_setting)], dcr[("test", test_setting)]
+        # A mix reads several encodes and keeps every one: it saves no storage (NaN).
+        train_dcr = dcr.get(("train", train_setting), NO_DCR)
+        test_dcr = dcr[("test", test_setting)]
         for metric in sweep.task.metric_names:
             rows.append(
                 {
@@ -102,8 +107,13 @@ def gate_cells(sweep: Sweep, plan: SweepPlan) -> dict[tuple[str, str], dict]:
 
 def setting_axis(codec: Codec, plan: SweepPlan) -> SettingAxis:
     """The codec's settings as a figure axis (positions grow with compression)."""
-    settings = {*plan.train_settings, *plan.test_settings}
-    return SettingAxis(codec.axis_label, {s: codec.setting_position(s) for s in settings})
+    settings = {*plan.train_settings, *plan.test_settings} - {MIXED}
+    positions = {s: codec.setting_position(s) for s in settings}
+    if MIXED in plan.train_settings:  # a row of its own, one step beyond the last setting
+        ordered = sorted(positions.values())
+        step = (ordered[-1] - ordered[0]) / max(len(ordered) - 1, 1) or 1.0
+        positions[MIXED] = ordered[-1] + step
+    return SettingAxis(codec.axis_label, positions)
 
 
 def distortion_rows(sweep: Sweep, plan: SweepPlan) -> list[dict]:

@@ -255,7 +255,7 @@ def _dcr_metrics(dcr_rows: list[dict]) -> list[Metric]:
 
 def _child_metrics(cells: list[dict], summary: dict) -> list[Metric]:
     metrics = []
-    if cells:
+    if cells and math.isfinite(cells[0]["train_dcr"]):  # NaN: a mix, with no DCR of its own
         metrics.append(_metric("train_dcr", cells[0]["train_dcr"]))
         metrics.append(_metric("train_dcr_raw", cells[0]["train_dcr_raw"]))
     for cell in cells:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from sweep.codecs.tuning_map import TuningMap
 
 ORIGINAL = "original"
+# The train setting that draws each image of each epoch from several settings' encodes
+# (grid.mixed; sweep/tasks/mixed.py): it has no encode and no DCR of its own.
+MIXED = "mixed"
 
 
 class SettingError(OptionError):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sweep.codecs.base import ORIGINAL
+from sweep.codecs.base import MIXED, ORIGINAL
 from sweep.config import Sweep
 from sweep.execute import execute
 from sweep.plan import Plan, PlanInputs, SweepPlan
@@ -150,7 +150,8 @@ def run_budget(sweep: Sweep) -> Path:
     from sweep.screen import screen_images
 
     options = sweep.budget
-    settings = list(options.settings or sweep.train_settings)
+    # A mix has no bytes of its own to fit a budget (sweep/tasks/mixed.py).
+    settings = [s for s in options.settings or sweep.train_settings if s != MIXED]
     if ORIGINAL not in settings:
         settings.insert(0, ORIGINAL)
     tracker = make_tracker(sweep.tracking, sweep.results_dir)

@@ -20,6 +20,7 @@ from matplotlib.colors import Normalize, TwoSlopeNorm  # noqa: E402
 from scipy.interpolate import griddata  # noqa: E402
 from scipy.spatial import QhullError  # noqa: E402
 
+from sweep.codecs.base import MIXED  # noqa: E402
 from sweep.report.axis import (  # noqa: E402
     DEFAULT_AXIS,
     SettingAxis,
@@ -169,9 +170,11 @@ def plot_relative_heatmap(
         ValueError: If ``axes`` is unknown or ``metric`` has no rows.
     """
     cells = [r for r in rows if r["metric"] == metric]
-    xs, ys, xlabel, ylabel = _cell_coordinates(cells, axes, axis)
     if not cells:
         raise ValueError(f"no rows for metric {metric!r}")
+    if axes == "dcr":  # a mix keeps every encode it reads: no DCR, no place on this axis
+        cells = [r for r in cells if np.isfinite(float(r["train_dcr"]))]
+    xs, ys, xlabel, ylabel = _cell_coordinates(cells, axes, axis)
     percent = np.array([100.0 * float(r["relative"]) for r in cells])
     norm = relative_norm(percent)
     sure = within_noise(cells)
@@ -179,13 +182,18 @@ def plot_relative_heatmap(
 
     fig, ax = plt.subplots(figsize=(7.5, 6.0), layout="constrained")
     # griddata needs a 2-D hull: with < 3 distinct positions on an axis show only the cells.
-    if axes == "setting" and len(np.unique(xs)) >= 3 and len(np.unique(ys)) >= 3:
+    # Colour between the settings' cells only: the `mixed` row is not between any two.
+    graded = np.array([r["train_setting"] != MIXED for r in cells])
+    gxs, gys = xs[graded], ys[graded]
+    if axes == "setting" and len(np.unique(gxs)) >= 3 and len(np.unique(gys)) >= 3:
         try:
-            gx, gy, grid = interpolate_grid(xs, ys, percent)
+            gx, gy, grid = interpolate_grid(gxs, gys, percent[graded])
             ax.imshow(grid, origin="lower", aspect="auto", cmap=CMAP, norm=norm, alpha=0.85,
                       extent=(gx[0], gx[-1], gy[0], gy[-1]))  # fmt: skip
         except QhullError:  # collinear cells (e.g. equal DCRs): the circles still tell it all
             pass
+    if not graded.all() and graded.any():  # set the mixed row apart from the settings' grid
+        ax.axhline((ys[graded].max() + ys[~graded].min()) / 2, color="0.5", lw=0.8, ls=":")
     scatter = _draw_cells(ax, xs, ys, percent, norm, sure)
     fig.colorbar(scatter, ax=ax, label=f"relative {metric} (%)")
     if axes == "setting":

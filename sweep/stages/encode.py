@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sweep.codecs.base import ORIGINAL
+from sweep.codecs.base import MIXED, ORIGINAL
 from sweep.data.base import ImageItem
 from sweep.stages.encoding import encode_batch, encode_image, next_batch
 from sweep.stages.kind import Stage, StageContext, StageKind
@@ -48,7 +48,7 @@ def plan_encodes(plan: SweepPlan, inputs: PlanInputs) -> None:
         items = plan.splits[split]
         has_masks = any(item.mask for item in items)
         shards = shard_ranges(len(items), inputs.shard_size)
-        for setting in settings:
+        for setting in (s for s in settings if s != MIXED):  # a mix reads the others
             # The original encode points at the dataset's own image files, and every encode
             # at its mask files: a moved dataset must not reuse their records.
             points_at_dataset = setting == ORIGINAL or has_masks

@@ -1,4 +1,5 @@
-"""Train: one model trained on the train split encoded at one setting.
+"""Train: one model trained on the train split encoded at one setting (or, for `mixed`, at
+several: each image of each epoch drawn from one of them, sweep/tasks/mixed.py).
 
 Its key holds exactly what changes the trained weights: the encode it reads, the task kind's
 training identity (`TaskKind.train_identity`), the model family's identity, the training
@@ -13,14 +14,15 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from sweep.stages.encode import EncodeStage, encoded_files
+from sweep.codecs.base import MIXED
+from sweep.stages.encode import EncodeStage, encoded_files, encoded_sources
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind, digest
 from sweep.store import ArtifactStore
 
 if TYPE_CHECKING:
     from sweep.plan import PlanInputs, SweepPlan
     from sweep.tasks.base import TaskKind
-    from sweep.tasks.options import TrainOptions
+    from sweep.tasks.options import LabelledFile, TrainOptions
 
 # Training options of every task kind that change the trained weights; the others (evaluation
 # batch size) only change speed. A task kind adds its own through `option_fields`.
@@ -52,6 +54,8 @@ class TrainStage(Stage):
     # experiment's cells (sweep/experiments/budget.py). None: the whole split, train.epochs.
     subset: tuple[int, ...] | None = None
     epochs: int | None = None
+    # The `mixed` setting's encodes, one per setting it draws from (`encode` is the first).
+    mixed: tuple[EncodeStage, ...] = ()
 
     def subset_identity(self) -> dict | None:
         """The subset's part of the training key (None: the whole split)."""
@@ -64,7 +68,7 @@ class TrainStage(Stage):
         }
 
     def upstream(self) -> tuple[Stage, ...]:
-        return (self.encode,)
+        return self.mixed or (self.encode,)
 
 
 def result_options(task: TaskKind, options: TrainOptions) -> dict:
@@ -75,13 +79,18 @@ def result_options(task: TaskKind, options: TrainOptions) -> dict:
 
 def plan_trainings(plan: SweepPlan, inputs: PlanInputs) -> None:
     """One training per train setting and seed, on that setting's encode of the train split
-    (every seed reads the same encode)."""
+    (every seed reads the same encode); `mixed` reads the encodes of its settings."""
     task = inputs.task
     for seed in inputs.seeds:
         for setting in plan.train_settings:
-            encode = plan.encodes[("train", setting)]
+            if setting == MIXED:
+                mixed = tuple(plan.encodes[("train", s)] for s in inputs.mixed)
+                encode, encode_key = mixed[0], {e.setting: e.key for e in mixed}
+            else:
+                mixed, encode = (), plan.encodes[("train", setting)]
+                encode_key = encode.key
             key = KIND.key(
-                encode=encode.key,
+                encode=encode_key,
                 task={"kind": task.kind, **task.train_identity()},
                 model=inputs.model.identity(),
                 train=result_options(task, inputs.options),
@@ -89,7 +98,27 @@ def plan_trainings(plan: SweepPlan, inputs: PlanInputs) -> None:
                 classes=plan.class_names,
                 subset=None,
             )
-            plan.add(TrainStage(key, setting, encode, seed), (setting, seed))
+            plan.add(TrainStage(key, setting, encode, seed, mixed=mixed), (setting, seed))
+
+
+def training_files(store: ArtifactStore, stage: TrainStage) -> list[LabelledFile]:
+    """The files a training reads: its encode's, or for `mixed` every setting's, checked to
+    hold the same images in the same order (each is drawn as any of them)."""
+    if not stage.mixed:
+        return encoded_files(store, stage.encode)
+    from sweep.tasks.mixed import MixedFiles  # torch: the planner imports this module
+
+    sources = [encoded_sources(store, encode) for encode in stage.mixed]
+    for encode, listed in zip(stage.mixed[1:], sources[1:], strict=True):
+        if listed != sources[0]:
+            raise ValueError(
+                f"the mix's encodes at {stage.mixed[0].setting} and {encode.setting} hold "
+                "different images; rerun the sweep to re-encode them"
+            )
+    return MixedFiles(
+        [encode.setting for encode in stage.mixed],
+        [encoded_files(store, encode) for encode in stage.mixed],
+    )
 
 
 def train_stage(context: StageContext, stage: TrainStage, *upstream: object) -> dict:
@@ -101,7 +130,7 @@ def train_stage(context: StageContext, stage: TrainStage, *upstream: object) -> 
     store = context.store
     if store.is_done(KIND.name, stage.key):
         return read_summary(store, stage)
-    files = encoded_files(store, stage.encode)
+    files = training_files(store, stage)
     options = context.options
     if stage.subset is not None:
         files = [files[index] for index in stage.subset]

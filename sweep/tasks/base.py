@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sweep.models.base import ModelFamily
+from sweep.tasks import mixed
 from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import (
     OptimizerSteps,
@@ -172,7 +173,7 @@ def fit(
     generator = seed_everything(seed)
     device = pick_device()
     module = model.build(num_classes).to(device)
-    dataset = task.training_dataset(model, files, options)
+    dataset = mixed.training_dataset(task, model, files, options)
     drop_last = task.drop_incomplete_batch and len(dataset) > options.batch_size
     loader = training_loader(dataset, options, generator, device, drop_last, task.collate)
     groups = model.parameter_groups(module, options.lr, options.weight_decay)
