@@ -128,13 +128,9 @@ def screen_and_plan(sweep: Sweep) -> tuple[Screening, SweepPlan]:
     return screening, plan_sweep(sweep, screening)
 
 
-def plan_sweep(
-    sweep: Sweep, screening: Screening | None = None, test_settings: list[str] | None = None
-) -> SweepPlan:
-    """The sweep's stages over the screened images (by default every listed image), on its
-    test settings or the given ones."""
-    screening = screening or listed_screening(sweep)
-    inputs = PlanInputs(
+def plan_inputs(sweep: Sweep, screening: Screening) -> PlanInputs:
+    """What the stage kinds' plan functions read, for this sweep over the screened images."""
+    return PlanInputs(
         reader=sweep.reader,
         fingerprints=screening.fingerprints,
         codec=sweep.codec,
@@ -147,8 +143,16 @@ def plan_sweep(
         distortion=sweep.distortion,
         sensitivity=sweep.sensitivity,
     )
+
+
+def plan_sweep(
+    sweep: Sweep, screening: Screening | None = None, test_settings: list[str] | None = None
+) -> SweepPlan:
+    """The sweep's stages over the screened images (by default every listed image), on its
+    test settings or the given ones."""
+    screening = screening or listed_screening(sweep)
     tests = sweep.test_settings if test_settings is None else test_settings
-    return build_plan(screening.splits, inputs, sweep.train_settings, tests)
+    return build_plan(screening.splits, plan_inputs(sweep, screening), sweep.train_settings, tests)
 
 
 def stage_context(sweep: Sweep, plan: SweepPlan) -> StageContext:

@@ -146,7 +146,7 @@ def plan_cells(
 def run_budget(sweep: Sweep) -> Path:
     """Runs the budget experiment to the end; returns its report folder."""
     from sweep.experiments.budget_report import write_budget_report
-    from sweep.run import make_tracker, plan_sweep, stage_context, workers_of
+    from sweep.run import make_tracker, plan_inputs, plan_sweep, stage_context, workers_of
     from sweep.screen import screen_images
 
     options = sweep.budget
@@ -169,16 +169,8 @@ def run_budget(sweep: Sweep) -> Path:
             len(base.splits["test"]),
         )
         execute(base.narrowed_to(base.encodes.values()), context, sweep.cluster, sweep.progress)
-        inputs = PlanInputs(
-            reader=sweep.reader,
-            fingerprints=screening.fingerprints,
-            codec=sweep.codec,
-            task=sweep.task,
-            model=sweep.model,
-            options=sweep.options,
-            seeds=(sweep.seed,),
-            shard_size=sweep.cluster.encode_shard_size,
-        )
+        # One seed: a cell is one training (the budget's question is about data, not seeds).
+        inputs = replace(plan_inputs(sweep, screening), seeds=(sweep.seed,))
         plan, cells = plan_cells(base, inputs, shaped, settings)
         execute(plan, context, sweep.cluster, sweep.progress)
     return write_budget_report(shaped, plan, cells, tracker)
