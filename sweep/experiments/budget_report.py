@@ -178,7 +178,7 @@ def plot_budget(rows: list[dict], law, out: Path, sweep: Sweep) -> dict[str, Pat
     marker is a cell whose whole split fit: the budget did not bind, so more bytes cannot
     help that setting."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     metric = sweep.task.metric_names[0]
     measured = [r for r in rows if r.get("test_setting") == ORIGINAL and "value" in r]
@@ -200,13 +200,18 @@ def plot_budget(rows: list[dict], law, out: Path, sweep: Sweep) -> dict[str, Pat
                                label=label)  # fmt: skip
             colour = line.lines[0].get_color()
             whole = [i for i, r in enumerate(mine) if r["images"] == r["split_images"]]
-            ax.plot(xs[whole], ys[whole], "o", markerfacecolor="white", color=colour)
+            # Above errorbar's own markers (its data line is drawn at zorder 2.1).
+            ax.plot(xs[whole], ys[whole], "o", markerfacecolor="white", color=colour, zorder=3)
             if law is not None and name == "budget_by_images" and len(xs):
                 grid = np.geomspace(xs.min() * 0.8, mine[0]["split_images"], 50)
                 ax.plot(grid, 100 * (1 - law.error(grid, mine[0]["bits_per_image"])),
                         color=colour, alpha=0.5, linestyle="--")  # fmt: skip
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        if name == "budget_by_bytes":  # a tick at each budget
+            ax.set_xticks(sorted({x_of(r) for r in measured}))
+        else:
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.3g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel=xlabel, ylabel=f"{metric} on original test images (%)")
         title = "Fixed storage: fewer originals or more compressed images?"
