@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep.analysis.intervals import enclosing
 from sweep.report.axis import DEFAULT_AXIS, ORIGINAL, SettingAxis
 from sweep.store import atomic_write
 
@@ -119,7 +120,11 @@ def add_relative(rows: list[dict]) -> list[dict]:
         if reference == 0 or not math.isfinite(reference):
             out.append({**row, "relative": math.nan})
             continue
-        out.append({**row, "relative": float(row["value"]) / reference})
+        relative = float(row["value"]) / reference
+        if "relative_ci_low" in row and "relative_ci_high" in row:
+            bounds = enclosing(row["relative_ci_low"], row["relative_ci_high"], relative)
+            row = row | {"relative_ci_low": bounds[0], "relative_ci_high": bounds[1]}
+        out.append({**row, "relative": relative})
     for (metric, _), reference in sorted(references.items(), key=lambda item: str(item[0])):
         if reference == 0 or not math.isfinite(reference):
             log.warning(
