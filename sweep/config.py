@@ -248,7 +248,7 @@ def check_environment(sweep: Sweep) -> None:
         for split in ("train", "test"):
             sweep.reader.items(split)
     except DatasetError as error:
-        raise ConfigError("task.root", str(error)) from None
+        raise ConfigError(error.option or "task.root", str(error)) from None
     try:
         sweep.model.check_available()
     except ModelUnavailableError as error:

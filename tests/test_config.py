@@ -58,7 +58,8 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
 @pytest.mark.parametrize(
     ("task", "model"),
     [("demo_det", "faster_rcnn_tiny"), ("voc", "faster_rcnn"), ("demo_seg", "segformer_tiny"),
-     ("cityscapes", "segformer"), ("voc_seg", "segformer")],
+     ("cityscapes", "segformer"), ("voc_seg", "segformer"), ("coco", "faster_rcnn"),
+     ("seg_folder", "segformer")],
 )  # fmt: skip
 def test_each_task_picks_a_model_of_its_kind(task, model, tmp_path):
     sweep = build_sweep(

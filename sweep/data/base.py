@@ -19,7 +19,17 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 
 
 class DatasetError(ValueError):
-    """A dataset folder that does not have the expected layout; the message names the path."""
+    """A dataset folder that does not have the expected layout; the message names the path.
+
+    Args:
+        message: What is wrong, naming the file, and what to do.
+        option: The config option to change when the fix is an option rather than the files
+            (e.g. "task.reader.classes"); None names the dataset itself (task.root).
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,20 @@ class DatasetReader(ABC):
         return digest.hexdigest()[:24]
 
     def resolve(self, relpath: str) -> Path:
-        """Absolute path of an item; refuses names that would leave the dataset root."""
-        path = (self.root / relpath).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise DatasetError(f"'{relpath}' points outside the dataset root {self.root}")
-        return path
+        """Absolute path of an item under the root; refuses names that leave it lexically.
+
+        The check is on the name only: a split-file entry with '../' or an absolute path is
+        refused, while symlinks inside the root are followed wherever they point (a
+        JPEGImages/ that links to another disk is the usual way to assemble a dataset).
+        """
+        normal = os.path.normpath(relpath)
+        if os.path.isabs(normal) or normal == os.pardir or normal.startswith(os.pardir + os.sep):
+            raise DatasetError(
+                f"'{relpath}' points outside the dataset root {self.root}: a listed name may "
+                f"not climb out of it with '../' or be absolute; link the files into the root "
+                f"instead (symlinks inside it are followed)"
+            )
+        return self.root / normal
 
 
 def is_image_file(path: Path) -> bool:

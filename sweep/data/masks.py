@@ -45,6 +45,27 @@ def lookup_table(label_ids: Sequence[int]) -> np.ndarray:
     return table
 
 
+def class_index_label_ids(classes: Sequence[str], ignore_index: int = IGNORE_INDEX) -> list[int]:
+    """The label ids of masks that store class indices (class i is the value i): 0..N-1.
+
+    Args:
+        classes: The class names, in index order.
+        ignore_index: The mask value of pixels in no class (0..255); no class may have it.
+
+    Raises:
+        DatasetError: Naming task.reader.classes when the N classes would reach the ignore
+            index.
+    """
+    if len(classes) > ignore_index:
+        raise DatasetError(
+            f"task.reader.classes names {len(classes)} classes, so masks would hold the values "
+            f"0..{len(classes) - 1}, which reach the ignore index {ignore_index}: at most "
+            f"{ignore_index} classes, or another task.reader.ignore_index",
+            option="task.reader.classes",
+        )
+    return list(range(len(classes)))
+
+
 def read_label_mask(path: str | Path) -> np.ndarray:
     """The raw label index of every pixel, as a (H, W) uint8 array.
 

@@ -12,11 +12,24 @@ check counts any file that does under `exif_orientation` in conversions.csv.
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from sweep.data.base import DatasetError, DatasetReader, ImageItem
+from sweep.data.class_coverage import check_test_classes, class_counts, log_skipped
+from sweep.data.classes import (
+    DISCOVER,
+    checked_class_names,
+    class_list,
+    unknown_class_message,
+    unknown_class_policy,
+)
+
+log = logging.getLogger(__name__)
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -24,6 +37,23 @@ VOC_CLASSES: tuple[str, ...] = (
     "train", "tvmonitor",
 )  # fmt: skip
 BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
+
+
+@dataclass(frozen=True)
+class VocObject:
+    """One <object> of an annotation file, before its class becomes a label.
+
+    Attributes:
+        where: The file and object number, for messages.
+        name: The class name as written.
+        box: [x1, y1, x2, y2] in 0-based pixel edges.
+        difficult: The <difficult> flag.
+    """
+
+    where: str
+    name: str
+    box: list[float]
+    difficult: bool
 
 
 class VocReader(DatasetReader):
@@ -35,24 +65,28 @@ class VocReader(DatasetReader):
 
     Args:
         root: The folder holding JPEGImages/, Annotations/ and ImageSets/ (VOCdevkit/VOC2012).
-        classes: Class names in label order; None means the 20 VOC classes in their standard
-            order. An object of any other class is an error naming its annotation file.
+        classes: Class names in label order: None for the 20 VOC classes in their standard
+            order, a list, a file of one name a line, or "discover" for the sorted names of
+            the training annotations (see sweep/data/classes.py).
         train_list: Image set of the train split (ImageSets/Main/<train_list>.txt).
         test_list: Image set of the test split.
+        unknown_classes: "error": an object of another class is an error naming its
+            annotation file; "skip": it is left out and counted (`skipped_objects`).
     """
 
     def __init__(
         self,
         root: str | Path,
-        classes: list[str] | None = None,
+        classes: str | list[str] | None = None,
         train_list: str = "train",
         test_list: str = "val",
+        unknown_classes: str = "error",
     ) -> None:
         self.root = Path(root).absolute()
-        self._classes = list(classes) if classes is not None else list(VOC_CLASSES)
-        if len(set(self._classes)) != len(self._classes) or not self._classes:
-            raise DatasetError(f"VOC class list {self._classes} is empty or repeats a name")
+        self.classes = class_list(classes, default=VOC_CLASSES)
         self.lists = {"train": train_list, "test": test_list}
+        self.unknown_classes = unknown_class_policy(unknown_classes)
+        self._skipped: dict[str, Counter[str]] = {}
 
     def list_file(self, split: str) -> Path:
         return self.root / "ImageSets" / "Main" / f"{self.lists[split]}.txt"
@@ -72,19 +106,69 @@ class VocReader(DatasetReader):
                     f"Annotations/<id>.xml, ImageSets/Main/{self.lists['train']}.txt and "
                     f"{self.lists['test']}.txt) under task.root, e.g. VOCdevkit/VOC2012"
                 )
+        self.class_names()  # a class file or discovery fails here, before any work
 
     def class_names(self) -> list[str]:
         return self._classes
 
     @cached_property
+    def _classes(self) -> list[str]:
+        if not self.classes.discover:
+            return self.classes.load()
+        found = sorted({o.name for _, objects in self._annotations("train") for o in objects})
+        try:
+            checked_class_names(found, f"the training annotations of {self.list_file('train')}")
+        except ValueError as error:
+            raise DatasetError(
+                f"task.reader.classes={DISCOVER}: {error}; give the classes as a list or a file",
+                option="task.reader.classes",
+            ) from None
+        log.info(
+            "task.reader.classes=%s: %d classes in the training annotations of %s, in label "
+            "order: %s",
+            DISCOVER,
+            len(found),
+            self.list_file("train"),
+            found,
+        )
+        return found
+
+    @cached_property
     def _labels(self) -> dict[str, int]:
         return {name: index for index, name in enumerate(self._classes)}
 
+    def skipped_objects(self) -> dict[str, dict[str, int]]:
+        """Objects left out by unknown_classes=skip: {split: {class name: count}}, for the
+        splits read so far (empty counts when nothing was left out)."""
+        return {split: dict(counts) for split, counts in self._skipped.items()}
+
     def read_split(self, split: str) -> list[ImageItem]:
+        skipped: Counter[str] = Counter()
+        items = [
+            ImageItem(relpath, self._target(objects, skipped))
+            for relpath, objects in self._annotations(split)
+        ]
+        self._skipped[split] = skipped
+        log_skipped(f"task.root {self.root}", split, skipped)
+        if split == "test":
+            names = self.class_names()
+            train = class_counts(self.items("train"), names)
+            check_test_classes(f"task.root {self.root}", train, class_counts(items, names))
+        return items
+
+    def _annotations(self, split: str) -> list[tuple[str, list[VocObject]]]:
+        """Each listed image and the objects of its annotation file, parsed once per split
+        (discovery and the split's items share them)."""
+        parsed = self.__dict__.setdefault("_parsed", {})
+        if split not in parsed:
+            parsed[split] = self._parse_list(split)
+        return parsed[split]
+
+    def _parse_list(self, split: str) -> list[tuple[str, list[VocObject]]]:
         list_file = self.list_file(split)
         if not list_file.is_file():
             raise DatasetError(f"{list_file} is missing: it lists the images of the {split} split")
-        items, seen = [], set()
+        listed, seen = [], set()
         for number, line in enumerate(list_file.read_text().splitlines(), start=1):
             fields = line.split()
             if not fields:
@@ -95,52 +179,73 @@ class VocReader(DatasetReader):
                 raise DatasetError(f"{list_file}:{number}: '{image_id}' is listed twice")
             seen.add(image_id)
             relpath = f"JPEGImages/{image_id}.jpg"
-            if not self.resolve(relpath).is_file():
-                raise DatasetError(f"{list_file}:{number}: {self.root / relpath} does not exist")
-            annotation = self.resolve(f"Annotations/{image_id}.xml")
+            try:
+                image = self.resolve(relpath)
+                annotation = self.resolve(f"Annotations/{image_id}.xml")
+            except DatasetError as error:
+                raise DatasetError(f"{list_file}:{number}: {error}") from None
+            if not image.is_file():
+                raise DatasetError(f"{list_file}:{number}: {image} does not exist")
             if not annotation.is_file():
                 raise DatasetError(
                     f"{list_file}:{number}: the annotation {annotation} of '{image_id}' "
                     f"does not exist"
                 )
-            items.append(ImageItem(relpath, self.read_annotation(annotation)))
-        if not items:
+            listed.append((relpath, parse_annotation(annotation)))
+        if not listed:
             raise DatasetError(f"{list_file} lists no images")
-        return items
+        return listed
 
     def read_annotation(self, path: Path) -> dict:
         """The target of one annotation file: boxes (0-based pixel edges), labels, difficult."""
-        try:
-            root = ET.parse(path).getroot()
-        except ET.ParseError as error:
-            raise DatasetError(f"{path}: not a readable VOC annotation ({error})") from None
+        return self._target(parse_annotation(path), Counter())
+
+    def _target(self, objects: list[VocObject], skipped: Counter[str]) -> dict:
+        """Objects as a target; an unknown class is an error, or skipped and counted."""
         boxes, labels, difficult = [], [], []
-        for number, element in enumerate(root.findall("object"), start=1):
-            where = f"{path}: object {number}"
-            name = (element.findtext("name") or "").strip()
-            if name not in self._labels:
+        for element in objects:
+            label = self._labels.get(element.name)
+            if label is None:
+                if self.unknown_classes == "skip":
+                    skipped[element.name] += 1
+                    continue
                 raise DatasetError(
-                    f"{where}: class '{name}' is not one of the {len(self._classes)} classes "
-                    f"{self._classes}"
+                    f"{element.where}: {unknown_class_message(element.name, self._classes)}"
                 )
-            bndbox = element.find("bndbox")
-            if bndbox is None:
-                raise DatasetError(f"{where} ('{name}') has no <bndbox>")
-            try:
-                xmin, ymin, xmax, ymax = (float(bndbox.findtext(tag)) for tag in BOX_TAGS)
-            except (TypeError, ValueError):
-                raise DatasetError(
-                    f"{where} ('{name}'): <bndbox> needs numeric {', '.join(BOX_TAGS)}"
-                ) from None
-            if xmax < xmin or ymax < ymin:
-                raise DatasetError(
-                    f"{where} ('{name}'): box xmin={xmin:g} ymin={ymin:g} xmax={xmax:g} "
-                    f"ymax={ymax:g} is empty"
-                )
-            boxes.append([xmin - 1.0, ymin - 1.0, xmax, ymax])
-            labels.append(self._labels[name])
-            flag = (element.findtext("difficult") or "0").strip()
-            if flag not in ("0", "1"):
-                raise DatasetError(f"{where} ('{name}'): <difficult> must be 0 or 1, got '{flag}'")
-            difficult.append(flag == "1")
+            boxes.append(element.box)
+            labels.append(label)
+            difficult.append(element.difficult)
         return {"boxes": boxes, "labels": labels, "difficult": difficult}
+
+
+def parse_annotation(path: Path) -> list[VocObject]:
+    """The objects of one annotation file, boxes checked and in 0-based pixel edges."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        raise DatasetError(f"{path}: not a readable VOC annotation ({error})") from None
+    objects = []
+    for number, element in enumerate(root.findall("object"), start=1):
+        where = f"{path}: object {number}"
+        name = (element.findtext("name") or "").strip()
+        if not name:
+            raise DatasetError(f"{where} has no <name>: every object needs its class")
+        bndbox = element.find("bndbox")
+        if bndbox is None:
+            raise DatasetError(f"{where} ('{name}') has no <bndbox>")
+        try:
+            xmin, ymin, xmax, ymax = (float(bndbox.findtext(tag)) for tag in BOX_TAGS)
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f"{where} ('{name}'): <bndbox> needs numeric {', '.join(BOX_TAGS)}"
+            ) from None
+        if xmax < xmin or ymax < ymin:
+            raise DatasetError(
+                f"{where} ('{name}'): box xmin={xmin:g} ymin={ymin:g} xmax={xmax:g} "
+                f"ymax={ymax:g} is empty"
+            )
+        flag = (element.findtext("difficult") or "0").strip()
+        if flag not in ("0", "1"):
+            raise DatasetError(f"{where} ('{name}'): <difficult> must be 0 or 1, got '{flag}'")
+        objects.append(VocObject(where, name, [xmin - 1.0, ymin - 1.0, xmax, ymax], flag == "1"))
+    return objects

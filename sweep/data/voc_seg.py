@@ -6,15 +6,18 @@
 
 `root` is the VOC2012 folder (a VOCdevkit folder holding VOC2012/ works too). The test split of
 the sweep is `val`. The masks' palette indices are the class ids: 0 background, 1..20 the object
-classes, 255 the object borders and difficult regions (ignored).
+classes, 255 the object borders and difficult regions (ignored). A dataset in this layout with
+its own classes names them with `task.reader.classes` (a list or a file, in index order).
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from sweep.data.base import DatasetError, DatasetReader, ImageItem
-from sweep.data.masks import check_label_mask
+from sweep.data.classes import class_list
+from sweep.data.masks import check_label_mask, class_index_label_ids
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -33,14 +36,22 @@ class VocSegmentationReader(DatasetReader):
 
     Args:
         root: The VOC2012 folder, or a VOCdevkit folder that holds VOC2012/.
+        classes: Class names in palette-index order: None for VOC's 21 (background first), a
+            list, or a file of one name a line. Masks hold indices, not names, so the classes
+            cannot be discovered.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, classes: str | list[str] | None = None) -> None:
         root = Path(root).absolute()
         # VOCdevkit/VOC2012 is how the archive unpacks; accept either level.
         if not (root / "JPEGImages").is_dir() and (root / "VOC2012" / "JPEGImages").is_dir():
             root = root / "VOC2012"
         self.root = root
+        self.classes = class_list(
+            classes,
+            default=VOC_CLASSES,
+            discover_refusal="VOC segmentation masks hold class indices, not names",
+        )
 
     def prepare(self) -> None:
         super().prepare()
@@ -55,23 +66,33 @@ class VocSegmentationReader(DatasetReader):
                     f"{self.root}/JPEGImages/<id>.jpg, SegmentationClass/<id>.png and "
                     f"ImageSets/Segmentation/{{train,val}}.txt"
                 )
+        self.class_names()  # a class file fails here, before any work
 
     def _split_file(self, split: str) -> Path:
         return self.root / "ImageSets" / "Segmentation" / f"{SPLIT_FILES[split]}.txt"
 
     def class_names(self) -> list[str]:
-        return list(VOC_CLASSES)
+        return self._classes
+
+    @cached_property
+    def _classes(self) -> list[str]:
+        names = self.classes.load()
+        class_index_label_ids(names)  # 255 is the border: at most 255 classes
+        return names
 
     def read_split(self, split: str) -> list[ImageItem]:
         listing = self._split_file(split)
-        target = {"label_ids": list(range(len(VOC_CLASSES)))}
+        target = {"label_ids": class_index_label_ids(self.class_names())}
         items = []
         for number, line in enumerate(listing.read_text().splitlines(), start=1):
             image_id = line.strip()
             if not image_id:
                 continue
-            image = self.resolve(f"JPEGImages/{image_id}.jpg")
-            mask = self.resolve(f"SegmentationClass/{image_id}.png")
+            try:
+                image = self.resolve(f"JPEGImages/{image_id}.jpg")
+                mask = self.resolve(f"SegmentationClass/{image_id}.png")
+            except DatasetError as error:
+                raise DatasetError(f"{listing}:{number}: {error}") from None
             if not image.is_file():
                 raise DatasetError(f"{listing}:{number}: {image} does not exist")
             try:

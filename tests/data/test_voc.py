@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from sweep.data.base import DatasetError
+from sweep.data.pixels import read_pixels
 from sweep.data.voc import VOC_CLASSES, VocReader
 
 # (image id, list, [(class, xmin, ymin, xmax, ymax, difficult), ...]) in VOC's 1-based pixels.
@@ -161,3 +163,164 @@ def test_an_id_listed_twice_is_refused(voc_root):
     (voc_root / "ImageSets" / "Main" / "val.txt").write_text("2008_000005\n2008_000005\n")
     with pytest.raises(DatasetError, match=r"val\.txt:2: '2008_000005' is listed twice"):
         VocReader(voc_root).read_split("test")
+
+
+# ---- own classes: a list, a file, discovery; unknown classes; the test split's classes --------
+
+
+def test_the_unknown_class_error_says_how_to_set_the_classes(voc_root):
+    xml = voc_root / "Annotations" / "2008_000004.xml"
+    xml.write_text(xml.read_text().replace("<name>car</name>", "<name>Tree</name>"))
+    with pytest.raises(DatasetError) as raised:
+        VocReader(voc_root).read_split("train")
+    message = str(raised.value)
+    assert "class 'Tree' is not one of the 20 classes" in message
+    assert "task.reader.classes=[name,...]" in message
+    assert "task.reader.classes=<file>" in message
+    assert "task.reader.classes=discover" in message
+    assert "task.reader.unknown_classes=skip" in message
+
+
+def test_classes_from_a_file_one_a_line(voc_root, tmp_path):
+    names = tmp_path / "classes.txt"
+    names.write_text("car\n\n  person \ncat\ndog\nbird\n")
+    reader = VocReader(voc_root, classes=str(names))
+    reader.prepare()
+    assert reader.class_names() == ["car", "person", "cat", "dog", "bird"]
+    assert reader.read_split("train")[0].target["labels"] == [3, 1]  # dog, person
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("car\ncar\n", r"names \['car'\] more than once"), ("\n\n", "names no class")],
+)
+def test_a_bad_class_file_names_it(voc_root, tmp_path, text, words):
+    names = tmp_path / "classes.txt"
+    names.write_text(text)
+    with pytest.raises(DatasetError, match=rf"classes\.txt {words}") as raised:
+        VocReader(voc_root, classes=str(names)).prepare()
+    assert raised.value.option == "task.reader.classes"
+
+
+def test_a_missing_class_file_says_what_to_give(voc_root, tmp_path):
+    with pytest.raises(DatasetError, match=r"nowhere\.txt does not exist.*one class a line"):
+        VocReader(voc_root, classes=str(tmp_path / "nowhere.txt")).prepare()
+
+
+def test_discover_takes_the_sorted_classes_of_the_training_annotations(voc_root, caplog):
+    reader = VocReader(voc_root, classes="discover")
+    with caplog.at_level(logging.INFO, logger="sweep.data.voc"):
+        reader.prepare()
+    # The train list's objects (difficult ones too), not the test list's bird.
+    assert reader.class_names() == ["car", "cat", "dog", "person"]
+    assert "4 classes in the training annotations" in caplog.text
+    train = reader.items("train")
+    assert train[0].target["labels"] == [2, 3]
+    # Deterministic, and part of the dataset's identity: a new training class changes it.
+    again = VocReader(voc_root, classes="discover")
+    assert again.fingerprint(again.items("train")) == reader.fingerprint(train)
+    xml = voc_root / "Annotations" / "2008_000004.xml"
+    xml.write_text(xml.read_text().replace("<name>car</name>", "<name>bus</name>"))
+    changed = VocReader(voc_root, classes="discover")
+    assert changed.class_names() == ["bus", "cat", "dog", "person"]
+    assert changed.fingerprint(changed.items("train")) != reader.fingerprint(train)
+
+
+def test_discovered_classes_are_what_the_sweep_records(voc_root, tmp_path):
+    from sweep.config import build_sweep
+    from sweep.run import plan_sweep
+    from tests.conftest import compose_config
+
+    sweep = build_sweep(
+        compose_config(
+            "task=voc",
+            f"task.root={voc_root}",
+            "task.reader.classes=discover",
+            "task.reader.unknown_classes=skip",  # the test list's bird is not a training class
+            "model=faster_rcnn_tiny",
+            "cluster=inline",
+            "tracking=none",
+            f"results_dir={tmp_path / 'results'}",
+        )
+    )
+    assert plan_sweep(sweep).class_names == ["car", "cat", "dog", "person"]
+
+
+def test_skip_leaves_unknown_classes_out_and_counts_them(voc_root, caplog):
+    reader = VocReader(voc_root, classes=["dog", "cat"], unknown_classes="skip")
+    with caplog.at_level(logging.WARNING, logger="sweep.data"):
+        train = reader.items("train")
+    assert train[0].target["labels"] == [0]  # the dog; the person is left out
+    assert train[1].target["labels"] == [1, 1]
+    assert train[3].target == {"boxes": [], "labels": [], "difficult": []}  # the car
+    assert reader.skipped_objects() == {"train": {"person": 1, "car": 1}}
+    assert "left 2 object(s) out of the train split" in caplog.text
+    assert "car 1, person 1" in caplog.text
+    reader.items("test")
+    assert reader.skipped_objects()["test"] == {"bird": 1}
+
+
+def test_unknown_classes_takes_error_or_skip():
+    from sweep.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"'drop' is not one of \['error', 'skip'\]") as raised:
+        VocReader("/nowhere", unknown_classes="drop")
+    assert raised.value.option == "task.reader.unknown_classes"
+
+
+def test_a_test_class_that_training_lacks_is_named(voc_root, caplog):
+    reader = VocReader(voc_root, classes=["dog", "cat", "person", "car", "horse", "bird"])
+    xml = voc_root / "Annotations" / "2008_000005.xml"
+    xml.write_text(xml.read_text().replace("<name>dog</name>", "<name>horse</name>"))
+    with caplog.at_level(logging.WARNING, logger="sweep.data"):
+        reader.items("test")
+    # The bird is difficult (counted nowhere), the horse has no training example.
+    assert "classes that the training split lacks: horse 1" in caplog.text
+    assert "holds no object of the training classes ['car', 'cat', 'dog', 'person']" in (
+        caplog.text
+    )
+
+
+def test_a_test_split_without_objects_of_the_training_classes_is_named(voc_root, caplog):
+    (voc_root / "ImageSets" / "Main" / "val.txt").write_text("2008_000006\n")
+    with caplog.at_level(logging.WARNING, logger="sweep.data"):
+        VocReader(voc_root).items("test")
+    assert "holds no object of the training classes" in caplog.text
+    assert "it has no objects" in caplog.text
+
+
+def test_a_test_split_that_fits_training_gives_no_warning(voc_root, caplog):
+    with caplog.at_level(logging.WARNING, logger="sweep.data"):
+        VocReader(voc_root).items("test")
+    assert caplog.text == ""
+
+
+# ---- symlinks: followed inside the root; '../' in a list refused ------------------------------
+
+
+def test_symlinked_image_and_annotation_folders_are_followed(voc_root, tmp_path):
+    other_disk = tmp_path / "other_disk"
+    other_disk.mkdir()
+    for folder in ("JPEGImages", "Annotations"):
+        (voc_root / folder).rename(other_disk / folder)
+        (voc_root / folder).symlink_to(other_disk / folder, target_is_directory=True)
+    reader = VocReader(voc_root)
+    reader.prepare()
+    train = reader.items("train")
+    assert train[0].relpath == "JPEGImages/2008_000001.jpg"
+    assert train[1].target["difficult"] == [False, True]
+    assert reader.fingerprint(train) == reader.fingerprint(train)
+    path = reader.resolve(train[0].relpath)
+    assert path == voc_root / "JPEGImages" / "2008_000001.jpg"  # named inside the root
+    assert read_pixels(path).shape == (HEIGHT, WIDTH, 3)
+
+
+def test_a_list_entry_climbing_out_of_the_root_is_refused(voc_root):
+    (voc_root.parent / "secret.jpg").write_bytes(b"x")
+    (voc_root / "ImageSets" / "Main" / "val.txt").write_text("../../secret\n")
+    with pytest.raises(DatasetError) as raised:
+        VocReader(voc_root).read_split("test")
+    message = str(raised.value)
+    assert message.startswith(f"{voc_root}/ImageSets/Main/val.txt:1: ")
+    assert "'JPEGImages/../../secret.jpg' points outside the dataset root" in message
+    assert "'../'" in message

@@ -113,3 +113,33 @@ def test_missing_segmentation_folder_names_the_layout(voc_seg):
     shutil.rmtree(voc_seg / "SegmentationClass")
     with pytest.raises(DatasetError, match="SegmentationClass is missing: task=voc_seg expects"):
         VocSegmentationReader(voc_seg).prepare()
+
+
+def test_own_classes_as_a_list_or_a_file_in_index_order(voc_seg, tmp_path):
+    reader = VocSegmentationReader(voc_seg, classes=["background", "plane"])
+    reader.prepare()
+    assert reader.class_names() == ["background", "plane"]
+    assert reader.read_split("train")[0].target == {"label_ids": [0, 1]}
+    names = tmp_path / "classes.txt"
+    names.write_text("background\nplane\nperson\n")
+    from_file = VocSegmentationReader(voc_seg, classes=str(names))
+    assert from_file.class_names() == ["background", "plane", "person"]
+    assert from_file.read_split("test")[0].target == {"label_ids": [0, 1, 2]}
+
+
+def test_classes_cannot_be_discovered_from_palette_masks(voc_seg):
+    from sweep.errors import OptionError
+
+    with pytest.raises(OptionError, match="hold class indices, not names") as raised:
+        VocSegmentationReader(voc_seg, classes="discover")
+    assert raised.value.option == "task.reader.classes"
+
+
+def test_a_symlinked_image_folder_is_followed(voc_seg, tmp_path):
+    other_disk = tmp_path / "other_disk"
+    other_disk.mkdir()
+    (voc_seg / "JPEGImages").rename(other_disk / "JPEGImages")
+    (voc_seg / "JPEGImages").symlink_to(other_disk / "JPEGImages", target_is_directory=True)
+    reader = VocSegmentationReader(voc_seg)
+    reader.prepare()
+    assert len(reader.read_split("train")) == 3

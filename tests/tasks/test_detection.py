@@ -9,6 +9,7 @@ from sweep.data.demo_det import DemoDetReader
 from sweep.errors import OptionError
 from sweep.models.faster_rcnn import TinyFasterRCNN
 from sweep.tasks.detection import (
+    METRIC,
     DetectionDataset,
     DetectionTask,
     compute_metrics,
@@ -154,10 +155,38 @@ def test_identity_and_metric_names():
     assert DetectionTask(hflip=0.0).identity() != task.identity()
 
 
+def test_the_coco_metric_puts_map_first_and_changes_only_the_evaluation_key():
+    voc, coco = DetectionTask(metric="voc"), DetectionTask(metric="coco")
+    assert coco.metric_names == ("map", "map_50")
+    assert voc.metric_names == DetectionTask.metric_names == ("map_50", "map")
+    assert coco.eval_identity() != voc.eval_identity()
+    assert coco.train_identity() == voc.train_identity()  # no retraining for another headline
+    # VOC's evaluation identity is the one it had before COCO's existed: its keys stay.
+    assert voc.eval_identity() == {"metric": METRIC}
+
+
+def test_coco_metric_values_on_known_cases():
+    """Perfect boxes score 1 on both; a box at IoU 2/3 is a hit at 0.50-0.65 only."""
+    coco = DetectionTask(metric="coco")
+    perfect = score([([(A, 0, 0.9), (B, 1, 0.8)], [(A, 0, False), (B, 1, False)])])
+    assert [perfect[name] for name in coco.metric_names] == pytest.approx([1.0, 1.0])
+    shifted = score([([([14.0, 10.0, 34.0, 30.0], 0, 0.9)], [(A, 0, False)])])
+    assert [shifted[name] for name in coco.metric_names] == pytest.approx([0.4, 1.0])
+    # A detection on a crowd region (COCO's iscrowd, carried as difficult) costs nothing.
+    crowd = score([([(B, 0, 0.95), (A, 0, 0.9)], [(A, 0, False), (B, 0, True)])])
+    assert crowd["map"] == pytest.approx(1.0)
+
+
+def test_an_unknown_metric_names_the_option():
+    with pytest.raises(OptionError, match=r"'f1' is not one of \['voc', 'coco'\]") as raised:
+        DetectionTask(metric="f1")
+    assert raised.value.option == "task.kind.metric"
+
+
 @pytest.mark.parametrize(
     ("arguments", "option"),
     [({"momentum": 1.0}, "task.kind.momentum"), ({"hflip": 2}, "task.kind.hflip"),
-     ({"grad_clip": 0}, "task.kind.grad_clip")],
+     ({"grad_clip": 0}, "task.kind.grad_clip"), ({"metric": "coco50"}, "task.kind.metric")],
 )  # fmt: skip
 def test_bad_options_name_the_option(arguments, option):
     with pytest.raises(OptionError) as raised:
