@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from sweep.summarize import (
     compare_sweeps,
     distortion_metrics,
     read_output,
+    setting_axis,
     write_recommendation,
     write_sweep_report,
 )
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 def run_sweep(sweep: Sweep) -> Path:
     """Runs a validated sweep to the end; returns its report folder."""
+    started_at = time.time()
     tracker = make_tracker(sweep.tracking, sweep.results_dir)
     with workers_of(sweep):
         screening, plan = screen_and_plan(sweep)
@@ -71,9 +74,13 @@ def run_sweep(sweep: Sweep) -> Path:
             if (r["codec"], r["model"]) == own
         }
         metrics |= recommendation_metrics(recommendation)
+        # How long the sweep took (stages reused from the store included) and its size.
+        metrics["sweep/wall_seconds"] = time.time() - started_at
+        metrics |= {f"stages/{kind}": len(stages) for kind, stages in plan.stages.items()}
         run_id = track_sweep(
-            tracker, sweep, plan, out, rows, dcr_rows, paths, metrics, resizer_figures
-        )
+            tracker, sweep, plan, out, rows, dcr_rows, paths, metrics, resizer_figures,
+            started_at,
+        )  # fmt: skip
         log_sensitivity(tracker, plan, out, maps)
         for comparison in comparisons:
             tracker.log_comparison(
@@ -193,9 +200,11 @@ def track_sweep(
     paths: dict[str, Path],
     metrics: dict[str, float],
     child_files: dict[str, list[Path]] | None = None,
+    started_at: float | None = None,
 ) -> str:
     """One parent run for the sweep, one child per trained model (with its files of
-    `child_files`, by train setting); returns the parent's id."""
+    `child_files`, by train setting); returns the parent's id. `started_at` (epoch
+    seconds) starts the parent run's clock."""
     from omegaconf import OmegaConf
 
     from sweep.track import flatten_config
@@ -213,6 +222,9 @@ def track_sweep(
         [*paths.values(), *(out / name for name in REPORT_EXTRAS)],
         metrics,
         child_files,
+        labels={"task": sweep.task_name, "model": sweep.model.name, "codec": sweep.codec.name},
+        positions={s: setting_axis(sweep.codec, plan).position(s) for s in plan.train_settings},
+        started_at=started_at,
     )
 
 

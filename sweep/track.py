@@ -27,6 +27,12 @@ COMPARE_KEY_TAG = "compare.key"
 SENSITIVITY_TAG = "sensitivity.logged"
 # MLflow's limit on a parameter value.
 PARAM_VALUE_LIMIT = 6000
+# MLflow 3 opens an experiment of this kind on its runs, not on the GenAI overview (traces).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# Config keys that say how a sweep ran, not what it measured: tags "ops.<key>", kept apart
+# from the parameters (the science) so that runs compare on what changes results.
+OPERATIONS = ("cluster.", "tracking.", "progress", "results_dir", "data.on_error")
 
 
 class Tracker:
@@ -56,6 +62,7 @@ class Tracker:
                 self.artifact_root.mkdir(parents=True, exist_ok=True)
                 location = self.artifact_root.absolute().as_uri()
             self.experiment_id = self.client.create_experiment(self.experiment, location)
+        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return self.experiment_id
 
     def _find(self, filter_string: str):
@@ -74,16 +81,31 @@ class Tracker:
         artifacts: Iterable[Path],
         metrics: dict[str, float] | None = None,
         child_files: dict[str, list[Path]] | None = None,
+        labels: dict[str, str] | None = None,
+        positions: dict[str, float] | None = None,
+        started_at: float | None = None,
     ) -> str:
         """Logs a finished sweep (idempotent); returns the parent run id. `child_files` are
-        logged into the child run of their train setting (e.g. a resizer's figure)."""
-        parent = self._parent(sweep_key, run_name)
+        logged into the child run of their train setting (e.g. a resizer's figure).
+
+        `labels` (task, model, codec) tag the parent and every child, so that runs filter
+        and compare across sweeps (`tags.codec = 'jxl'`); `positions` place each setting on
+        the codec's axis (0 for original, growing with compression), logged on each child
+        as the number `train_position`, which sorts where setting strings do not;
+        `started_at` (epoch seconds) is the sweep's start, so the parent's duration is the
+        sweep's and not its logging's.
+        """
+        labels = labels or {}
+        parent = self._parent(sweep_key, run_name, labels, started_at)
         if parent.data.tags.get(COMPLETE_TAG) == "true":
             log.info("MLflow run %s already holds this sweep", parent.info.run_id)
             return parent.info.run_id
         parent_id = parent.info.run_id
+        science = {k: v for k, v in params.items() if not k.startswith(OPERATIONS)}
+        operations = [RunTag(f"ops.{k}", str(v)[:PARAM_VALUE_LIMIT]) for k, v in params.items()
+                      if k.startswith(OPERATIONS)]  # fmt: skip
         # Repeated on a resumed run: MLflow accepts a parameter again with the same value.
-        self.client.log_batch(parent_id, params=_params(params))
+        self.client.log_batch(parent_id, params=_params(science), tags=operations)
         extra = [_metric(key, value) for key, value in sorted((metrics or {}).items())]
         self.client.log_batch(parent_id, metrics=_dcr_metrics(dcr_rows) + extra)
         for path in artifacts:
@@ -97,6 +119,8 @@ class Tracker:
                 cells,
                 train_summaries.get(setting, {}),
                 (child_files or {}).get(setting, []),
+                labels,
+                (positions or {}).get(setting),
             )
         self.client.set_tag(parent_id, COMPLETE_TAG, "true")
         self.client.set_terminated(parent_id, "FINISHED")
@@ -181,12 +205,21 @@ class Tracker:
         self.client.set_terminated(parent_id, "FINISHED")
         return parent_id
 
-    def _parent(self, sweep_key: str, run_name: str):
+    def _parent(
+        self,
+        sweep_key: str,
+        run_name: str,
+        labels: dict[str, str] | None = None,
+        started_at: float | None = None,
+    ):
         """The parent run of a sweep (found by its key), created if missing."""
         parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
         if parent is None:
             parent = self.client.create_run(
-                self.experiment_id, run_name=run_name, tags={SWEEP_KEY_TAG: sweep_key}
+                self.experiment_id,
+                run_name=run_name,
+                tags={SWEEP_KEY_TAG: sweep_key, **(labels or {})},
+                start_time=None if started_at is None else int(started_at * 1000),
             )
         return parent
 
@@ -215,6 +248,8 @@ class Tracker:
         cells: list[dict],
         summary: dict,
         files: list[Path],
+        labels: dict[str, str],
+        position: float | None,
     ) -> None:
         child = self._child(parent_id, setting, train_key)
         if child.data.tags.get(COMPLETE_TAG) == "true":
@@ -222,12 +257,15 @@ class Tracker:
         for path in files:  # before the completion tag: a rerun logs what is missing
             self.client.log_artifact(child.info.run_id, str(path))
         metrics = _child_metrics(cells, summary)
+        if position is not None and math.isfinite(position):
+            metrics.append(_metric("train_position", position))
+        identity = {"train_setting": setting, **labels}
         # Metrics, parameters and the completion tag in one request: no half-logged child.
         self.client.log_batch(
             child.info.run_id,
             metrics=metrics,
-            params=[Param("train_setting", setting)],
-            tags=[RunTag(COMPLETE_TAG, "true"), RunTag("train_setting", setting)],
+            params=[Param(k, v) for k, v in identity.items()],
+            tags=[RunTag(COMPLETE_TAG, "true"), *(RunTag(k, v) for k, v in identity.items())],
         )
         self.client.set_terminated(child.info.run_id, "FINISHED")
 

@@ -94,6 +94,24 @@ def test_inline_sweep_writes_results_report_and_mlflow_runs(imagefolder, tmp_pat
     assert (rows[0]["relative_ci_low"], rows[0]["relative_ci_high"]) == ("1.0", "1.0")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     assert any("accuracy_ci_low/test_4" in child.data.metrics for child in children)
+    # A dashboard worth reviewing: the experiment opens on its runs; children filter by task,
+    # model and codec and sort by a numeric position; operations are tags, not parameters;
+    # the parent's clock is the sweep's, with its wall time and stage counts as metrics.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    for child in children:
+        assert {"task", "model", "codec", "train_setting"} <= set(child.data.params)
+        assert child.data.tags["codec"] == "jxl" and child.data.tags["task"] == "imagefolder"
+    positions = {c.data.params["train_setting"]: c.data.metrics["train_position"] for c in children}
+    assert positions == {"original": 0.0, "4": 4.0}
+    found = client.search_runs([experiment.experiment_id], "tags.codec = 'jxl'")
+    assert {r.info.run_id for r in found} >= {c.info.run_id for c in children}
+    parent = parents[0]
+    assert "task.name" in parent.data.params and "grid.train" in parent.data.params
+    assert not any(k.startswith(("cluster.", "tracking.")) for k in parent.data.params)
+    assert parent.data.tags["ops.cluster.mode"] == "inline"
+    wall = parent.data.metrics["sweep/wall_seconds"]
+    assert wall > 0 and parent.data.metrics["stages/evaluate"] == 4
+    assert (parent.info.end_time - parent.info.start_time) / 1000 >= 0.9 * wall
     recommendation = json.loads((report / "recommendation.json").read_text())
     assert set(recommendation["scenarios"]) == {
         "store_compressed", "train_compressed", "deploy_compressed",
