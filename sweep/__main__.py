@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,10 @@ from sweep.config import ConfigError, build_sweep
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 USAGE_ERROR = 2
+RESUMES = (
+    "every finished stage is kept in results_dir's store, and the same command resumes "
+    "where this one stopped"
+)
 log = logging.getLogger("sweep")
 
 
@@ -61,6 +66,15 @@ def run_reporting_errors(work: Callable[[], Path]) -> Path:
     except (SweepFailedError, ModelUnavailableError, ImageReadError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"interrupted: {RESUMES}", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    except SystemExit as exit_:
+        # Ray's driver turns SIGTERM into sys.exit(SIGTERM); ours does the same before Ray.
+        if exit_.code != signal.SIGTERM:
+            raise
+        print(f"terminated (SIGTERM): {RESUMES}", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
@@ -97,7 +111,13 @@ def run_cli(entry: Callable[[], None]) -> None:
     entry()
 
 
+def exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM ends the run the way Ray's driver handler does once Ray runs: sys.exit."""
+    sys.exit(signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     run_cli(hydra_main)
 
 

@@ -26,6 +26,7 @@ from sweep.summarize import (
     compare_sweeps,
     distortion_metrics,
     read_output,
+    report_dir,
     setting_axis,
     write_recommendation,
     write_sweep_report,
@@ -51,7 +52,39 @@ def run_sweep(sweep: Sweep) -> Path:
             len(plan.splits["train"]),
             len(plan.splits["test"]),
         )
-        execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
+        with failure_tracked(tracker, sweep, plan, started_at):
+            execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
+    with failure_tracked(tracker, sweep, plan, started_at):
+        return report_sweep(sweep, plan, screening, tracker, started_at)
+
+
+@contextlib.contextmanager
+def failure_tracked(
+    tracker: Tracker | None, sweep: Sweep, plan: SweepPlan, started_at: float
+) -> Iterator[None]:
+    """The sweep's MLflow parent run is RUNNING from the start of its work (a nightly run
+    shows while it runs); a failure ends it FAILED with the error as the tag `sweep.error`,
+    an interruption (Ctrl-C, SIGTERM) KILLED. The next run of the same sweep logs into it."""
+    if tracker is None:
+        yield
+        return
+    labels = {"task": sweep.task_name, "model": sweep.model.name, "codec": sweep.codec.name}
+    tracker.start_sweep(plan.key, report_dir(sweep, plan).name, labels, started_at)
+    try:
+        yield
+    except BaseException as error:
+        interrupted = isinstance(error, KeyboardInterrupt | SystemExit)
+        try:
+            tracker.end_sweep(plan.key, error, interrupted)
+        except Exception as logging_error:  # the sweep's own error is the one to report
+            log.warning("MLflow: could not mark the run ended: %s", logging_error)
+        raise
+
+
+def report_sweep(
+    sweep: Sweep, plan: SweepPlan, screening: Screening, tracker: Tracker | None, started_at
+) -> Path:
+    """The finished sweep's report, recommendation, figures and MLflow runs."""
     rows, dcr_rows = collect_results(sweep, plan)
     intervals = measure_intervals(
         sweep.store, plan.replicate_evaluations, sweep.task.resample, sweep.intervals

@@ -25,6 +25,8 @@ TRAIN_KEY_TAG = "train.key"
 COMPLETE_TAG = "sweep.logged"
 COMPARE_KEY_TAG = "compare.key"
 SENSITIVITY_TAG = "sensitivity.logged"
+# Why a sweep's parent run ended before the sweep did (FAILED or KILLED).
+ERROR_TAG = "sweep.error"
 # MLflow's limit on a parameter value.
 PARAM_VALUE_LIMIT = 6000
 # MLflow 3 opens an experiment of this kind on its runs, not on the GenAI overview (traces).
@@ -123,8 +125,28 @@ class Tracker:
                 (positions or {}).get(setting),
             )
         self.client.set_tag(parent_id, COMPLETE_TAG, "true")
+        if ERROR_TAG in parent.data.tags:  # an earlier try's failure, resumed to the end
+            self.client.delete_tag(parent_id, ERROR_TAG)
         self.client.set_terminated(parent_id, "FINISHED")
         return parent_id
+
+    def start_sweep(
+        self, sweep_key: str, run_name: str, labels: dict[str, str], started_at: float
+    ) -> None:
+        """The sweep's parent run, RUNNING while the sweep works (untouched once complete)."""
+        parent = self._parent(sweep_key, run_name, labels, started_at)
+        if parent.data.tags.get(COMPLETE_TAG) != "true" and parent.info.status != "RUNNING":
+            self.client.update_run(parent.info.run_id, status="RUNNING")
+
+    def end_sweep(self, sweep_key: str, error: BaseException, interrupted: bool) -> None:
+        """Ends a sweep's parent run that stopped before its end: KILLED when interrupted,
+        FAILED otherwise, with the error's message as the tag `sweep.error`."""
+        parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
+        if parent is None or parent.data.tags.get(COMPLETE_TAG) == "true":
+            return
+        message = "interrupted" if interrupted else f"{type(error).__name__}: {error}"
+        self.client.set_tag(parent.info.run_id, ERROR_TAG, message[:PARAM_VALUE_LIMIT])
+        self.client.set_terminated(parent.info.run_id, "KILLED" if interrupted else "FAILED")
 
     def log_audit(
         self, audit_key: str, run_name: str, metrics: dict[str, float], artifacts: list[Path]

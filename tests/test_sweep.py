@@ -291,6 +291,60 @@ def test_killed_sweep_resumes_to_the_same_results(imagefolder, tmp_path):
     assert len(client.search_runs([experiment.experiment_id])) == 1 + 3 + 1
 
 
+@pytest.mark.parametrize(("stop", "code", "said"), [
+    (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+])  # fmt: skip
+def test_an_interrupted_sweep_says_it_resumes_and_its_parent_run_shows_it(
+    imagefolder, tmp_path, stop, code, said
+):
+    """Ctrl-C or SIGTERM once a training is stored: the message says the same command
+    resumes, MLflow shows the sweep KILLED from the moment it ran, and the rerun finishes it
+    in the same parent run."""
+    command = sweep_command(
+        "task=imagefolder",
+        f"task.root={imagefolder}",
+        f"results_dir={tmp_path}",
+        "cluster=inline",
+        "cluster.torch_threads=1",
+        "train.epochs=30",
+    )
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "store" / "train").glob("*/DONE")):
+        time.sleep(0.05)
+    os.kill(process.pid, stop)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr[-2000:]
+    assert f"{said}: every finished stage is kept" in stderr
+    assert "the same command resumes" in stderr and "Traceback" not in stderr
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("sweep-imagefolder")
+    [parent] = client.search_runs([experiment.experiment_id], "tags.`sweep.key` != ''")
+    assert parent.info.status == "KILLED" and parent.data.tags["sweep.error"] == "interrupted"
+
+    resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    [again] = client.search_runs([experiment.experiment_id], "tags.`sweep.key` != ''")
+    assert again.info.run_id == parent.info.run_id and again.info.status == "FINISHED"
+    assert "sweep.error" not in again.data.tags
+
+
+def test_a_failed_sweep_ends_its_parent_run_failed_with_the_error(
+    imagefolder, tmp_path, monkeypatch
+):
+    def broken(stage):
+        raise RuntimeError(f"no memory left for {stage.setting}")
+
+    record_calls(monkeypatch, "train", "run", broken)
+    with pytest.raises(Exception, match="no memory left"):
+        run_sweep(imagefolder_sweep(imagefolder, tmp_path))
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("sweep-imagefolder")
+    [parent] = client.search_runs([experiment.experiment_id], "tags.`sweep.key` != ''")
+    assert parent.info.status == "FAILED" and "no memory left" in parent.data.tags["sweep.error"]
+
+
 def add_bad_files(root: Path) -> None:
     """The issue's case: a PNG named .jpg, a truncated JPEG and a zero-byte file."""
     from PIL import Image
