@@ -238,7 +238,8 @@ def run(rounds: int = ROUNDS) -> dict:
         def keep(name: str, seconds: float) -> None:
             best[name] = min(best.get(name, float("inf")), seconds)
 
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+        # A private Ray, whatever RAY_ADDRESS or `ray start` left on the machine.
+        ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False)
         pool = get_context("spawn").Pool(cores, _load_pool_pixels, (paths,))
         try:
             # Start Ray's workers and the pool's processes: once per sweep, not throughput.

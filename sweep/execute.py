@@ -13,7 +13,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sweep.config import ClusterOptions, ConfigError
+from sweep.cluster import start_ray
+from sweep.config import ClusterOptions
 from sweep.plan import Plan
 from sweep.stages import STAGE_KINDS
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
@@ -146,26 +147,6 @@ def run_inline(
         else:
             kind.run(context, stage)
             progress.advance(kind.name)
-
-
-def start_ray(cluster: ClusterOptions) -> None:
-    """Starts a local Ray, or joins a cluster and ships this package to its workers."""
-    import ray
-
-    if not cluster.address:
-        ray.init(num_cpus=cluster.num_cpus, include_dashboard=False, log_to_driver=True)
-        return
-    import sweep
-
-    try:
-        # The nodes need the pinned dependencies installed; the package travels with the job.
-        ray.init(address=cluster.address, log_to_driver=True, runtime_env={"py_modules": [sweep]})
-    except (ConnectionError, RuntimeError) as error:
-        raise ConfigError(
-            "cluster.address",
-            f"cannot join the Ray cluster at '{cluster.address}' ({error}): start it with "
-            f"`ray start --head`, fix the address, or use cluster=local",
-        ) from None
 
 
 def _in_ray_task(function: Callable, threads: int | None) -> Callable:
