@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sweep.config import Sweep
 from sweep.data.base import SPLITS, ImageItem
+from sweep.data.digests import DIGEST_FOLDER, FileDigests
 from sweep.data.validate import QUARANTINED, decoder_identity
 from sweep.execute import execute
 from sweep.plan import Plan
@@ -40,19 +41,32 @@ class Screening:
         return counts
 
 
+def file_digests(sweep: Sweep) -> FileDigests:
+    """The content digests of dataset files, cached in the sweep's store: a file is read once
+    while its size and modification time stay, and once more at each new place."""
+    return FileDigests(sweep.store.root / DIGEST_FOLDER)
+
+
 def listed_screening(sweep: Sweep) -> Screening:
     """Every listed image kept, fingerprinted by the reader (for plans without validation)."""
     splits = {split: sweep.reader.items(split) for split in SPLITS}
-    return Screening(splits, {s: sweep.reader.fingerprint(i) for s, i in splits.items()})
+    digests = file_digests(sweep)
+    return Screening(splits, {s: sweep.reader.fingerprint(i, digests) for s, i in splits.items()})
 
 
 def screen_images(sweep: Sweep) -> Screening:
-    """Decodes every image once (cached by dataset fingerprint) and applies the policy."""
+    """Decodes every image once (cached by dataset fingerprint) and applies the policy.
+
+    The validation's key holds the content fingerprint, so hashing comes first: a new file is
+    read twice (hashed here, then decoded, mostly from the page cache), and a moved dataset
+    is only hashed, reusing its validation and every later stage.
+    """
     listed = {split: sweep.reader.items(split) for split in SPLITS}
-    shard_size = sweep.cluster.encode_shard_size
+    shard_size, policy = sweep.cluster.encode_shard_size, decoder_identity()
     plan = Plan(listed)
+    digests = file_digests(sweep)
     for split, items in listed.items():
-        stage = validate_stage(sweep.reader, split, items, decoder_identity(), shard_size)
+        stage = validate_stage(sweep.reader, split, items, policy, shard_size, digests)
         plan.add(stage, split)
     fail_fast = sweep.on_error == "fail"
     context = StageContext(sweep.store, sweep.reader.root, fail_fast=fail_fast)

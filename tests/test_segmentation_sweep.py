@@ -92,7 +92,7 @@ def test_cityscapes_sweep_encodes_images_and_keeps_masks_byte_identical(tmp_path
     records = encode_records(tmp_path / "results")
     assert len(records) == 2 * (4 + 2)  # two settings of 4 train and 2 test images
     for record in records:
-        mask = Path(record["mask"])
+        mask = root / record["mask"]  # relative to the dataset root, wherever it lies
         source_mask = root / record["source"].replace("leftImg8bit", "gtFine", 1).replace(
             "_leftImg8bit.png", "_gtFine_labelIds.png"
         )
@@ -120,7 +120,8 @@ def test_voc_seg_sweep_reads_palette_masks(tmp_path):
     check_results(run_sweep(sweep), "voc_seg")
     assert digests(root, "SegmentationClass/*.png") == masks_before
     for record in encode_records(tmp_path / "results"):
-        assert record["mask"].startswith(str(root / "SegmentationClass"))
+        assert record["mask"].startswith("SegmentationClass/")
+        assert (root / record["mask"]).is_file()
 
 
 def test_demo_seg_sweep_writes_miou_and_macc_rows(tmp_path):

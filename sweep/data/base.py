@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweep.data.digests import FileDigests
+
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jxl"})
 
@@ -74,19 +76,27 @@ class DatasetReader(ABC):
             listed[split] = self.read_split(split)
         return listed[split]
 
-    def fingerprint(self, items: list[ImageItem]) -> str:
-        """Digest of a split's files: names, sizes, modification times and labels.
+    def fingerprint(self, items: list[ImageItem], digests: FileDigests | None = None) -> str:
+        """Digest of a split's files by content: relative names, sizes, content digests, labels
+        and masks, and the class names.
 
-        Stat-ing is cheap (hashing every byte of a 100 GB dataset on each run is not) and a
-        changed file changes its size or time, so a changed dataset gets new encode keys.
+        Neither the dataset's place (its root) nor its files' modification times enter it: a
+        moved, copied or re-synced dataset has the fingerprint of the same files elsewhere, so
+        it reuses every stage. A changed file changes its digest, so it gets new stage keys.
+
+        Args:
+            items: The split's images (`items(split)`).
+            digests: The content digests, cached in the results store (`FileDigests`), so that
+                an unchanged file is read once; None hashes every file.
         """
+        names = [item.relpath for item in items]
+        names += [item.mask for item in items if item.mask is not None]
+        found = (digests or FileDigests()).of(self.root, names)
         digest = hashlib.sha256()
         for item in items:
-            stat = os.stat(self.root / item.relpath)
-            record = [item.relpath, item.target, stat.st_size, stat.st_mtime_ns]
+            record = [item.relpath, item.target, *found[item.relpath]]
             if item.mask is not None:
-                mask = os.stat(self.root / item.mask)
-                record += [item.mask, mask.st_size, mask.st_mtime_ns]
+                record += [item.mask, *found[item.mask]]
             digest.update(json.dumps(record).encode())
         digest.update(json.dumps(self.class_names()).encode())
         return digest.hexdigest()[:24]

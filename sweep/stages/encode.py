@@ -5,13 +5,19 @@ setting decodes each source to pixels and encodes them with the codec. Annotatio
 untouched and label masks are never re-encoded. The merged stage holds one record per image
 (`records.jsonl`: source, target, mask, file, sizes, geometry) and the split's DCR
 (`summary.json`).
+
+No record holds an absolute path, and no key holds the dataset's place: a record's "file" is
+relative to the store (an encoded file, "file_in": "store") or to the dataset root (the
+original setting's source, "file_in": "dataset"), and its "mask" always to the dataset root.
+`encoded_files` joins them with the roots of the run that reads them, so a moved dataset (or
+store) reuses every encode, and every stage after it.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,35 +36,39 @@ if TYPE_CHECKING:
 
 NAME = "encode"
 SHARD_FOLDER = "encode-shards"
+# Where a record's "file" lies: under the store root or under the dataset root.
+IN_STORE, IN_DATASET = "store", "dataset"
 
 
 @dataclass(frozen=True)
 class EncodeStage(Stage):
-    """One split re-encoded at one setting, in shards of consecutive images."""
+    """One split re-encoded at one setting, in shards of consecutive images.
+
+    `dataset_root` is where the dataset lies in the run that planned the stage: the records'
+    dataset files (the original setting's images, every mask) are read from there. It is not
+    part of the key.
+    """
 
     kind = NAME
     split: str
     setting: str
     shards: tuple[tuple[int, int], ...]
+    dataset_root: Path | None = field(default=None, compare=False)
 
 
 def plan_encodes(plan: SweepPlan, inputs: PlanInputs) -> None:
     """The train split at every train setting, then the test split at every test setting."""
     for split, settings in (("train", plan.train_settings), ("test", plan.test_settings)):
-        items = plan.splits[split]
-        has_masks = any(item.mask for item in items)
-        shards = shard_ranges(len(items), inputs.shard_size)
+        shards = shard_ranges(len(plan.splits[split]), inputs.shard_size)
         for setting in (s for s in settings if s != MIXED):  # a mix reads the others
-            # The original encode points at the dataset's own image files, and every encode
-            # at its mask files: a moved dataset must not reuse their records.
-            points_at_dataset = setting == ORIGINAL or has_masks
+            # No root: records name dataset files relative to it (see the module's doc).
             key = KIND.key(
                 split=split,
                 dataset=inputs.fingerprints[split],
                 codec=inputs.codec.identity(setting),
-                root=str(inputs.reader.root) if points_at_dataset else None,
             )
-            plan.add(EncodeStage(key, split, setting, shards), (split, setting))
+            stage = EncodeStage(key, split, setting, shards, inputs.reader.root)
+            plan.add(stage, (split, setting))
 
 
 def stored_as(shard_key: str) -> str:
@@ -78,24 +88,34 @@ def encode_shard(
     prepared: dict[int, tuple[np.ndarray, bytes] | Exception] = {}
 
     def record_of(index: int, item: ImageItem, out: Path, key: str) -> dict:
-        if stage.setting == ORIGINAL:
-            return encode_image(
-                stage.setting, index, item, dataset_root, codec, out, stored_as(key)
-            )
-        if index not in prepared:
-            batch = next_batch(items[index - start :], dataset_root)
-            outcomes = encode_batch(batch, dataset_root, codec, stage.setting)
-            prepared.update(zip(range(index, index + len(batch)), outcomes, strict=True))
-        outcome = prepared.pop(index)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return encode_image(
+        outcome = None  # the original setting decodes and encodes nothing
+        if stage.setting != ORIGINAL:
+            if index not in prepared:
+                batch = next_batch(items[index - start :], dataset_root)
+                outcomes = encode_batch(batch, dataset_root, codec, stage.setting)
+                prepared.update(zip(range(index, index + len(batch)), outcomes, strict=True))
+            outcome = prepared.pop(index)
+            if isinstance(outcome, Exception):
+                raise outcome
+        record = encode_image(
             stage.setting, index, item, dataset_root, codec, out, stored_as(key), outcome
         )
+        return relative_record(record, item, stage.setting)
 
     return write_shard(
         context.store, SHARD_FOLDER, stage, shard_index, dataset_root, items, record_of
     )
+
+
+def relative_record(record: dict, item: ImageItem, setting: str) -> dict:
+    """An image's record as stored: files in the dataset named relative to its root, and
+    where "file" lies said by "file_in" (`encode_image` gives the dataset's files as the
+    absolute paths of this run, which a moved dataset would leave dangling)."""
+    if item.mask is not None:
+        record["mask"] = item.mask
+    if setting == ORIGINAL:  # the dataset's own file
+        return record | {"file": item.relpath, "file_in": IN_DATASET}
+    return record | {"file_in": IN_STORE}
 
 
 def finalize_encode(context: StageContext, stage: EncodeStage, *shards_done: int) -> dict:
@@ -126,7 +146,8 @@ def summarize_records(stage: EncodeStage, records: list[dict]) -> dict:
 
 
 def read_encode_records(store: ArtifactStore, stage: EncodeStage, start: int, stop: int):
-    """Records [start, stop) of a finished encode (its merged records.jsonl)."""
+    """Records [start, stop) of a finished encode (its merged records.jsonl); their "file" is
+    relative to the root that "file_in" names (see `encoded_files`)."""
     with (store.path(KIND.name, stage.key) / "records.jsonl").open() as stream:
         return [json.loads(line) for line in itertools.islice(stream, start, stop)]
 
@@ -137,15 +158,34 @@ def read_summary(store: ArtifactStore, stage: EncodeStage) -> dict:
 
 
 def encoded_files(store: ArtifactStore, stage: EncodeStage) -> list[LabelledFile]:
-    """The image files of a finished encode with their annotations, in split order."""
+    """The image files of a finished encode with their annotations, in split order.
+
+    Paths are resolved against this run's roots: an encoded file against the store's, the
+    original setting's source and every mask against the dataset's (`stage.dataset_root`).
+    """
     files = []
     with (store.path(KIND.name, stage.key) / "records.jsonl").open() as stream:
         for line in stream:
             record = json.loads(line)
-            files.append(
-                LabelledFile(str(store.root / record["file"]), record["target"], record.get("mask"))
-            )
+            if record["file_in"] == IN_DATASET:
+                path = in_dataset(stage, record["file"])
+            else:
+                path = str(store.root / record["file"])
+            mask = record.get("mask")
+            mask = None if mask is None else in_dataset(stage, mask)
+            files.append(LabelledFile(path, record["target"], mask))
     return files
+
+
+def in_dataset(stage: EncodeStage, relpath: str) -> str:
+    """The absolute path of a record's dataset file in this run."""
+    if stage.dataset_root is None:
+        raise ValueError(
+            f"encode {stage.key} ({stage.split} at {stage.setting}) reads files of the dataset, "
+            f"but its stage was made without the dataset root (EncodeStage.dataset_root, "
+            f"which `plan_encodes` sets)"
+        )
+    return str(Path(stage.dataset_root) / relpath)
 
 
 def encoded_sources(store: ArtifactStore, stage: EncodeStage) -> list[str]:
@@ -158,9 +198,11 @@ def encoded_sources(store: ArtifactStore, stage: EncodeStage) -> list[str]:
 KIND = StageKind(
     name=NAME,
     # 2: records carry "target" (any annotation) and "mask" instead of "label".
-    schema=2,
+    # 3: no "root" in the key and a content "dataset" fingerprint; records name dataset files
+    # relative to the dataset root ("file_in", relative "mask").
+    schema=3,
     inputs=(),
-    key_fields=("split", "dataset", "codec", "root"),
+    key_fields=("split", "dataset", "codec"),
     run=finalize_encode,
     read=read_summary,
     plan=plan_encodes,
@@ -168,5 +210,4 @@ KIND = StageKind(
     shard_folder=SHARD_FOLDER,
     unit="img",
     flat_fields=("codec",),
-    optional_fields=("root",),
 )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweep.data.base import DatasetReader, ImageItem
+from sweep.data.digests import FileDigests
 from sweep.data.validate import QUARANTINED, inspect_image
 from sweep.stages.kind import Stage, StageContext, StageKind
 from sweep.stages.shards import ImageReadError, merge_shards, shard_ranges, write_shard
@@ -35,9 +36,15 @@ def validate_stage(
     items: list[ImageItem],
     policy: dict,
     shard_size: int,
+    digests: FileDigests | None = None,
 ) -> ValidateStage:
-    """The validation of one split under a decoding policy (the decoders' versions)."""
-    key = KIND.key(policy=policy, split=split, dataset=reader.fingerprint(items))
+    """The validation of one split under a decoding policy (the decoders' versions).
+
+    Its key holds the split's content fingerprint (`DatasetReader.fingerprint`, with the
+    cached file digests `digests`), never the dataset's place: a moved dataset is not
+    validated again.
+    """
+    key = KIND.key(policy=policy, split=split, dataset=reader.fingerprint(items, digests))
     return ValidateStage(key, split, shard_ranges(len(items), shard_size))
 
 
@@ -84,7 +91,9 @@ def read_verdicts(store: ArtifactStore, stage: ValidateStage) -> list[dict]:
 
 KIND = StageKind(
     name=NAME,
-    schema=1,
+    # 2: "dataset" is the content fingerprint (relative paths, sizes, content digests), no
+    # longer one of modification times.
+    schema=2,
     inputs=(),
     key_fields=("policy", "split", "dataset"),
     run=finalize_validation,

@@ -4,6 +4,7 @@ never re-encoding, never changing an encoded byte."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from sweep.distortion.butteraugli import find_tool
 from sweep.execute import execute, is_done
 from sweep.run import plan_sweep, stage_context
 from sweep.stages.distortion import distortion_records
+from sweep.stages.encode import encoded_files
 from tests.conftest import compose_config
 
 
@@ -100,11 +102,9 @@ def test_measuring_leaves_the_encoded_bytes_unchanged(imagefolder, tmp_path):
     plans = encode_and_measure(measured), encode_and_measure(unmeasured)
     for key, stage in plans[0].encodes.items():
         assert plans[1].encodes[key].key == stage.key
+        # encoded_files: the original setting's records name files in the dataset.
         files = [
-            [
-                (store.root / r["file"]).read_bytes()
-                for r in read_records(store, "encode", stage.key)
-            ]
+            [Path(file.path).read_bytes() for file in encoded_files(store, stage)]
             for store in (measured.store, unmeasured.store)
         ]
         assert files[0] == files[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sweep.codecs.jxl import JxlCodec
@@ -36,7 +38,8 @@ def test_dcr_against_original_files_and_raw_pixels():
 
 def encode_split(store, reader, setting: str, shard_size: int = 4) -> EncodeStage:
     items = reader.read_split("train")
-    stage = EncodeStage(f"key-{setting}", "train", setting, shard_ranges(len(items), shard_size))
+    shards = shard_ranges(len(items), shard_size)
+    stage = EncodeStage(f"key-{setting}", "train", setting, shards, reader.root)
     codec = JxlCodec(distances=[4])
     for index, (start, stop) in enumerate(stage.shards):
         encode_shard(context_of(store, reader.root, codec), stage, index, items[start:stop])
@@ -56,11 +59,33 @@ def test_original_keeps_the_source_files_and_bytes(imagefolder, tmp_path):
     assert not list(store.path("encode-shards", stage.key).rglob("*.jxl"))
 
 
+def test_records_name_dataset_files_relative_to_the_root_of_the_reading_run(imagefolder, tmp_path):
+    """A moved dataset: the stored records stay, the files are found at its new place."""
+    import dataclasses
+    import json
+    import shutil
+
+    store, reader = ArtifactStore(tmp_path / "store"), ImageFolderReader(imagefolder)
+    stage = encode_split(store, reader, "original")
+    stored = (store.path("encode", stage.key) / "records.jsonl").read_text()
+    assert str(imagefolder) not in stored
+    record = json.loads(stored.splitlines()[0])
+    assert (record["file"], record["file_in"]) == (record["source"], "dataset")
+    items = reader.read_split("train")
+    moved = shutil.move(imagefolder, tmp_path / "moved")
+    files = encoded_files(store, dataclasses.replace(stage, dataset_root=moved))
+    assert [f.path for f in files] == [str(moved / item.relpath) for item in items]
+    assert all(Path(f.path).is_file() for f in files)
+    with pytest.raises(ValueError, match="without the dataset root"):
+        encoded_files(store, dataclasses.replace(stage, dataset_root=None))
+
+
 def test_lossy_setting_writes_jxl_files_with_their_sizes(imagefolder, tmp_path):
     store, reader = ArtifactStore(tmp_path / "store"), ImageFolderReader(imagefolder)
     stage = encode_split(store, reader, "4")
     files = encoded_files(store, stage)
     assert len(files) == 18 and all(f.path.endswith(".jxl") for f in files)
+    assert all(f.path.startswith(str(store.root / "encode-shards")) for f in files)
     assert [f.target for f in files] == [item.target for item in reader.read_split("train")]
     summary = store.read_json("encode", stage.key, "summary.json")
     written = sum(len(open(f.path, "rb").read()) for f in files)

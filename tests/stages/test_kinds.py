@@ -46,15 +46,21 @@ def test_a_key_takes_exactly_the_declared_fields():
         kind.key(a=1, b=2, c=3)
 
 
-def test_flat_and_optional_fields_keep_the_keys_of_stores_written_before_the_table():
-    """The encode key as schema 2 always computed it: codec identity at the top level, the
-    dataset root only where records point into the dataset."""
+def test_flat_fields_keep_the_keys_of_stores_written_before_the_table():
+    """The encode key as schema 3 computes it: codec identity at the top level, and never the
+    dataset's place (records name dataset files relative to it)."""
     encode = STAGE_KINDS["encode"]
     codec = {"codec": "jxl", "library": "libjxl 0.11.2", "setting": "4"}
-    flat = {"stage": "encode", "schema": 2, "split": "train", "dataset": "d", **codec}
-    assert encode.key(split="train", dataset="d", codec=codec, root=None) == digest(flat)
-    rooted = encode.key(split="train", dataset="d", codec=codec, root="/data")
-    assert rooted == digest({**flat, "root": "/data"})
+    flat = {"stage": "encode", "schema": 3, "split": "train", "dataset": "d", **codec}
+    assert encode.key(split="train", dataset="d", codec=codec) == digest(flat)
+    with pytest.raises(TypeError, match="takes the fields"):
+        encode.key(split="train", dataset="d", codec=codec, root="/data")
+
+
+def test_optional_fields_are_left_out_when_none():
+    kind = StageKind("demo", 1, (), ("a", "b"), run=print, read=print, optional_fields=("b",))
+    assert kind.key(a=1, b=None) == digest({"stage": "demo", "schema": 1, "a": 1})
+    assert kind.key(a=1, b=2) == digest({"stage": "demo", "schema": 1, "a": 1, "b": 2})
 
 
 def test_schema_is_part_of_every_key():
