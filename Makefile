@@ -44,7 +44,8 @@ format: install ## ruff format and autofix
 	$(PY) -m ruff format sweep tests benchmarks reliability
 	$(PY) -m ruff check --fix sweep tests benchmarks reliability
 
-ui: install ## the MLflow dashboard of results/ on http://127.0.0.1:5000 (this machine only)
+ui: install ## the MLflow dashboard of results/ on http://127.0.0.1:5000 (this machine only; the sweep prints its runs page)
+	@echo "runs: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning (the sweep logs its own)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(RESULTS)/mlflow.db --host 127.0.0.1 --port 5000
 
 clean: ## remove caches (keeps .venv and results/; `rm -rf results/*` discards results)

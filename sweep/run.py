@@ -98,6 +98,8 @@ def report_sweep(
     maps = write_sensitivity_report(sweep, plan, out)
     comparisons = compare_sweeps(sweep)
     if tracker is not None:
+        from sweep.track import runs_url
+
         metrics = screening.counts() | distortion_metrics(distortion)
         own = (sweep.codec.name, sweep.model.name)
         metrics |= {
@@ -124,10 +126,11 @@ def report_sweep(
                 comparison.paths.values(),
             )
         log.info(
-            "MLflow: %s, experiment '%s', run %s",
+            "MLflow: %s, experiment '%s', run %s; runs at %s",
             sweep.tracking.uri,
             sweep.tracking.experiment,
             run_id,
+            runs_url(sweep.tracking.uri, tracker.experiment_id),
         )
     for scenario in SCENARIOS:
         log.info("recommendation: %s", recommendation["scenarios"][scenario.name]["sentence"])

@@ -25,6 +25,8 @@ TRAIN_KEY_TAG = "train.key"
 COMPLETE_TAG = "sweep.logged"
 COMPARE_KEY_TAG = "compare.key"
 SENSITIVITY_TAG = "sensitivity.logged"
+# Where `make ui` serves a local results_dir's runs.
+LOCAL_UI = "http://127.0.0.1:5000"
 # Why a sweep's parent run ended before the sweep did (FAILED or KILLED).
 ERROR_TAG = "sweep.error"
 # MLflow's limit on a parameter value.
@@ -290,6 +292,14 @@ class Tracker:
             tags=[RunTag(COMPLETE_TAG, "true"), *(RunTag(k, v) for k, v in identity.items())],
         )
         self.client.set_terminated(child.info.run_id, "FINISHED")
+
+
+def runs_url(uri: str, experiment_id: str) -> str:
+    """The dashboard's page of an experiment's runs: the server of an http(s) tracking URI,
+    or `make ui`'s for a local database. MLflow 3's interface opens on its GenAI overview in a
+    browser that has not chosen "Model training"; `workflowType` chooses it."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def _params(params: dict[str, str]) -> list[Param]:
