@@ -34,7 +34,7 @@ from sweep.stages.kind import Stage
 from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 
 # Report files beside the results table and figures, logged to MLflow with them.
-REPORT_EXTRAS = ("config.yaml", "stages.json", "quarantine.csv", "conversions.csv")
+REPORT_EXTRAS = ("config.yaml", "stages.json", "classes.txt", "quarantine.csv", "conversions.csv")
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,9 @@ def write_sweep_report(
     paths = write_report(rows, dcr_rows, out, setting_axis(sweep.codec, plan))
     write_text_atomic(out / "config.yaml", sweep.config_yaml)
     write_json_atomic(out / "stages.json", stage_index(plan))
+    # The class list in label order (given, read from a file, or discovered), in the form
+    # task.reader.classes=<file> reads back.
+    write_text_atomic(out / "classes.txt", "".join(f"{name}\n" for name in plan.class_names))
     write_csv(screening.quarantined, ["split", "path", "reason"], out / "quarantine.csv")
     write_csv(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")
     distortion = distortion_rows(sweep, plan)
