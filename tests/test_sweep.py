@@ -308,8 +308,14 @@ def test_an_interrupted_sweep_says_it_resumes_and_its_parent_run_shows_it(
         "cluster.torch_threads=1",
         "train.epochs=30",
     )
+    # As from a terminal: a shell's background job (CI's, say) inherits SIGINT ignored, and
+    # Python then keeps ignoring it.
+    def as_in_a_terminal() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=as_in_a_terminal)  # fmt: skip
     deadline = time.time() + 300
     while time.time() < deadline and not list((tmp_path / "store" / "train").glob("*/DONE")):
         time.sleep(0.05)
