@@ -308,6 +308,7 @@ def test_an_interrupted_sweep_says_it_resumes_and_its_parent_run_shows_it(
         "cluster.torch_threads=1",
         "train.epochs=30",
     )
+
     # As from a terminal: a shell's background job (CI's, say) inherits SIGINT ignored, and
     # Python then keeps ignoring it.
     def as_in_a_terminal() -> None:
