@@ -52,24 +52,28 @@ def run_sweep(sweep: Sweep) -> Path:
             len(plan.splits["train"]),
             len(plan.splits["test"]),
         )
-        with failure_tracked(tracker, sweep, plan, started_at):
+        if tracker is not None:  # RUNNING from the start of its work (a nightly run shows)
+            run_name = report_dir(sweep, plan).name
+            tracker.start_sweep(plan.key, run_name, labels_of(sweep), started_at)
+        with failure_tracked(tracker, plan):
             execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
-    with failure_tracked(tracker, sweep, plan, started_at):
+    with failure_tracked(tracker, plan):
         return report_sweep(sweep, plan, screening, tracker, started_at)
 
 
+def labels_of(sweep: Sweep) -> dict[str, str]:
+    """What MLflow runs are filtered and compared by across sweeps."""
+    return {"task": sweep.task_name, "model": sweep.model.name, "codec": sweep.codec.name}
+
+
 @contextlib.contextmanager
-def failure_tracked(
-    tracker: Tracker | None, sweep: Sweep, plan: SweepPlan, started_at: float
-) -> Iterator[None]:
-    """The sweep's MLflow parent run is RUNNING from the start of its work (a nightly run
-    shows while it runs); a failure ends it FAILED with the error as the tag `sweep.error`,
-    an interruption (Ctrl-C, SIGTERM) KILLED. The next run of the same sweep logs into it."""
+def failure_tracked(tracker: Tracker | None, plan: SweepPlan) -> Iterator[None]:
+    """A failure ends the sweep's MLflow parent run FAILED with the error as the tag
+    `sweep.error`, an interruption (Ctrl-C, SIGTERM) KILLED. The next run of the same sweep
+    logs into it."""
     if tracker is None:
         yield
         return
-    labels = {"task": sweep.task_name, "model": sweep.model.name, "codec": sweep.codec.name}
-    tracker.start_sweep(plan.key, report_dir(sweep, plan).name, labels, started_at)
     try:
         yield
     except BaseException as error:
@@ -246,6 +250,7 @@ def track_sweep(
     from sweep.track import flatten_config
 
     summaries = {s: read_output(sweep.store, t) for s, t in plan.trains.items()}
+    axis = setting_axis(sweep.codec, plan)
     return tracker.log_sweep(
         plan.key,
         out.name,
@@ -258,8 +263,8 @@ def track_sweep(
         [*paths.values(), *(out / name for name in REPORT_EXTRAS)],
         metrics,
         child_files,
-        labels={"task": sweep.task_name, "model": sweep.model.name, "codec": sweep.codec.name},
-        positions={s: setting_axis(sweep.codec, plan).position(s) for s in plan.train_settings},
+        labels=labels_of(sweep),
+        positions={s: axis.position(s) for s in plan.train_settings},
         started_at=started_at,
     )
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sweep.data.base import SPLITS, DatasetError, DatasetReader, ImageItem
-from sweep.data.masks import check_label_mask, lookup_table
+from sweep.data.masks import checked_mask_item, lookup_table
 from sweep.errors import OptionError
 
 # cityscapesScripts labels.py: the labelId of trainId 0..18, in trainId order.
@@ -89,14 +89,7 @@ class CityscapesReader(DatasetReader):
         for image in sorted(images.glob(f"*/*{IMAGE_SUFFIX}")):
             city, name = image.parent.name, image.name[: -len(IMAGE_SUFFIX)]
             mask = self.root / "gtFine" / folder / city / f"{name}{MASK_SUFFIX}"
-            check_label_mask(image, mask)
-            items.append(
-                ImageItem(
-                    relpath=image.relative_to(self.root).as_posix(),
-                    target=target,
-                    mask=mask.relative_to(self.root).as_posix(),
-                )
-            )
+            items.append(checked_mask_item(self.root, image, mask, target))
         if not items:
             raise DatasetError(f"{images} holds no <city>/*{IMAGE_SUFFIX} images")
         return items

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sweep.data.base import DatasetError
+from sweep.data.base import DatasetError, ImageItem
 
 # The "don't care" label of Cityscapes, VOC and mmsegmentation.
 IGNORE_INDEX = 255
@@ -122,3 +122,14 @@ def check_label_mask(image_path: Path, mask_path: Path) -> None:
             f"{mask_path} is {mask_size[0]}x{mask_size[1]} but its image {image_path} is "
             f"{image_size[0]}x{image_size[1]}: a label mask must have its image's size"
         )
+
+
+def checked_mask_item(root: Path, image: Path, mask: Path, target: dict) -> ImageItem:
+    """An image of a segmentation split with its label mask, both named relative to the
+    dataset root, after `check_label_mask`."""
+    check_label_mask(image, mask)
+    return ImageItem(
+        relpath=image.relative_to(root).as_posix(),
+        target=target,
+        mask=mask.relative_to(root).as_posix(),
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sweep.data.base import SPLITS, DatasetError, DatasetReader, ImageItem, is_image_file
 from sweep.data.classes import class_list
-from sweep.data.masks import IGNORE_INDEX, check_label_mask, class_index_label_ids
+from sweep.data.masks import IGNORE_INDEX, checked_mask_item, class_index_label_ids
 from sweep.errors import OptionError
 
 MASK_SUFFIX = ".png"
@@ -98,14 +98,7 @@ class SegmentationFolderReader(DatasetReader):
                     f"named like its image with .png, so rename one of the two images"
                 )
             masks_taken[mask] = image
-            check_label_mask(image, mask)
-            items.append(
-                ImageItem(
-                    relpath=image.relative_to(self.root).as_posix(),
-                    target=target,
-                    mask=mask.relative_to(self.root).as_posix(),
-                )
-            )
+            items.append(checked_mask_item(self.root, image, mask, target))
         if not items:
             raise DatasetError(f"{images} holds no images")
         return items
