@@ -22,7 +22,8 @@ def compose_config(*overrides: str):
 
 def record_calls(monkeypatch, kind: str, role: str, record) -> None:
     """Calls record(stage) whenever a worker ("run" or "shard") of that stage kind runs (in
-    this process: cluster=inline), by replacing the kind's entry in the table."""
+    this process: cluster=inline), by replacing the kind's entry in the table. For a kind
+    that runs its stages in groups, "run" also records each stage its group worker runs."""
     from sweep.stages import STAGE_KINDS
 
     entry = STAGE_KINDS[kind]
@@ -33,7 +34,18 @@ def record_calls(monkeypatch, kind: str, role: str, record) -> None:
         return worker(context, stage, *args)
 
     recorded.__name__ = worker.__name__
-    monkeypatch.setitem(STAGE_KINDS, kind, dataclasses.replace(entry, **{role: recorded}))
+    replaced = {role: recorded}
+    if role == "run" and entry.grouped:
+        group_worker = entry.run_group
+
+        def recorded_group(context, stages, *args):
+            for stage in stages:
+                record(stage)
+            return group_worker(context, stages, *args)
+
+        recorded_group.__name__ = group_worker.__name__
+        replaced["run_group"] = recorded_group
+    monkeypatch.setitem(STAGE_KINDS, kind, dataclasses.replace(entry, **replaced))
 
 
 def write_jpeg(path: Path, label: int, index: int, size: int = 48) -> None:

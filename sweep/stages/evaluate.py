@@ -1,5 +1,10 @@
 """Evaluate: one trained model on the test split encoded at one setting (one grid cell).
 
+Cells are evaluated in groups of one test setting (`group_of`): each test image is decoded
+once and goes through every trained model of the group (`TaskKind.evaluate_group`), so a sweep
+decodes D x N_test images rather than D x D x N_test. Each cell of a group keeps its own key,
+store folder and resume; its metrics are those of evaluating it alone.
+
 Its key adds to the training's key only what changes the evaluation: the encode of the test
 split, the task kind's evaluation identity (`TaskKind.eval_identity`: metric, inference mode)
 and the model family's (`ModelFamily.eval_identity`: test-time size). Changing how models are
@@ -9,6 +14,7 @@ evaluated re-evaluates every cell and retrains nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,21 +64,53 @@ def evaluate_stage(context: StageContext, stage: EvaluateStage, *upstream: objec
 
     `upstream` (the training's and the encode's results) only orders it after them.
     """
+    return evaluate_group(context, [stage], *upstream)[0]
+
+
+def group_of_cell(stage: EvaluateStage) -> str:
+    """A cell's group: the encode of its test split (every model of a group reads it)."""
+    return stage.encode.key
+
+
+def evaluate_group(
+    context: StageContext, stages: Sequence[EvaluateStage], *upstream: object
+) -> list[dict]:
+    """Evaluates trained models on one encoded test split, decoding each image once; returns
+    each stage's metrics, in order.
+
+    A stage already done is read from the store, not evaluated again; each of the others is
+    written to its own folder under its own key. `upstream` (the trainings' and the encode's
+    results) only orders it after them.
+    """
     del upstream
     store = context.store
-    if store.is_done(KIND.name, stage.key):
-        return read_metrics(store, stage)
-    files = encoded_files(store, stage.encode)
-    weights = store.path(stage.train.kind, stage.train.key)
-    with store.writing(KIND.name, stage.key) as out:
-        metrics = context.task.evaluate(
+    encodes = {stage.encode.key for stage in stages}
+    if len(encodes) > 1:
+        raise ValueError(f"a group of evaluations reads one encode, got {len(encodes)}")
+    pending = [stage for stage in stages if not store.is_done(KIND.name, stage.key)]
+    if pending:
+        encode = pending[0].encode
+        files = encoded_files(store, encode)
+        weights = [store.path(stage.train.kind, stage.train.key) for stage in pending]
+        results = context.task.evaluate_group(
             context.model, weights, files, context.num_classes, context.options
         )
+        sources = encoded_sources(store, encode)
+        for stage, metrics in zip(pending, results, strict=True):
+            write_metrics(store, stage, metrics, sources)
+    return [read_metrics(store, stage) for stage in stages]
+
+
+def write_metrics(
+    store: ArtifactStore, stage: EvaluateStage, metrics: dict, sources: list[str]
+) -> None:
+    """Publishes a cell's metrics.json and, where its kind has them, outcomes.npz."""
+    metrics = dict(metrics)
+    with store.writing(KIND.name, stage.key) as out:
         outcomes = metrics.pop("outcomes", None)
         if outcomes is not None:  # per image, for the intervals (sweep/analysis/)
-            write_outcomes(out, encoded_sources(store, stage.encode), outcomes)
+            write_outcomes(out, sources, outcomes)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
 
 
 def read_metrics(store: ArtifactStore, stage: EvaluateStage) -> dict:
@@ -95,6 +133,8 @@ KIND = StageKind(
     key_fields=("train", "encode", "task", "model"),
     run=evaluate_stage,
     read=read_metrics,
+    group_of=group_of_cell,
+    run_group=evaluate_group,
     plan=plan_evaluations,
     resources=evaluation_resources,
     uses_torch=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -50,7 +50,11 @@ class Stage:
 
 @dataclass(frozen=True)
 class ResourceNeeds:
-    """What the resources of a task depend on: the loader processes, the cluster's GPUs."""
+    """What the resources of a task depend on: the loader processes, the cluster's GPUs.
+
+    `loader_workers` is a number: train.loader_workers, or what `auto` gives on this cluster
+    (`sweep.tasks.options.ray_loader_workers`).
+    """
 
     loader_workers: int = 0
     has_gpu: bool = False
@@ -119,6 +123,14 @@ class StageKind:
         flat_fields: Key fields whose dict is merged into the key's top level (kept so that
             outputs stored before the table keep their keys).
         optional_fields: Key fields left out of the key when None.
+        group_of: For a kind whose stages share their heaviest input (evaluations of many
+            models on one encoded test split): the group a stage belongs to, `group_of(stage)
+            -> hashable`. The executor then hands a group's pending stages to `run_group`
+            together (`cluster.eval_group_size` at most per task).
+        run_group: The worker of a group, `run_group(context, stages, *upstream_refs) ->
+            [summary per stage]`. Each stage keeps its own key, store folder and resume: a
+            stage already done is read, not run again. It runs every stage of such a kind,
+            a group of one included; `run` stays the worker of one stage.
     """
 
     name: str
@@ -136,6 +148,16 @@ class StageKind:
     progress: str = ""
     flat_fields: tuple[str, ...] = ()
     optional_fields: tuple[str, ...] = ()
+    group_of: Callable[[Stage], Hashable] | None = None
+    run_group: Callable[..., list[dict]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.group_of is None) != (self.run_group is None):
+            raise TypeError(f"stage kind {self.name}: group_of and run_group go together")
+
+    @property
+    def grouped(self) -> bool:
+        return self.run_group is not None
 
     @property
     def sharded(self) -> bool:
@@ -148,7 +170,7 @@ class StageKind:
     @property
     def task_name(self) -> str:
         """The Ray task of its longest work (a worker's process title is `ray::<it>`)."""
-        return (self.shard or self.run).__name__
+        return (self.shard or self.run_group or self.run).__name__
 
     def key(self, **fields: Any) -> str:
         """The key of a stage of this kind: a digest of exactly its declared fields."""

@@ -56,6 +56,10 @@ class ClassificationTask(TaskKind):
     ) -> Dataset:
         return model.input_representation().training_dataset(files, options.min_crop_scale)
 
+    def reads_decode_cache(self, model: ModelFamily) -> bool:
+        """RGB families read a decode cache's pixels; DCT ones read their JPEG files."""
+        return model.input_representation().reads_decode_cache
+
     def train(
         self,
         model: ModelFamily,
@@ -89,37 +93,53 @@ class ClassificationTask(TaskKind):
         return loss, len(labels)
 
     @torch.no_grad()
-    def evaluate(
+    def evaluate_group(
         self,
         model: ModelFamily,
-        weights_dir: Path,
+        weights_dirs: list[Path],
         files: list[LabelledFile],
         num_classes: int,
         options: TrainOptions,
-    ) -> dict:
-        """Top-1 accuracy of the weights in weights_dir on the given files."""
+    ) -> list[dict]:
+        """Top-1 accuracy of the weights in each of weights_dirs on the given files."""
         device = pick_device()
-        module = load_trained(model, weights_dir, num_classes, device)
-        dataset = model.input_representation().evaluation_dataset(files)
+        representation = model.input_representation()
+        dataset = representation.evaluation_dataset(files)
         loader = evaluation_loader(dataset, options.eval_batch_size, options, device)
-        accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
         dtype = autocast_dtype(options.amp, device)
-        predictions, targets = [], []
+        modules = [load_trained(model, path, num_classes, device) for path in weights_dirs]
+        accuracies = [
+            MulticlassAccuracy(num_classes=num_classes, average="micro").to(device) for _ in modules
+        ]
+        predictions: list[list[torch.Tensor]] = [[] for _ in modules]
+        targets = []
         for inputs, labels in loader:
-            with autocast(device, dtype):
-                logits = module(to_device(inputs, device))
-            accuracy.update(logits.float(), labels.to(device))
-            predictions.append(logits.argmax(1).cpu())
+            # Decoded once and moved to the device once, for every model.
+            inputs, on_device = to_device(inputs, device), labels.to(device)
+            for module, accuracy, predicted in zip(modules, accuracies, predictions, strict=True):
+                with autocast(device, dtype):
+                    logits = module(inputs)  # (B, classes)
+                accuracy.update(logits.float(), on_device)
+                predicted.append(logits.argmax(1).cpu())
             targets.append(labels)
-        label, prediction = torch.cat(targets).numpy(), torch.cat(predictions).numpy()
-        metrics = {
-            "accuracy": accuracy.compute().item(),
-            "images": len(dataset),
-            "input_sources": model.input_representation().source_counts(files),
-            # Per image, for the intervals: the label, the top-1 prediction and the hit.
-            "outcomes": {"label": label, "prediction": prediction, "correct": label == prediction},
-        }
-        # A module that selects its input channels per image (DCTNet's gate) says how often
-        # it opened each one on these files.
-        gate_statistics = getattr(module, "gate_statistics", None)
-        return metrics | ((gate_statistics and gate_statistics()) or {})
+        label = torch.cat(targets).numpy()
+        sources = representation.source_counts(files)
+        results = []
+        for module, accuracy, predicted in zip(modules, accuracies, predictions, strict=True):
+            prediction = torch.cat(predicted).numpy()
+            metrics = {
+                "accuracy": accuracy.compute().item(),
+                "images": len(dataset),
+                "input_sources": dict(sources),
+                # Per image, for the intervals: the label, the top-1 prediction and the hit.
+                "outcomes": {
+                    "label": label.copy(),
+                    "prediction": prediction,
+                    "correct": label == prediction,
+                },
+            }
+            # A module that selects its input channels per image (DCTNet's gate) says how
+            # often it opened each one on these files.
+            gate_statistics = getattr(module, "gate_statistics", None)
+            results.append(metrics | ((gate_statistics and gate_statistics()) or {}))
+        return results

@@ -216,43 +216,51 @@ class DetectionTask(TaskKind):
         return {"objects": sum(len(target["labels"]) for _, target, _ in files)}
 
     @torch.no_grad()
-    def evaluate(
+    def evaluate_group(
         self,
         model: ModelFamily,
-        weights_dir: Path,
+        weights_dirs: list[Path],
         files: list[LabelledFile],
         num_classes: int,
         options: TrainOptions,
-    ) -> dict:
-        """mAP of the weights in weights_dir on the given files."""
+    ) -> list[dict]:
+        """mAP of the weights in each of weights_dirs on the given files.
+
+        "images_per_second" is each model's share of the group's time: the files times the
+        models over the seconds the whole group took, decoding included.
+        """
         device = pick_device()
-        module = load_trained(model, weights_dir, num_classes, device)
         dataset = DetectionDataset(files, train=False)
         loader = evaluation_loader(
             dataset, options.eval_batch_size, options, device, collate_fn=collate
         )
-        metric = mean_average_precision()
         dtype = autocast_dtype(options.amp, device)
+        modules = [load_trained(model, path, num_classes, device) for path in weights_dirs]
+        metrics = [mean_average_precision() for _ in modules]
         started = time.perf_counter()
         for images, targets in loader:
-            with autocast(device, dtype):
-                detections = module([image.to(device, non_blocking=True) for image in images])
-            metric.update(
-                [
-                    {
-                        "boxes": d["boxes"].float().cpu(),
-                        "scores": d["scores"].float().cpu(),
-                        "labels": d["labels"].cpu() - 1,
-                    }
-                    for d in detections
-                ],
-                [metric_target(t) for t in targets],
-            )
-        seconds = time.perf_counter() - started
-        return compute_metrics(metric) | {
-            "images": len(files),
-            "images_per_second": len(files) / seconds,
-        }
+            # Decoded once and moved to the device once, for every model.
+            images = [image.to(device, non_blocking=True) for image in images]
+            for module, metric in zip(modules, metrics, strict=True):
+                with autocast(device, dtype):
+                    detections = module(images)
+                metric.update(
+                    [
+                        {
+                            "boxes": d["boxes"].float().cpu(),
+                            "scores": d["scores"].float().cpu(),
+                            "labels": d["labels"].cpu() - 1,
+                        }
+                        for d in detections
+                    ],
+                    [metric_target(t) for t in targets],
+                )
+        seconds_per_model = (time.perf_counter() - started) / max(len(modules), 1)
+        return [
+            compute_metrics(metric)
+            | {"images": len(files), "images_per_second": len(files) / seconds_per_model}
+            for metric in metrics
+        ]
 
 
 def mean_average_precision() -> MeanAveragePrecision:

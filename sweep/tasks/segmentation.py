@@ -261,34 +261,41 @@ class SegmentationTask(TaskKind):
         return upsampled_logits(logits, size)
 
     @torch.no_grad()
-    def evaluate(
+    def evaluate_group(
         self,
         model: ModelFamily,
-        weights_dir: Path,
+        weights_dirs: list[Path],
         files: list[LabelledFile],
         num_classes: int,
         options: TrainOptions,
-    ) -> dict:
-        """mIoU and mAcc of the weights in weights_dir on the given files, at mask resolution."""
+    ) -> list[dict]:
+        """mIoU and mAcc of the weights in each of weights_dirs on the given files, at mask
+        resolution."""
         device = pick_device()
-        module = load_trained(model, weights_dir, num_classes, device)
         dataset = SegmentationFileDataset(
             files, EvalSample(self.resize_short_side, model.mean, model.std)
         )
         # One image at a time: evaluation is at each mask's own resolution.
         loader = evaluation_loader(dataset, None, options, device)
-        metrics = SegmentationMetrics(num_classes, device)
         dtype = autocast_dtype(options.amp, device)
+        modules = [load_trained(model, path, num_classes, device) for path in weights_dirs]
+        scores = [SegmentationMetrics(num_classes, device) for _ in modules]
         for image, mask in loader:
-            image = image[None].to(device, non_blocking=True)
-            with autocast(device, dtype):
-                # At the mask's own resolution, also when the image was rescaled for inference.
-                logits = self.predict(
-                    module, image, mask.shape, num_classes, options.eval_batch_size
-                )
-            metrics.update(logits.argmax(1)[0], mask.to(device))
-        return {
-            **metrics.compute(),
-            "images": len(dataset),
-            "outcomes": {"confusion": metrics.image_confusions()},
-        }
+            # Decoded once and moved to the device once, for every model.
+            image = image[None].to(device, non_blocking=True)  # (1, 3, h, w)
+            mask = mask.to(device)  # (H, W)
+            for module, score in zip(modules, scores, strict=True):
+                with autocast(device, dtype):
+                    # At the mask's resolution, also when the image was rescaled for inference.
+                    logits = self.predict(
+                        module, image, mask.shape, num_classes, options.eval_batch_size
+                    )
+                score.update(logits.argmax(1)[0], mask)
+        return [
+            {
+                **score.compute(),
+                "images": len(dataset),
+                "outcomes": {"confusion": score.image_confusions()},
+            }
+            for score in scores
+        ]

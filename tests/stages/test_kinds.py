@@ -26,7 +26,7 @@ def test_every_kind_declares_its_workers_folders_and_resources(name):
     for needs in (ResourceNeeds(), ResourceNeeds(loader_workers=3, has_gpu=True)):
         assert kind.resources(needs)["num_cpus"] >= 1
     # Ray names a worker's process after its function: the reliability harness finds it so.
-    assert kind.task_name == (kind.shard or kind.run).__name__
+    assert kind.task_name == (kind.shard or kind.run_group or kind.run).__name__
     assert set(kind.flat_fields) <= set(kind.key_fields)
     assert set(kind.optional_fields) <= set(kind.key_fields)
 
