@@ -54,8 +54,14 @@ class Plan:
             yield from self.of_kind(kind).values()
 
     def shard_items(self, stage: Stage, index: int) -> list[ImageItem]:
+        """The images of a shard: a range of the split, or of the split's sampled images
+        for a stage over a sample (`indices`, e.g. measured distortion)."""
         start, stop = stage.shards[index]
-        return self.splits[stage.split][start:stop]
+        items = self.splits[stage.split]
+        indices = getattr(stage, "indices", None)
+        if indices is None:
+            return items[start:stop]
+        return [items[i] for i in indices[start:stop]]
 
     def narrowed_to(self, stages: Iterable[Stage]) -> Plan:
         """A copy of the plan with only these stages and the stages they read, transitively

@@ -116,13 +116,32 @@ def setting_axis(codec: Codec, plan: SweepPlan) -> SettingAxis:
     return SettingAxis(codec.axis_label, positions)
 
 
+# distortion.csv: DISTORTION_COLUMNS, then the mean, the 95% intervals of the median and the
+# mean (bootstrap over the measured images), and how many of the split's images were measured.
+DISTORTION_EXTRA_COLUMNS = [
+    "mean",
+    "median_ci_low",
+    "median_ci_high",
+    "mean_ci_low",
+    "mean_ci_high",
+    "measured",
+    "images",
+]
+# MLflow metrics of each split, setting and measure (finite values only).
+DISTORTION_METRIC_STATS = ("median", "p10", "p90", "mean", *DISTORTION_EXTRA_COLUMNS[1:5])
+
+
 def distortion_rows(sweep: Sweep, plan: SweepPlan) -> list[dict]:
-    """Per split, setting and measure: median, p10, p90 and counts of the measured images."""
+    """Per split, setting and measure: median, p10, p90, mean, the intervals of the median
+    and the mean, and counts, of the measured images (`measured` of the split's `images`)."""
     rows = []
     for (split, setting), stage in plan.distortions.items():
         summary = read_output(sweep.store, stage)
+        sampled = {"measured": summary.get("measured"), "images": summary.get("images")}
         for measure, stats in summary["measures"].items():
-            rows.append({"split": split, "setting": setting, "measure": measure, **stats})
+            rows.append(
+                {"split": split, "setting": setting, "measure": measure, **stats, **sampled}
+            )
     return rows
 
 
@@ -130,7 +149,8 @@ def write_distortion(rows: list[dict], out: Path, codec: Codec, plan: SweepPlan)
     """distortion.csv and the figure of the test split (the first measured split otherwise)."""
     if not rows:
         return {}
-    paths = {"distortion.csv": write_csv(rows, DISTORTION_COLUMNS, out / "distortion.csv")}
+    columns = [*DISTORTION_COLUMNS, *DISTORTION_EXTRA_COLUMNS]
+    paths = {"distortion.csv": write_csv(rows, columns, out / "distortion.csv")}
     splits = [r["split"] for r in rows]
     split = "test" if "test" in splits else splits[0]
     paths["distortion_by_setting"] = plot_distortion(
@@ -143,10 +163,11 @@ def write_distortion(rows: list[dict], out: Path, codec: Codec, plan: SweepPlan)
 
 
 def distortion_metrics(rows: list[dict]) -> dict[str, float]:
-    """MLflow metrics distortion/<split>/<setting>/<measure>/{median,p10,p90} (finite only)."""
+    """MLflow metrics distortion/<split>/<setting>/<measure>/<stat> (finite only): median,
+    p10, p90, mean and the bounds of the median's and the mean's intervals."""
     metrics = {}
     for row in rows:
-        for stat in ("median", "p10", "p90"):
+        for stat in DISTORTION_METRIC_STATS:
             value = row.get(stat)
             if value is not None:
                 name = f"distortion/{row['split']}/{row['setting']}/{row['measure']}/{stat}"

@@ -6,15 +6,17 @@ when it is installed (skipped with a stated reason when it is not). The referenc
 source decoded as the encode stage decodes it; the distorted image is the codec's decode of
 the bytes the encode wrote.
 
-Measuring is a stage of its own, keyed on the encode it reads and on the measures and their
-tools' versions, so that turning it on or off, or installing a tool, never re-encodes.
+Measuring is a stage of its own, keyed on the encode it reads, on the measures and their
+tools' versions and on the sample of images it measures (sampling.py: `distortion.sample`
+images of each split, the same for every setting), so that turning it on or off, or
+installing a tool, never re-encodes. Its summary (summary.py) carries bootstrap intervals of
+each measure's median and mean over the measured images.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,7 +26,9 @@ import numpy as np
 # module.
 from sweep.distortion import butteraugli as butteraugli_tool
 from sweep.distortion import measures as pixel_measures
+from sweep.distortion.sampling import ALL, DEFAULT_SAMPLE
 from sweep.distortion.ssimulacra2 import ssimulacra2 as ssimulacra2_score
+from sweep.distortion.summary import summarize_distortion as summarize_fields
 
 MEASURES = ("psnr", "ssim", "ssimulacra2", "butteraugli")
 SPLITS = ("train", "test")
@@ -49,7 +53,11 @@ HIGHER_IS_BETTER = ("psnr", "ssim", "ssimulacra2")
 # SSIMULACRA 2 and Butteraugli compare nothing on images with a side under 8 pixels.
 MIN_SIDE = 8
 # Bump when the numbers a measure computes change (the implementation, not its tool).
-SSIMULACRA2_VERSION = 1
+# 2: float32 with the blur as its 9-tap kernel (scores move by under 0.01).
+SSIMULACRA2_VERSION = 2
+# `distortion.sample`: a number of images, or "all" (the config reads it unchecked: see
+# sweep.config.distortion_options).
+SampleSize = int | str
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +70,16 @@ class DistortionOptions:
         enabled: Measure at all (distortion.enabled=false turns it off).
         splits: Splits whose encoded images are measured ("test", "train").
         measures: Any of psnr, ssim, ssimulacra2, butteraugli.
+        sample: Images measured per split, a seeded sample that every setting shares; "all"
+            measures every image.
+        seed: Seed of the sample and of the summary's bootstrap intervals.
     """
 
     enabled: bool = True
     splits: Sequence[str] = ("test",)
     measures: Sequence[str] = MEASURES
+    sample: SampleSize = DEFAULT_SAMPLE
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,9 @@ class Measurement:
     # (measure, reason) of each requested measure that cannot run here.
     skipped: tuple[tuple[str, str], ...] = field(default=())
     butteraugli_path: str | None = None
+    # Images measured per split (None: every image) and the seed of their draw.
+    sample: int | None = DEFAULT_SAMPLE
+    seed: int = 0
 
     @property
     def tools(self) -> dict:
@@ -129,6 +145,8 @@ def resolve_measurement(options: DistortionOptions) -> Measurement | None:
         tools_json=json.dumps(tools, sort_keys=True),
         skipped=tuple(skipped),
         butteraugli_path=tool_path,
+        sample=None if options.sample == ALL else int(options.sample),
+        seed=options.seed,
     )
 
 
@@ -178,31 +196,6 @@ def identical_values(measurement: Measurement) -> dict[str, float | None]:
 
 
 def summarize_distortion(records: list[dict], measurement: Measurement) -> dict:
-    """Per field: median, 10th and 90th percentiles and counts over the images.
-
-    None values are left out and counted ("undefined"), except PSNR's None, which means
-    identical images: it counts as infinite ("identical") and a percentile that lands on
-    it is None. The worse tail of PSNR, SSIM and SSIMULACRA 2 is p10; of Butteraugli, p90.
-    Images that could not be measured (an "error" in their record) count as undefined.
-    """
-    summary = {}
-    measured = [record for record in records if "error" not in record]
-    for name in measurement.fields:
-        values = [record["distortion"][name] for record in measured]
-        if name == "psnr":
-            present = [math.inf if value is None else value for value in values]
-        else:
-            present = [value for value in values if value is not None]
-        stats = {"count": len(present), "undefined": len(records) - len(present)}
-        if name == "psnr":
-            stats["identical"] = sum(value is None for value in values)
-        if present:
-            array = np.asarray(present, dtype=np.float64)
-            for label, q in (("median", 50), ("p10", 10), ("p90", 90)):
-                # The nearest rank, so that infinity never mixes into an interpolation.
-                value = float(np.percentile(array, q, method="nearest"))
-                stats[label] = value if math.isfinite(value) else None
-            finite = array[np.isfinite(array)]
-            stats["mean"] = float(finite.mean()) if finite.size else None
-        summary[name] = stats
-    return summary
+    """Per field of `measurement`: percentiles, mean, counts and the bootstrap intervals of
+    the median and the mean over the measured images (see `summary.summarize_distortion`)."""
+    return summarize_fields(records, measurement.fields, measurement.seed)

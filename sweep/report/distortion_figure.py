@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 # Reports are produced on headless workers; never let pyplot pick an interactive backend.
 matplotlib.use("Agg")
@@ -23,6 +25,11 @@ DISTORTION_PANELS = (
 )
 # Measures where more is worse: their worst tenth of the images is above the 90th percentile.
 HIGHER_IS_WORSE = ("butteraugli_max", "butteraugli_3norm")
+SIDES = ("low", "high")
+
+
+def none_as_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def worst_tenth(row: dict) -> float | None:
@@ -33,10 +40,12 @@ def worst_tenth(row: dict) -> float | None:
 def plot_distortion(
     rows: list[dict], path: Path, axis: SettingAxis = DEFAULT_AXIS, target_is_distance: bool = False
 ) -> Path:
-    """Measured distortion per setting: the median as a line, the worst 10% dotted.
+    """Measured distortion per setting: the median as a line in its 95% interval (shaded,
+    where the rows have one), the worst 10% dotted.
 
     Args:
-        rows: Dicts with ``setting``, ``measure``, ``median``, ``p10`` and ``p90`` (one split).
+        rows: Dicts with ``setting``, ``measure``, ``median``, ``p10`` and ``p90`` (one split),
+            optionally ``median_ci_low`` and ``median_ci_high``.
         path: Destination PNG.
         axis: Positions and title of the codec's settings.
         target_is_distance: The settings are target Butteraugli distances: draw measured =
@@ -57,6 +66,11 @@ def plot_distortion(
             ax.plot(
                 xs, [r["median"] for r in points], "o-", color=colour, label=f"{measure} median"
             )
+            band = [[none_as_nan(r.get(f"median_ci_{side}")) for r in points] for side in SIDES]
+            if np.isfinite(band).any():
+                ax.fill_between(
+                    xs, *band, color=colour, alpha=0.2, label=f"{measure} median, 95% CI"
+                )
             worst = [worst_tenth(r) for r in points]
             ax.plot(xs, worst, ":", color=colour, label=f"{measure}, worst 10%")
             set_setting_ticks(ax.xaxis, [r["setting"] for r in points], axis)

@@ -17,6 +17,7 @@ from sweep.distortion import (
     summarize_distortion,
 )
 from sweep.distortion.butteraugli import find_tool
+from sweep.distortion.summary import INTERVAL_FIELDS
 
 needs_butteraugli = pytest.mark.skipif(
     find_tool() is None, reason="butteraugli_main not installed (apt-get install libjxl-devtools)"
@@ -122,4 +123,7 @@ def test_summary_counts_identical_psnr_as_infinite():
         "p10": 0.9,
         "p90": 0.9,
         "mean": pytest.approx(0.9),
+        **dict.fromkeys(INTERVAL_FIELDS, pytest.approx(0.9)),
     }
+    # A median on an identical image: its interval reaches infinity (None) above.
+    assert summary["psnr"]["median_ci_low"] <= 50.0 and summary["psnr"]["median_ci_high"] is None

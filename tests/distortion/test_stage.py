@@ -12,6 +12,7 @@ from sweep.codecs.base import ORIGINAL
 from sweep.config import ConfigError, build_sweep
 from sweep.distortion import DistortionOptions
 from sweep.distortion.butteraugli import find_tool
+from sweep.distortion.sampling import sampled_indices
 from sweep.execute import execute, is_done
 from sweep.run import plan_sweep, stage_context
 from sweep.stages.distortion import distortion_records
@@ -160,6 +161,12 @@ def test_an_image_that_cannot_be_measured_is_recorded_not_fatal(imagefolder, tmp
         ("distortion.measures=[psnr,psnr]", "distortion.measures"),
         ("distortion.enabled=maybe", "distortion.enabled"),
         ("+distortion.every=2", "distortion.every"),
+        ("distortion.sample=0", "distortion.sample"),
+        ("distortion.sample=some", "distortion.sample"),
+        ("distortion.sample=2.5", "distortion.sample"),
+        ("distortion.sample=true", "distortion.sample"),
+        ("distortion.seed=-1", "distortion.seed"),
+        ("distortion.seed=x", "distortion.seed"),
     ],
 )
 def test_bad_options_name_the_option(imagefolder, tmp_path, override, option):
@@ -168,8 +175,84 @@ def test_bad_options_name_the_option(imagefolder, tmp_path, override, option):
     assert raised.value.option == option
 
 
+def test_a_bad_sample_says_what_it_takes(imagefolder, tmp_path):
+    with pytest.raises(ConfigError, match="number of images >= 1.*'all'"):
+        sweep_of(imagefolder, tmp_path, "distortion.sample=-5")
+
+
+def test_a_sample_measures_the_same_images_at_every_setting(imagefolder, tmp_path):
+    sweep = sweep_of(
+        imagefolder,
+        tmp_path,
+        "distortion.sample=4",
+        "distortion.seed=3",
+        "cluster.encode_shard_size=3",
+    )
+    plan = encode_and_measure(sweep)
+    sampled = sampled_indices(9, 4, 3)
+    assert len(sampled) == 4 and list(sampled) == sorted(set(sampled))
+    for stage in plan.distortions.values():
+        # Shards cover the sampled images only: 4 in shards of at most 3.
+        assert stage.shards == ((0, 2), (2, 4)) and stage.indices == sampled
+        records = distortion_records(sweep.store, stage)
+        encoded = read_records(sweep.store, "encode", stage.encode.key)
+        assert [r["index"] for r in records] == list(sampled)
+        assert [r["source"] for r in records] == [encoded[i]["source"] for i in sampled]
+        assert not any("error" in record for record in records)
+        summary = sweep.store.read_json("distortion", stage.key, "summary.json")
+        assert summary["measured"] == 4 and summary["images"] == 9
+        assert summary["sample"] == {"images": 4, "seed": 3}
+        assert summary["measures"]["ssim"]["count"] == 4
+
+
+def test_all_measures_every_image_and_a_sample_as_large_as_the_split_is_all(imagefolder, tmp_path):
+    every = plan_of(sweep_of(imagefolder, tmp_path, "distortion.sample=all"))
+    large = plan_of(sweep_of(imagefolder, tmp_path, "distortion.sample=9"))
+    # The seed still draws the summary's intervals.
+    seeded = plan_of(sweep_of(imagefolder, tmp_path, "distortion.sample=all", "distortion.seed=5"))
+    for ident, stage in every.distortions.items():
+        assert stage.indices == tuple(range(9)) and stage.shards[-1][1] == 9
+        assert large.distortions[ident].key == stage.key != seeded.distortions[ident].key
+
+
+def test_the_sample_size_and_seed_change_the_distortion_keys_only(imagefolder, tmp_path):
+    def keys(*overrides):
+        plan = plan_of(sweep_of(imagefolder, tmp_path, *overrides))
+        return {k: s.key for k, s in plan.encodes.items()}, {
+            k: s.key for k, s in plan.distortions.items()
+        }
+
+    encodes, base = keys("distortion.sample=4")
+    for overrides in (("distortion.sample=5",), ("distortion.sample=4", "distortion.seed=1")):
+        other_encodes, other = keys(*overrides)
+        assert other_encodes == encodes
+        assert set(other.values()).isdisjoint(base.values()), overrides
+    assert keys("distortion.sample=4")[1] == base
+
+
+def test_the_summary_carries_intervals_that_hold_the_estimates(imagefolder, tmp_path):
+    sweep = sweep_of(
+        imagefolder, tmp_path, "grid.test=[original,4]", "distortion.measures=[psnr,ssim]"
+    )
+    plan = encode_and_measure(sweep)
+    summary = sweep.store.read_json(
+        "distortion", plan.distortions[("test", "4")].key, "summary.json"
+    )
+    for name in ("psnr", "ssim"):
+        stats = summary["measures"][name]
+        for stat in ("median", "mean"):
+            low, high = stats[f"{stat}_ci_low"], stats[f"{stat}_ci_high"]
+            assert low <= stats[stat] <= high, (name, stat, stats)
+        assert low < high  # nine different images
+    reference = sweep.store.read_json(
+        "distortion", plan.distortions[("test", "original")].key, "summary.json"
+    )
+    assert reference["measures"]["ssim"]["median_ci_low"] == 1.0
+    assert reference["measures"]["psnr"]["median_ci_high"] is None  # identical: infinite
+
+
 def test_defaults_measure_the_test_split_with_every_measure(imagefolder, tmp_path):
     assert sweep_of(imagefolder, tmp_path).distortion == DistortionOptions(
-        True, ("test",), ("psnr", "ssim", "ssimulacra2", "butteraugli")
+        True, ("test",), ("psnr", "ssim", "ssimulacra2", "butteraugli"), sample=1000, seed=0
     )
     assert sweep_of(imagefolder, tmp_path, "distortion.enabled=false").distortion.enabled is False
