@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: help install demo test bench reliability lint format ui clean mmdet
+.PHONY: help install demo test bench gpu-check reliability lint format ui clean mmdet
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test: install ## the test suite (no network, no GPU needed)
 
 bench: install ## benchmarks as ratios against baselines of the same run (BENCH="sensitivity" picks)
 	$(PY) -m benchmarks $(BENCH)
+
+gpu-check: install ## on a CUDA machine: ViT-B/16, Faster R-CNN, SegFormer on JPEG XL (img/s, GPU %, memory)
+	$(PY) -m benchmarks.gpu_check $(GPU_CHECK)
 
 reliability: install ## bad images, driver and worker kills; compares every result (~10 min)
 	$(PY) -m reliability

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from benchmarks import audit, dct_models, distortion, encode, sensitivity
+from benchmarks import audit, dct_models, distortion, encode, evaluation, loader, sensitivity
 
 BENCHMARKS = {
     "encode": encode,
@@ -14,6 +14,8 @@ BENCHMARKS = {
     "audit": audit,
     "sensitivity": sensitivity,
     "dct_models": dct_models,
+    "loader": loader,
+    "evaluation": evaluation,
 }
 
 

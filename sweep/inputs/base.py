@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,7 +28,15 @@ from sweep.tasks.options import LabelledFile
 
 
 class InputRepresentation(ABC):
-    """What a classification module takes, and how it is made from files and pixels."""
+    """What a classification module takes, and how it is made from files and pixels.
+
+    Attributes:
+        reads_decode_cache: Its training dataset takes the pixels of files that carry a
+            decode cache (`sweep.tasks.options.DecodedFiles`, train.decode_cache) from there;
+            False: it reads the files (DCT coefficients straight from JPEG files).
+    """
+
+    reads_decode_cache: ClassVar[bool] = False
 
     @abstractmethod
     def training_dataset(self, files: list[LabelledFile], min_crop_scale: float) -> Dataset:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch.utils.data import Dataset
@@ -10,7 +11,7 @@ from torchvision.transforms import v2
 
 from sweep.inputs.base import InputRepresentation
 from sweep.tasks.options import LabelledFile
-from sweep.tasks.runtime import ImageFileDataset
+from sweep.tasks.runtime import ImageFileDataset, image_dataset
 
 
 def interpolation_of(model) -> v2.InterpolationMode:
@@ -94,6 +95,8 @@ class RgbPixels(InputRepresentation):
     Training: `train_transform`; evaluation: `eval_transform`.
     """
 
+    reads_decode_cache: ClassVar[bool] = True
+
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -116,7 +119,7 @@ class RgbPixels(InputRepresentation):
         transform = train_transform(
             self.image_size, self.mean, self.std, min_crop_scale, interpolation_of(self)
         )
-        return ImageFileDataset(files, transform)
+        return image_dataset(files, transform)  # a decode cache's pixels where there is one
 
     def evaluation_dataset(self, files: list[LabelledFile]) -> Dataset:
         return ImageFileDataset(files, eval_transform(self))

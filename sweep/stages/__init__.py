@@ -2,6 +2,7 @@
 
     validate   every image of a split decoded once (the bad-image policy)   validate.py
     encode     a split re-encoded at one codec setting                       encode.py
+    decoded    a train encode decoded once for its trainings (decode_cache)  decoded.py
     train      one model per train setting                                   train.py
     evaluate   one trained model on one test setting (a grid cell)           evaluate.py
     sensitivity DCT sensitivity maps of one trained classifier, by one method  sensitivity.py
@@ -16,7 +17,7 @@ harness read it from here.
 
 from __future__ import annotations
 
-from sweep.stages import distortion, encode, evaluate, sensitivity, train, validate
+from sweep.stages import decoded, distortion, encode, evaluate, sensitivity, train, validate
 from sweep.stages.kind import StageKind
 
 STAGE_KINDS: dict[str, StageKind] = {
@@ -24,6 +25,7 @@ STAGE_KINDS: dict[str, StageKind] = {
     for kind in (
         validate.KIND,
         encode.KIND,
+        decoded.KIND,
         train.KIND,
         evaluate.KIND,
         sensitivity.KIND,

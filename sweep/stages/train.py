@@ -4,7 +4,8 @@ several: each image of each epoch drawn from one of them, sweep/tasks/mixed.py).
 Its key holds exactly what changes the trained weights: the encode it reads, the task kind's
 training identity (`TaskKind.train_identity`), the model family's identity, the training
 options that change results (the general ones and the task kind's own `option_fields`), the
-seed and the class list. How the model is evaluated is not part of it (see evaluate.py).
+seed and the class list. How the model is evaluated is not part of it (see evaluate.py), nor
+whether its pixels come from a decode cache (train.decode_cache, decoded.py): the same pixels.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sweep.codecs.base import MIXED
+from sweep.stages import decoded
+from sweep.stages.decoded import DecodedStage, decoded_files
 from sweep.stages.encode import EncodeStage, encoded_files, encoded_sources
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind, digest
 from sweep.store import ArtifactStore
+from sweep.tasks.options import DecodedFiles
 
 if TYPE_CHECKING:
     from sweep.plan import PlanInputs, SweepPlan
@@ -56,6 +60,9 @@ class TrainStage(Stage):
     epochs: int | None = None
     # The `mixed` setting's encodes, one per setting it draws from (`encode` is the first).
     mixed: tuple[EncodeStage, ...] = ()
+    # train.decode_cache: the decode caches of the encodes it reads (one per setting of a
+    # mix), whose pixels it reads instead of decoding the files. Not part of the key.
+    decoded: tuple[DecodedStage, ...] = ()
 
     def subset_identity(self) -> dict | None:
         """The subset's part of the training key (None: the whole split)."""
@@ -68,7 +75,7 @@ class TrainStage(Stage):
         }
 
     def upstream(self) -> tuple[Stage, ...]:
-        return self.mixed or (self.encode,)
+        return (*(self.mixed or (self.encode,)), *self.decoded)
 
 
 def result_options(task: TaskKind, options: TrainOptions) -> dict:
@@ -79,8 +86,11 @@ def result_options(task: TaskKind, options: TrainOptions) -> dict:
 
 def plan_trainings(plan: SweepPlan, inputs: PlanInputs) -> None:
     """One training per train setting and seed, on that setting's encode of the train split
-    (every seed reads the same encode); `mixed` reads the encodes of its settings."""
+    (every seed reads the same encode); `mixed` reads the encodes of its settings. Where
+    those have decode caches (train.decode_cache) it reads their pixels from them."""
     task = inputs.task
+    caches = plan.of_kind(decoded.NAME)  # setting -> DecodedStage
+    readers: dict[str, list[str]] = {}  # setting -> keys of the trainings that read its cache
     for seed in inputs.seeds:
         for setting in plan.train_settings:
             if setting == MIXED:
@@ -98,14 +108,29 @@ def plan_trainings(plan: SweepPlan, inputs: PlanInputs) -> None:
                 classes=plan.class_names,
                 subset=None,
             )
-            plan.add(TrainStage(key, setting, encode, seed, mixed=mixed), (setting, seed))
+            reads = tuple(caches[e.setting] for e in mixed or (encode,) if e.setting in caches)
+            stage = TrainStage(key, setting, encode, seed, mixed=mixed, decoded=reads)
+            plan.add(stage, (setting, seed))
+            for cache in reads:
+                readers.setdefault(cache.setting, []).append(key)
+    # Each cache knows its trainings: when all are finished, it is not made (decoded.py).
+    for setting, cache in caches.items():
+        caches[setting] = replace(cache, trainings=tuple(readers.get(setting, ())))
 
 
 def training_files(store: ArtifactStore, stage: TrainStage) -> list[LabelledFile]:
     """The files a training reads: its encode's, or for `mixed` every setting's, checked to
-    hold the same images in the same order (each is drawn as any of them)."""
+    hold the same images in the same order (each is drawn as any of them). An encode with a
+    decode cache among `stage.decoded` gives `DecodedFiles`: its trainings read the pixels."""
+    caches = {cache.encode.key: cache for cache in stage.decoded}
+
+    def files_of(encode: EncodeStage) -> list[LabelledFile]:
+        files = encoded_files(store, encode)
+        cache = caches.get(encode.key)
+        return files if cache is None else decoded_files(store, cache, files)
+
     if not stage.mixed:
-        return encoded_files(store, stage.encode)
+        return files_of(stage.encode)
     from sweep.tasks.mixed import MixedFiles  # torch: the planner imports this module
 
     sources = [encoded_sources(store, encode) for encode in stage.mixed]
@@ -117,14 +142,15 @@ def training_files(store: ArtifactStore, stage: TrainStage) -> list[LabelledFile
             )
     return MixedFiles(
         [encode.setting for encode in stage.mixed],
-        [encoded_files(store, encode) for encode in stage.mixed],
+        [files_of(encode) for encode in stage.mixed],
     )
 
 
 def train_stage(context: StageContext, stage: TrainStage, *upstream: object) -> dict:
     """Trains one model on the encoded train split; returns the training summary.
 
-    `upstream` (the encode's result) only orders it after the encode.
+    `upstream` (the results of the encodes and decode caches it reads) only orders it after
+    them.
     """
     del upstream
     store = context.store
@@ -133,14 +159,21 @@ def train_stage(context: StageContext, stage: TrainStage, *upstream: object) -> 
     files = training_files(store, stage)
     options = context.options
     if stage.subset is not None:
-        files = [files[index] for index in stage.subset]
+        if isinstance(files, DecodedFiles):
+            files = files.subset(stage.subset)
+        else:
+            files = [files[index] for index in stage.subset]
         options = replace(options, epochs=stage.epochs)
     started = time.perf_counter()
     with store.writing(KIND.name, stage.key) as out:
         summary = context.task.train(
             context.model, files, context.num_classes, options, stage.seed, out
         )
-        summary |= {"setting": stage.setting, "seconds": time.perf_counter() - started}
+        summary |= {
+            "setting": stage.setting,
+            "seconds": time.perf_counter() - started,
+            "decode_cache": bool(stage.decoded),
+        }
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -159,7 +192,7 @@ KIND = StageKind(
     name=NAME,
     # 2: the key holds the task's training identity only, and only the options its kind reads.
     schema=2,
-    inputs=("encode",),
+    inputs=("encode", "decoded"),
     key_fields=("encode", "task", "model", "train", "seed", "classes", "subset"),
     run=train_stage,
     read=read_summary,

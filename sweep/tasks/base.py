@@ -106,6 +106,12 @@ class TaskKind(ABC):
         """The mean loss per image of one training batch, as the loader yields it (moved to
         `device` here), and the batch's number of images. Runs under autocast."""
 
+    def reads_decode_cache(self, model: ModelFamily) -> bool:
+        """Whether this kind's training of `model` reads its pixels from a decode cache when
+        the files carry one (train.decode_cache, `sweep.tasks.options.DecodedFiles`); the
+        planner makes caches only then. False: its datasets decode the files themselves."""
+        return False
+
     def grad_clip(self) -> float | None:
         """Largest gradient norm (None: no clipping)."""
         return None
@@ -128,7 +134,6 @@ class TaskKind(ABC):
 
     # ---- evaluation ----------------------------------------------------------------------
 
-    @abstractmethod
     def evaluate(
         self,
         model: ModelFamily,
@@ -138,11 +143,29 @@ class TaskKind(ABC):
         options: TrainOptions,
     ) -> dict:
         """The metrics (every name in `metric_names`, and "images") of the weights that a
-        training wrote to weights_dir, on the files; load them with `runtime.load_trained`.
+        training wrote to weights_dir, on the files: `evaluate_group` of those weights alone.
 
         A kind whose metric can be resampled also returns "outcomes": {name: array with one
         row per file, in file order}, what its `resample` needs. The evaluate stage stores
         them beside the metrics (sweep/analysis/outcomes.py), not in metrics.json.
+        """
+        return self.evaluate_group(model, [weights_dir], files, num_classes, options)[0]
+
+    @abstractmethod
+    def evaluate_group(
+        self,
+        model: ModelFamily,
+        weights_dirs: list[Path],
+        files: list[LabelledFile],
+        num_classes: int,
+        options: TrainOptions,
+    ) -> list[dict]:
+        """`evaluate` of several trainings' weights (of one model family) on the same files,
+        one metrics dict per weights dir, in order; load them with `runtime.load_trained`.
+
+        Each batch of files is read and decoded once and goes through every model in turn,
+        so N models cost one decode of the files, not N. Each model's metrics are those of
+        evaluating it alone: the same batches, the same metric objects, its own state.
         """
 
     # The metrics recomputed on a bootstrap draw of test images (sweep/analysis/bootstrap.py):

@@ -6,7 +6,8 @@ settings in grid.mixed) does that over encodes the sweep already has: the traini
 same split at every one of its settings, and each time the loader asks for image i it gets
 image i at one of them, drawn uniformly. The draw uses torch's generator, which the training
 loop seeds (and the loader reseeds in each worker, per epoch), so a seed gives the same
-draws, and every epoch draws anew.
+draws, and every epoch draws anew. With train.decode_cache each setting's files carry that
+setting's decode cache (`DecodedFiles`), and its dataset reads the pixels from there.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class MixedFiles(list):
             raise ValueError(f"the mix's encodes hold different numbers of images: {counts}")
         super().__init__(per_setting[0])
         self.settings = tuple(settings)
-        self.per_setting = tuple(list(files) for files in per_setting)
+        # Kept as given: a setting's `DecodedFiles` reads its decode cache (train.decode_cache).
+        self.per_setting = tuple(per_setting)
 
 
 class MixedDataset(Dataset):

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.models.base import ModelFamily
-from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.tasks.options import DecodedFiles, LabelledFile, TrainOptions, loader_processes
 
 
 def pick_device() -> torch.device:
@@ -66,6 +66,45 @@ class ImageFileDataset(Dataset):
         return self.transform(image), label
 
 
+class DecodedImageDataset(Dataset):
+    """`ImageFileDataset`'s samples read from a decode cache instead of decoding the files:
+    the same (3, H, W) uint8 tensor goes through the transform (see `DecodedFiles`).
+
+    Each process maps the cache's file itself on its first read, so that loader workers
+    share the page cache and a pickled dataset never carries the pixels.
+    """
+
+    def __init__(self, files: DecodedFiles, transform) -> None:
+        self.files = files
+        self.transform = transform
+        self.mapped: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"mapped": None}  # a worker maps the file again
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        files = self.files
+        if self.mapped is None:
+            self.mapped = np.memmap(files.pixels, dtype=np.uint8, mode="r")
+        start = int(files.offsets[index])
+        height, width = int(files.heights[index]), int(files.widths[index])
+        pixels = self.mapped[start : start + height * width * 3].reshape(height, width, 3)
+        # Copied out of the read-only map: (H, W, 3) -> (3, H, W), as ImageFileDataset gives.
+        image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)
+        return self.transform(image), files[index].target
+
+
+def image_dataset(files: list[LabelledFile], transform) -> Dataset:
+    """The files' (3, H, W) uint8 pixels through `transform`: read from their decode cache
+    when they carry one (`DecodedFiles`), else decoded from the files."""
+    if isinstance(files, DecodedFiles):
+        return DecodedImageDataset(files, transform)
+    return ImageFileDataset(files, transform)
+
+
 # The trained weights in a training's output folder (a state dict, loaded with weights_only).
 WEIGHTS_FILE = "model.pt"
 
@@ -92,15 +131,17 @@ def training_loader(
     drop_last: bool = False,
     collate_fn=None,
 ) -> DataLoader:
-    """The shuffled, seeded loader of a training; `options.loader_workers` decode processes."""
+    """The shuffled, seeded loader of a training; `options.loader_workers` decode processes
+    (for "auto", as many as this task's cores allow: `loader_processes`)."""
+    workers = loader_processes(options.loader_workers, on_gpu=device.type == "cuda")
     return DataLoader(
         dataset,
         batch_size=options.batch_size,
         shuffle=True,
         generator=generator,
-        num_workers=options.loader_workers,
+        num_workers=workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=options.loader_workers > 0,
+        persistent_workers=workers > 0,
         drop_last=drop_last,
         collate_fn=collate_fn,
     )
@@ -114,7 +155,7 @@ def evaluation_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        num_workers=options.loader_workers,
+        num_workers=loader_processes(options.loader_workers, on_gpu=device.type == "cuda"),
         pin_memory=device.type == "cuda",
         collate_fn=collate_fn,
     )

@@ -64,7 +64,8 @@ class TrainSample:
     """Random rescale, random crop (padding ignored), flip and normalisation of one image.
 
     Randomness comes from torch's generator, which the DataLoader seeds in every worker, so
-    a training is reproducible whatever train.loader_workers is.
+    a training is reproducible for a given number of loader workers (the draws an image gets
+    depend on which worker loads it).
     """
 
     def __init__(

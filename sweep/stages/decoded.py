@@ -1,0 +1,169 @@
+"""Decoded: a train split's encode decoded once into a training-ready cache of its pixels.
+
+With train.decode_cache=true, each train-split encode that a training reads is decoded once
+here, and every training (seed) of its setting reads the cache instead of decoding the files
+each epoch: one core decodes ~100-150 JPEG XL images a second at 512x384, a memory-mapped
+cache reads several times faster (benchmarks/loader.py). Only the trainings of families whose
+input representation reads RGB pixels use one (`TaskKind.reads_decode_cache`); DCT families
+read their JPEG files, and evaluations keep reading files (grouped evaluation decodes each test
+setting once already).
+
+The cache holds exactly what decoding gives (`read_pixels`, then `to_rgb`), at full size:
+PIXELS_FILE is every image's (H, W, 3) uint8 pixels, row-major, one after another in the
+encode's file order (images of different sizes allowed), written as a stream, so that the
+split is never held in memory; INDEX_FILE holds each image's offset, height and width. A
+training reads the same pixels either way, so the option is in no training key; the cache's
+key is the encode's and the decoders' identity.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sweep.data.pixels import read_pixels, to_rgb
+from sweep.data.validate import decoder_identity
+from sweep.stages.encode import EncodeStage, encoded_files
+from sweep.stages.kind import Stage, StageContext, StageKind
+from sweep.store import ArtifactStore
+from sweep.tasks.options import DecodedFiles, LabelledFile
+
+if TYPE_CHECKING:
+    from sweep.plan import PlanInputs, SweepPlan
+
+NAME = "decoded"
+PIXELS_FILE = "pixels.u8"
+INDEX_FILE = "index.npz"
+# What the pixels are: full size, RGB, uint8, (H, W, 3) row-major. Part of the key.
+LAYOUT = "rgb uint8 hwc, full size, concatenated"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodedStage(Stage):
+    """The pixels of one train-split encode, decoded once for its trainings.
+
+    `trainings` are the keys of the trainings that read it (`plan_trainings` sets them; not
+    part of the key): when every one is finished, the cache is not made.
+    """
+
+    kind = NAME
+    encode: EncodeStage
+    trainings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def setting(self) -> str:
+        return self.encode.setting
+
+    def upstream(self) -> tuple[Stage, ...]:
+        return (self.encode,)
+
+
+def plan_decoded(plan: SweepPlan, inputs: PlanInputs) -> None:
+    """With train.decode_cache: a cache of every train-split encode (each is read by a
+    training: its setting's, or a mix's), when the trainings read RGB pixels."""
+    if not inputs.options.decode_cache or inputs.options.epochs == 0:
+        return  # train=none: the model is evaluated as built, nothing reads training pixels
+    task, model = inputs.task, inputs.model
+    if not task.reads_decode_cache(model):
+        log.info(
+            "train.decode_cache: no decode cache, since the %s trainings of %s read no decoded "
+            "RGB pixels (DCT inputs read their JPEG files; detection and segmentation decode "
+            "their own)",
+            task.kind,
+            model.name,
+        )
+        return
+    decoder = decoder_identity()
+    for (split, setting), encode in plan.encodes.items():
+        if split == "train":
+            key = KIND.key(encode=encode.key, decoder=decoder, layout=LAYOUT)
+            plan.add(DecodedStage(key, encode), setting)
+
+
+def write_cache(files: list[LabelledFile], out: Path) -> dict:
+    """Decodes each file once and appends its pixels to PIXELS_FILE in `out`, one image in
+    memory at a time; writes INDEX_FILE; returns the images' count and bytes."""
+    offsets = np.zeros(len(files), dtype=np.int64)
+    heights = np.zeros(len(files), dtype=np.int64)
+    widths = np.zeros(len(files), dtype=np.int64)
+    written = 0
+    with (out / PIXELS_FILE).open("wb") as stream:
+        for index, file in enumerate(files):
+            pixels = np.ascontiguousarray(to_rgb(read_pixels(file.path)))  # (H, W, 3) uint8
+            offsets[index] = written
+            heights[index], widths[index] = pixels.shape[:2]
+            stream.write(pixels.tobytes())
+            written += pixels.nbytes
+    np.savez(out / INDEX_FILE, offsets=offsets, heights=heights, widths=widths)
+    return {"images": len(files), "bytes": written}
+
+
+def decode_worker(context: StageContext, stage: DecodedStage, *upstream: object) -> dict:
+    """Decodes the encode's files into the cache; returns its summary.
+
+    `upstream` (the encode's result) only orders it after the encode.
+    """
+    del upstream
+    store = context.store
+    if store.is_done(KIND.name, stage.key):
+        return read_summary(store, stage)
+    # "train": the kind of its readers (train.py imports this module, not the reverse).
+    if stage.trainings and all(store.is_done("train", key) for key in stage.trainings):
+        # Trained before the option was on: 45 GB a setting for nothing. Not published, so a
+        # later training (a new seed) still gets its cache.
+        log.info("no decode cache of %s: its trainings are finished", stage.setting)
+        return {"split": stage.encode.split, "setting": stage.setting, "skipped": True}
+    files = encoded_files(store, stage.encode)
+    started = time.perf_counter()
+    with store.writing(KIND.name, stage.key) as out:
+        summary = write_cache(files, out)
+        seconds = time.perf_counter() - started
+        summary |= {
+            "split": stage.encode.split,
+            "setting": stage.setting,
+            "seconds": seconds,
+            "images_per_second": summary["images"] / seconds if seconds else None,
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def read_summary(store: ArtifactStore, stage: DecodedStage) -> dict:
+    """Images, bytes and seconds of a finished cache."""
+    return store.read_json(KIND.name, stage.key, "summary.json")
+
+
+def decoded_files(
+    store: ArtifactStore, stage: DecodedStage, files: list[LabelledFile]
+) -> DecodedFiles:
+    """The encode's files (`encoded_files`, in its order) with their pixels' places in the
+    finished cache of `stage`."""
+    folder = store.path(KIND.name, stage.key)
+    with np.load(folder / INDEX_FILE) as index:
+        offsets, heights, widths = index["offsets"], index["heights"], index["widths"]
+    if len(offsets) != len(files):
+        raise ValueError(
+            f"the decode cache {folder} holds {len(offsets)} images, its encode "
+            f"({stage.encode.split} at {stage.setting}) {len(files)}: delete the folder and "
+            "rerun the sweep to decode it again"
+        )
+    return DecodedFiles(files, str(folder / PIXELS_FILE), offsets, heights, widths)
+
+
+KIND = StageKind(
+    name=NAME,
+    schema=1,
+    inputs=("encode",),
+    key_fields=("encode", "decoder", "layout"),
+    run=decode_worker,
+    read=read_summary,
+    plan=plan_decoded,
+    unit="split",
+)
