@@ -20,6 +20,8 @@ from sweep.config import ConfigError, build_sweep
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 USAGE_ERROR = 2
+# Another driver holds results_dir's lock (sysexits' EX_TEMPFAIL: try again later).
+LOCK_HELD = 75
 RESUMES = (
     "every finished stage is kept in results_dir's store, and the same command resumes "
     "where this one stopped"
@@ -55,15 +57,20 @@ def run_reporting_errors(work: Callable[[], Path]) -> Path:
     """Runs an entry point's work; a config mistake exits 2, a failed run 1, each with its
     message on stderr (finished stages are kept: the rerun resumes)."""
     from sweep.execute import SweepFailedError
+    from sweep.lock import LockHeldError
     from sweep.models.errors import ModelUnavailableError
     from sweep.stages.shards import ImageReadError
+    from sweep.store import StoreError
 
     try:
         return work()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
-    except (SweepFailedError, ModelUnavailableError, ImageReadError) as error:
+    except LockHeldError as error:  # another driver runs on results_dir: try again later
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(LOCK_HELD)
+    except (SweepFailedError, ModelUnavailableError, ImageReadError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
@@ -82,14 +89,29 @@ def hydra_main(cfg: DictConfig) -> None:
     from sweep.run import run_sweep
 
     sweep = run_reporting_errors(lambda: build_sweep(cfg))
+    if sweep.dry_run:  # the bill before launch: runs nothing, writes nothing to the store
+        from sweep.bill import bill_of, format_bill
+
+        bill = run_reporting_errors(lambda: bill_of(sweep, sweep.dry_run_calibrate))
+        print(format_bill(bill))
+        return
     if sweep.budget is not None:  # experiment=budget
         from sweep.experiments.budget import run_budget
+        from sweep.lock import results_dir_lock
 
-        report = run_reporting_errors(lambda: run_budget(sweep))
+        def run_budget_locked() -> Path:  # one driver per results_dir, as run_sweep holds
+            with results_dir_lock(sweep.results_dir, sweep.lock_wait):
+                return run_budget(sweep)
+
+        report = run_reporting_errors(run_budget_locked)
         print(f"results: {report / 'budget.csv'}")
         for sentence in json.loads((report / "budget_law.json").read_text())["sentences"]:
             print(f"budget: {sentence}")
         return
+    if sweep.nightly is not None:  # experiment=nightly: the grid, its summary and changes
+        from sweep.experiments.nightly import run_nightly
+
+        sys.exit(run_reporting_errors(lambda: run_nightly(sweep)))
     report = run_reporting_errors(lambda: run_sweep(sweep))
     print(f"results: {report / 'results.csv'}")
     # What to do, in plain sentences (sweep/analysis/recommendation.py).
@@ -98,6 +120,11 @@ def hydra_main(cfg: DictConfig) -> None:
     recommendation = json.loads((report / "recommendation.json").read_text())
     for scenario in SCENARIOS:
         print(f"recommendation: {recommendation['scenarios'][scenario.name]['sentence']}")
+    from sweep.tracking_pending import LOGGING_DEFERRED_EXIT, report_logging_deferred
+
+    if report_logging_deferred(sweep.results_dir, report):  # tracking.on_unreachable=defer
+        print("warning: MLflow logging is deferred to the next run (see above)", file=sys.stderr)
+        sys.exit(LOGGING_DEFERRED_EXIT)
 
 
 def run_cli(entry: Callable[[], None]) -> None:

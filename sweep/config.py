@@ -27,13 +27,19 @@ from sweep.codecs.base import MIXED, ORIGINAL, Codec, SettingError
 from sweep.data.base import DatasetError, DatasetReader
 from sweep.distortion import MEASURES, DistortionOptions
 from sweep.distortion import SPLITS as MEASURE_SPLITS
+from sweep.distortion.sampling import ALL as MEASURE_ALL
 from sweep.errors import OptionError
-from sweep.experiments.options import BudgetOptions, experiment_options
+from sweep.experiments.options import (
+    BudgetOptions,
+    NightlyOptions,
+    experiment_options,
+    nightly_options,
+)
 from sweep.models.errors import ModelUnavailableError
 from sweep.sensitivity.options import TASK_KIND as SENSITIVITY_TASK_KIND
 from sweep.sensitivity.options import SensitivityOptions, sensitivity_options
 from sweep.store import ArtifactStore, StoreError
-from sweep.tasks.options import AMP_CHOICES, TrainOptions
+from sweep.tasks.options import AMP_CHOICES, AUTO_WORKERS, TrainOptions
 
 if TYPE_CHECKING:  # the task kinds import torch; this module is imported by every worker
     from sweep.models.base import ModelFamily
@@ -45,6 +51,9 @@ CLUSTER_MODES = ("ray", "inline")
 # The built-in demo task of each task kind, named in errors.
 DEMO_TASKS = {"classification": "demo", "detection": "demo_det", "segmentation": "demo_seg"}
 ON_ERROR_CHOICES = ("quarantine", "fail")
+# tracking.on_unreachable: an MLflow server that cannot be reached fails the run, or the run
+# goes on and its logging is deferred to the next run (sweep/tracking_pending.py).
+ON_UNREACHABLE_CHOICES = ("fail", "defer")
 # URI schemes MLflow 3 accepts for its tracking store (the plain file store is refused).
 TRACKING_SCHEMES = ("sqlite:///", "postgresql://", "mysql://", "http://", "https://", "databricks")
 
@@ -66,6 +75,8 @@ class ClusterOptions:
     encode_shard_size: int
     max_retries: int
     eval_gpu_fraction: float
+    # Trained models per evaluation task: each test batch is decoded once for all of them.
+    eval_group_size: int = 12
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class TrackingOptions:
     enabled: bool
     uri: str | None
     experiment: str | None
+    on_unreachable: str = "fail"
 
 
 @dataclass
@@ -109,6 +121,13 @@ class Sweep:
     budget: BudgetOptions | None = None
     # With `mixed` among the train settings: the settings it draws each image from.
     mixed_settings: tuple[str, ...] = ()
+    # None: a plain run; NightlyOptions: the grid as a nightly job (sweep/experiments/nightly.py).
+    nightly: NightlyOptions | None = None
+    # Seconds to wait for another driver holding results_dir's lock (sweep/lock.py).
+    lock_wait: float = 0.0
+    # Print the bill of the plan and run nothing (sweep/bill.py); time this machine for it.
+    dry_run: bool = False
+    dry_run_calibrate: bool = True
 
 
 def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
@@ -159,6 +178,10 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         intervals=_checked_options(BootstrapOptions, "intervals", cfg.get("intervals")),
         recommend=_checked_options(RecommendOptions, "recommend", cfg.get("recommend")),
         budget=_budget_options(cfg.get("experiment"), codec),
+        nightly=_nightly_options(cfg.get("experiment")),
+        lock_wait=_lock_wait(cfg.get("lock_wait", 0)),
+        dry_run=_flag("dry_run", cfg.get("dry_run", False)),
+        dry_run_calibrate=_flag("dry_run_calibrate", cfg.get("dry_run_calibrate", True)),
     )
     _check_contracts(sweep)
     _check_name("task.name", sweep.task_name)
@@ -254,7 +277,12 @@ def check_environment(sweep: Sweep) -> None:
     except ModelUnavailableError as error:
         raise ConfigError("model", str(error)) from None
     if sweep.tracking.enabled:
-        check_tracking_server(sweep.tracking.uri)
+        try:
+            check_tracking_server(sweep.tracking.uri)
+        except ConfigError as error:
+            if sweep.tracking.on_unreachable != "defer":
+                raise
+            log.warning("%s; tracking.on_unreachable=defer: the sweep runs, logging waits", error)
 
 
 def model_as_loaded(sweep: Sweep) -> ModelFamily:
@@ -380,12 +408,27 @@ def train_grid(grid: DictConfig, codec: Codec) -> tuple[list[str], tuple[str, ..
 
 
 def train_options(node: DictConfig) -> TrainOptions:
+    decode_cache = node.get("decode_cache", False)
+    if not isinstance(decode_cache, bool):
+        raise ConfigError(
+            "train.decode_cache",
+            f"must be true (decode each train setting's images once into a cache of pixels "
+            f"that its trainings read, ~H*W*3 bytes an image) or false, got {decode_cache!r}",
+        )
     options = _options(TrainOptions, "train", node)
     # 0 epochs: the model is evaluated as loaded (train=none).
     _integer("train.epochs", options.epochs, minimum=0)
     for name in ("batch_size", "eval_batch_size"):
         _integer(f"train.{name}", getattr(options, name), minimum=1)
-    _integer("train.loader_workers", options.loader_workers, minimum=0)
+    workers = options.loader_workers
+    if workers != AUTO_WORKERS and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
+    ):
+        raise ConfigError(
+            "train.loader_workers",
+            f"must be {AUTO_WORKERS} (from the CPUs each task gets) or an integer >= 0, "
+            f"got {workers!r}",
+        )
     if not options.lr > 0:
         raise ConfigError("train.lr", f"must be positive, got {options.lr}")
     if options.weight_decay < 0:
@@ -409,6 +452,7 @@ def cluster_options(node: DictConfig) -> ClusterOptions:
         raise ConfigError("cluster.mode", f"'{options.mode}' is not one of {list(CLUSTER_MODES)}")
     _integer("cluster.encode_shard_size", options.encode_shard_size, minimum=1)
     _integer("cluster.max_retries", options.max_retries, minimum=0)
+    _integer("cluster.eval_group_size", options.eval_group_size, minimum=1)
     for name in ("num_cpus", "torch_threads"):
         if getattr(options, name) is not None:
             _integer(f"cluster.{name}", getattr(options, name), minimum=1)
@@ -418,7 +462,8 @@ def cluster_options(node: DictConfig) -> ClusterOptions:
 
 
 def distortion_options(node: DictConfig | None) -> DistortionOptions:
-    """The `distortion` section: which splits' encodes are measured, and by what."""
+    """The `distortion` section: which splits' encodes are measured, on how many images, and
+    by what."""
     if node is None:
         return DistortionOptions()
     options = _options(DistortionOptions, "distortion", node)
@@ -439,7 +484,17 @@ def distortion_options(node: DictConfig | None) -> DistortionOptions:
         if len(set(value)) != len(value):
             raise ConfigError(f"distortion.{name}", f"lists an entry more than once: {value}")
         lists[name] = tuple(value)
-    return DistortionOptions(options.enabled, **lists)
+    sample = options.sample
+    if sample != MEASURE_ALL and (
+        isinstance(sample, bool) or not isinstance(sample, int) or sample < 1
+    ):
+        raise ConfigError(
+            "distortion.sample",
+            f"must be a number of images >= 1 (a seeded sample of each split) or "
+            f"'{MEASURE_ALL}' (every image), got {sample!r}",
+        )
+    seed = _integer("distortion.seed", options.seed, minimum=0)
+    return DistortionOptions(options.enabled, **lists, sample=sample, seed=seed)
 
 
 def _checked_options(cls: type, option: str, node: DictConfig | None) -> Any:
@@ -466,6 +521,23 @@ def _budget_options(node: DictConfig | None, codec: Codec) -> BudgetOptions | No
     return replace(options, settings=tuple(settings))
 
 
+def _nightly_options(node: DictConfig | None) -> NightlyOptions | None:
+    """The nightly run's options (`experiment=nightly`), None for the other experiments."""
+    values = None if node is None else OmegaConf.to_container(node)
+    try:
+        return nightly_options(values)
+    except OptionError as error:
+        raise ConfigError(error.option or "experiment", str(error)) from None
+
+
+def _lock_wait(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(
+            "lock_wait", f"must be a number of seconds >= 0 (0: do not wait), got {value!r}"
+        )
+    return float(value)
+
+
 def _sensitivity_options(node: DictConfig | None) -> SensitivityOptions:
     """The `sensitivity` group (sweep/sensitivity/options.py), errors under its option."""
     values = None if node is None else OmegaConf.to_container(node)
@@ -477,6 +549,7 @@ def _sensitivity_options(node: DictConfig | None) -> SensitivityOptions:
 
 def tracking_options(node: DictConfig) -> TrackingOptions:
     options = _options(TrackingOptions, "tracking", node)
+    _choice("tracking.on_unreachable", options.on_unreachable, ON_UNREACHABLE_CHOICES)
     if not options.enabled:
         return options
     if not options.uri or not str(options.uri).startswith(TRACKING_SCHEMES):
@@ -504,6 +577,12 @@ def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
             f"no MLflow server answers at {uri} ({reason}): start it, fix the "
             f"address, or use tracking=local",
         ) from None
+
+
+def _flag(option: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(option, f"must be true or false, got {value!r}")
+    return value
 
 
 def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:

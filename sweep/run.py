@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,7 @@ from sweep.analysis.intervals import measure_intervals, with_intervals
 from sweep.analysis.recommendation import SCENARIOS
 from sweep.config import ConfigError, Sweep, TrackingOptions
 from sweep.execute import execute
+from sweep.lock import results_dir_lock
 from sweep.plan import PlanInputs, SweepPlan, build_plan
 from sweep.report.resizer_figures import write_resizer_figures
 from sweep.report.tables import add_relative
@@ -31,6 +32,12 @@ from sweep.summarize import (
     write_recommendation,
     write_sweep_report,
 )
+from sweep.tracking_pending import (
+    DeferringTracker,
+    catch_up_deferred,
+    deferring_tracker,
+    settle,
+)
 
 if TYPE_CHECKING:  # MLflow loads only when tracking is on
     from sweep.track import Tracker
@@ -38,10 +45,26 @@ if TYPE_CHECKING:  # MLflow loads only when tracking is on
 log = logging.getLogger(__name__)
 
 
-def run_sweep(sweep: Sweep) -> Path:
-    """Runs a validated sweep to the end; returns its report folder."""
-    started_at = time.time()
+def run_sweep(sweep: Sweep, on_plan: Callable[[SweepPlan], None] | None = None) -> Path:
+    """Runs a validated sweep to the end; returns its report folder.
+
+    Holds results_dir's lock throughout (sweep/lock.py): a second driver waits `lock_wait`
+    seconds, then stops with LockHeldError before any work and before any MLflow run.
+    `on_plan(plan)` is called once the plan is made, before any of its stages runs.
+    """
+    with results_dir_lock(sweep.results_dir, sweep.lock_wait):
+        return run_locked(sweep, on_plan)
+
+
+def run_locked(
+    sweep: Sweep, on_plan: Callable[[SweepPlan], None] | None = None, catch_up: bool = True
+) -> Path:
+    """`run_sweep`'s work, under the lock; with `catch_up`, a run that reaches MLflow first
+    logs the sweeps whose logging an outage deferred (sweep/tracking_pending.py)."""
     tracker = make_tracker(sweep.tracking, sweep.results_dir)
+    if catch_up and tracker is not None:  # before this sweep, whose report stays the newest
+        catch_up_deferred(tracker, sweep, lambda deferred: run_locked(deferred, catch_up=False))
+    started_at = time.time()
     with workers_of(sweep):
         screening, plan = screen_and_plan(sweep)
         log.info(
@@ -52,13 +75,18 @@ def run_sweep(sweep: Sweep) -> Path:
             len(plan.splits["train"]),
             len(plan.splits["test"]),
         )
+        if on_plan is not None:
+            on_plan(plan)
         if tracker is not None:  # RUNNING from the start of its work (a nightly run shows)
             run_name = report_dir(sweep, plan).name
             tracker.start_sweep(plan.key, run_name, labels_of(sweep), started_at)
         with failure_tracked(tracker, plan):
             execute(plan, stage_context(sweep, plan), sweep.cluster, sweep.progress)
     with failure_tracked(tracker, plan):
-        return report_sweep(sweep, plan, screening, tracker, started_at)
+        report = report_sweep(sweep, plan, screening, tracker, started_at)
+    if tracker is not None:  # this sweep's deferred-logging marker left or removed
+        settle(tracker, sweep, plan.key, report)
+    return report
 
 
 def labels_of(sweep: Sweep) -> dict[str, str]:
@@ -130,11 +158,13 @@ def report_sweep(
                 comparison.paths.values(),
             )
         log.info(
-            "MLflow: %s, experiment '%s', run %s; runs at %s",
+            "MLflow: %s, experiment '%s', run %s; runs at %s ; this sweep's models, in the "
+            "order of compression, at %s",
             sweep.tracking.uri,
             sweep.tracking.experiment,
             run_id,
             runs_url(sweep.tracking.uri, tracker.experiment_id),
+            runs_url(sweep.tracking.uri, tracker.experiment_id, run_id),
         )
     for scenario in SCENARIOS:
         log.info("recommendation: %s", recommendation["scenarios"][scenario.name]["sentence"])
@@ -216,13 +246,16 @@ def stage_context(sweep: Sweep, plan: SweepPlan) -> StageContext:
     )
 
 
-def make_tracker(tracking: TrackingOptions, results_dir: Path) -> Tracker | None:
-    """The MLflow tracker with its database and experiment created (before any worker)."""
+def make_tracker(tracking: TrackingOptions, results_dir: Path) -> Tracker | DeferringTracker | None:
+    """The MLflow tracker with its database and experiment created (before any worker); with
+    tracking.on_unreachable=defer, one that defers logging when the server is unreachable."""
     if not tracking.enabled:
         return None
     from sweep.track import Tracker
 
     tracker = Tracker(tracking.uri, tracking.experiment, results_dir / "mlartifacts")
+    if tracking.on_unreachable == "defer":
+        return deferring_tracker(tracker, tracking.uri)
     try:
         tracker.prepare()
     except Exception as error:  # MLflow raises many types for a bad store
@@ -264,7 +297,7 @@ def track_sweep(
         metrics,
         child_files,
         labels=labels_of(sweep),
-        positions={s: axis.position(s) for s in plan.train_settings},
+        positions={s: axis.position(s) for s in {*plan.train_settings, *plan.test_settings}},
         started_at=started_at,
     )
 

@@ -6,10 +6,14 @@
 An output is written into a temporary folder that gets its DONE marker last and is then renamed
 into place. A rename is atomic on POSIX file systems, so a reader sees either no output or a
 complete one, whenever the writer is killed. A stage whose output exists is skipped.
+
+A write that finds the disk full (or the quota spent) raises a StoreError that names the
+output and says to free space and rerun; its temporary folder or file is removed first.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -25,8 +29,34 @@ DONE = "DONE"
 STALE_SECONDS = 24 * 3600
 
 
+# A write that fails for want of space: the disk, or the user's quota on it.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class StoreError(RuntimeError):
     """The store folder cannot be used; the message names it."""
+
+
+def disk_full_error(error: BaseException) -> OSError | None:
+    """The disk-full OSError behind an error, if any: a stage may have wrapped it (an encode
+    names the image it was writing), and the original stays its cause or context."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def disk_full_message(path: Path, error: OSError) -> str:
+    """Says which output could not be written, and what to do."""
+    target = f" ({error.filename})" if error.filename and str(error.filename) != str(path) else ""
+    return (
+        f"no space left to write {path}{target}: {error.strerror}. Free space on that disk "
+        f"(or raise the quota) and rerun the same command: every finished stage is kept, and "
+        f"this output was discarded, not left half-written"
+    )
 
 
 class ArtifactStore:
@@ -61,11 +91,16 @@ class ArtifactStore:
         """
         final = self.path(stage, key)
         staging = final.with_name(f"{final.name}.{temporary_tag()}-{uuid.uuid4().hex[:8]}")
-        staging.mkdir(parents=True)
         try:
+            staging.mkdir(parents=True)
             yield staging
             (staging / DONE).write_text(json.dumps({"finished": time.time()}) + "\n")
             self._publish(staging, final)
+        except Exception as error:
+            full = disk_full_error(error)
+            if full is None:
+                raise
+            raise StoreError(disk_full_message(final, full)) from error
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -145,6 +180,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     try:
         write(staging)
         os.replace(staging, path)
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        raise StoreError(disk_full_message(path, error)) from error
     finally:
         staging.unlink(missing_ok=True)
     return path

@@ -1,12 +1,14 @@
-"""The `experiment` config group: the train x test grid (default) or the storage budget."""
+"""The `experiment` config group: the train x test grid (default), the storage budget, or the
+grid run as a nightly job."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sweep.errors import OptionError
 
-EXPERIMENTS = ("grid", "budget")
+EXPERIMENTS = ("grid", "budget", "nightly")
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,54 @@ class BudgetOptions:
         return int(budget * original_bytes) if budget <= 1 else int(budget)
 
 
+@dataclass(frozen=True)
+class NightlyOptions:
+    """`experiment=nightly` (conf/experiment/nightly.yaml): the grid, run as a nightly job.
+
+    Args:
+        name: The name its snapshots go by (results_dir/nightly/<name>/); None: the sweep's
+            task, model and codec, e.g. demo_swav_tiny_jxl.
+        tolerance: Without intervals, a value moved when it changed by more than this.
+    """
+
+    name: str | None = None
+    tolerance: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name is not None and (
+            not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name) or ".." in self.name
+        ):
+            raise OptionError(
+                f"'{self.name}' may hold only letters, digits, '.', '_' and '-'",
+                "experiment.name",
+            )
+        tolerance = self.tolerance
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance < 0:
+            raise OptionError(f"must be a number >= 0, got {tolerance!r}", "experiment.tolerance")
+
+
+def nightly_options(values: dict | None) -> NightlyOptions | None:
+    """NightlyOptions for `experiment=nightly`, None for the other experiments."""
+    values = dict(values or {})
+    if values.pop("kind", "grid") != "nightly":
+        return None
+    known = {"name", "tolerance"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise OptionError(f"unknown option; known: {sorted(known)}", f"experiment.{unknown[0]}")
+    name = values.get("name")
+    return NightlyOptions(None if name is None else str(name), values.get("tolerance", 0.0))
+
+
 def experiment_options(values: dict | None) -> BudgetOptions | None:
-    """None for the grid; BudgetOptions for `experiment=budget`."""
+    """None for the grid (and the nightly grid: see `nightly_options`); BudgetOptions for
+    `experiment=budget`."""
     values = dict(values or {"kind": "grid"})
     kind = values.pop("kind", "grid")
     if kind not in EXPERIMENTS:
         raise OptionError(f"'{kind}' is not one of {list(EXPERIMENTS)}", "experiment.kind")
+    if kind == "nightly":
+        return None
     if kind == "grid":
         if values:
             raise OptionError(f"the grid takes no options, got {sorted(values)}", "experiment")
