@@ -54,6 +54,12 @@ def listed_screening(sweep: Sweep) -> Screening:
     return Screening(splits, {s: sweep.reader.fingerprint(i, digests) for s, i in splits.items()})
 
 
+def screened_fingerprint(validation_key: str, dropped: list[str]) -> str:
+    """Identity of a split's kept images: its validation and the paths it quarantined. Every
+    encode key holds it, so the dry run's bill (sweep/bill.py) makes it the same way."""
+    return digest({"validated": validation_key, "dropped": dropped})
+
+
 def screen_images(sweep: Sweep) -> Screening:
     """Decodes every image once (cached by dataset fingerprint) and applies the policy.
 
@@ -93,7 +99,7 @@ def screen_images(sweep: Sweep) -> Screening:
             kept.append(item)
         screening.splits[stage.split] = kept
         dropped = [r["path"] for r in screening.quarantined if r["split"] == stage.split]
-        screening.fingerprints[stage.split] = digest({"validated": stage.key, "dropped": dropped})
+        screening.fingerprints[stage.split] = screened_fingerprint(stage.key, dropped)
     if screening.quarantined:
         log.warning(
             "%d unreadable image(s) quarantined, left out of every cell (listed in "
