@@ -64,7 +64,8 @@ def join_ray(address: str, num_cpus: int | None) -> None:
 
     Args:
         address: host:port of the head's GCS, ray://host:port for Ray Client, or 'auto'.
-        num_cpus: cluster.num_cpus, which a joined cluster cannot honour: logged as ignored.
+        num_cpus: cluster.num_cpus; Ray takes none when joining, so `capped_placement`
+            holds the sweep's tasks to that many CPUs.
 
     Raises:
         ConfigError: naming cluster.address, when nothing answers there or the cluster refuses
@@ -75,14 +76,12 @@ def join_ray(address: str, num_cpus: int | None) -> None:
     import sweep
 
     if num_cpus is not None:
-        # Ray refuses num_cpus when joining: the cluster's size is whatever each node offered
-        # at `ray start --num-cpus`, and every task of the sweep may run on any of them.
-        log.warning(
-            "cluster.num_cpus=%d is ignored when joining a cluster (cluster.address=%s): its "
-            "nodes offer the CPUs they were started with (`ray start --num-cpus`); drop "
-            "cluster.num_cpus, or use cluster=local for a private Ray of %d CPUs",
+        # Ray refuses num_cpus when joining (the nodes offer what `ray start --num-cpus` gave
+        # them): the sweep's tasks are held to a reservation of that many instead.
+        log.info(
+            "cluster.num_cpus=%d: the sweep's tasks share a reservation of %d of the "
+            "cluster's CPUs (a placement group), leaving the rest to others",
             num_cpus,
-            address,
             num_cpus,
         )
     check_reachable(address)
@@ -183,3 +182,65 @@ def is_auth_failure(error: BaseException) -> bool:
 def first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def cap_bundles(num_cpus: int, largest: dict, gpus: float) -> list[dict]:
+    """The bundles of a reservation of `num_cpus` CPUs that every task fits in: as many
+    bundles of the largest task's CPUs as fit (Ray places a task inside one bundle), the first
+    of them with one GPU each while the cluster has GPUs and the largest task uses one.
+
+    Raises:
+        ConfigError: naming cluster.num_cpus, when not even the largest task fits.
+    """
+    size = max(1, int(largest.get("num_cpus", 1)))
+    if num_cpus < size:
+        raise ConfigError(
+            "cluster.num_cpus",
+            f"{num_cpus} CPUs cannot hold one task of {size} (train.loader_workers plus "
+            "one): raise cluster.num_cpus or lower train.loader_workers",
+        )
+    count = num_cpus // size
+    with_gpu = min(count, int(gpus)) if largest.get("num_gpus", 0) else 0
+    return [{"CPU": size, "GPU": 1}] * with_gpu + [{"CPU": size}] * (count - with_gpu)
+
+
+class CappedPlacement:
+    """A joined sweep held to cluster.num_cpus CPUs: a placement group of `cap_bundles`, its
+    scheduling strategy for every task, removed when the sweep's tasks are done."""
+
+    def __init__(self, bundles: list[dict], timeout_s: float = 300.0) -> None:
+        import ray
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        self.group = placement_group(bundles, strategy="PACK")
+        ready, _ = ray.wait([self.group.ready()], timeout=timeout_s)
+        if not ready:
+            self.release()
+            raise ConfigError(
+                "cluster.num_cpus",
+                f"the cluster could not reserve {sum(b['CPU'] for b in bundles)} CPUs in "
+                f"{len(bundles)} bundles {bundles[0]} within {timeout_s:.0f} s (busy, or no "
+                "node large enough): lower cluster.num_cpus or train.loader_workers",
+            )
+        self.strategy = PlacementGroupSchedulingStrategy(
+            placement_group=self.group, placement_group_capture_child_tasks=True
+        )
+
+    def release(self) -> None:
+        from ray.util.placement_group import remove_placement_group
+
+        remove_placement_group(self.group)
+
+
+def capped_placement(
+    cluster: ClusterOptions, wanted: list[dict], resources: dict
+) -> CappedPlacement | None:
+    """The reservation that holds a joined sweep to cluster.num_cpus (None: a private Ray,
+    sized by num_cpus itself, or no cap)."""
+    if cluster.address in PRIVATE_ADDRESSES or cluster.num_cpus is None or not wanted:
+        return None
+    largest = max(wanted, key=lambda w: (w.get("num_cpus", 1), w.get("num_gpus", 0)))
+    if any(w.get("num_gpus", 0) for w in wanted):
+        largest = {**largest, "num_gpus": max(w.get("num_gpus", 0) for w in wanted)}
+    return CappedPlacement(cap_bundles(cluster.num_cpus, largest, resources.get("GPU", 0)))

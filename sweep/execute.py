@@ -2,18 +2,20 @@
 
 Everything about a stage kind (its workers, resources, store folders, progress unit) comes
 from `sweep.stages.STAGE_KINDS`; this module knows none of them by name. A finished stage
-(its DONE marker) is never run again, so a killed sweep resumes where it stopped.
+(its DONE marker) is never run again, so a killed sweep resumes where it stopped. The pending
+stages of a kind that groups (`StageKind.group_of`, the evaluations of one test setting) go to
+its `run_group` together, `cluster.eval_group_size` stages at most per task.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from tqdm import tqdm
 
-from sweep.cluster import start_ray
+from sweep.cluster import capped_placement, start_ray
 from sweep.config import ClusterOptions
 from sweep.plan import Plan
 from sweep.stages import STAGE_KINDS
@@ -49,6 +51,26 @@ def pending_shards(context: StageContext, stage: Stage) -> list[int]:
 
 # Each unfinished stage with its unfinished shards, looked up in the store once per run.
 Pending = list[tuple[Stage, list[int]]]
+
+
+def work_units(pending: Pending, group_size: int) -> list[Pending]:
+    """The pending stages as the tasks that run them, in order: one stage each, except that
+    the stages of a kind that groups go to one task per group, `group_size` at most each (in
+    the order of the plan, a task where its group's first stage was)."""
+    units: list[Pending] = []
+    open_groups: dict[tuple[str, Hashable], Pending] = {}
+    for stage, shards in pending:
+        kind = kind_of(stage)
+        if not kind.grouped:
+            units.append([(stage, shards)])
+            continue
+        group = (kind.name, kind.group_of(stage))
+        members = open_groups.get(group)
+        if members is None or len(members) >= group_size:
+            members = open_groups[group] = []
+            units.append(members)
+        members.append((stage, shards))
+    return units
 
 
 class Progress:
@@ -119,7 +141,8 @@ def execute(
     progress = Progress(show_progress, progress_totals(plan, pending))
     try:
         if cluster.mode == "inline":
-            run_inline(plan, context, pending, progress, cluster.torch_threads)
+            units = work_units(pending, cluster.eval_group_size)
+            run_inline(plan, context, units, progress, cluster.torch_threads)
         else:
             run_on_ray(plan, context, pending, progress, cluster, stop_on_failure)
     finally:
@@ -129,16 +152,20 @@ def execute(
 def run_inline(
     plan: Plan,
     context: StageContext,
-    pending: Pending,
+    units: list[Pending],
     progress: Progress,
     threads: int | None,
 ) -> None:
-    """Every pending stage in this process, in the table's order."""
-    if any(kind_of(stage).uses_torch for stage, _ in pending):
+    """Every pending stage in this process, in the table's order, task by task (`work_units`)."""
+    if any(kind_of(stage).uses_torch for unit in units for stage, _ in unit):
         set_torch_threads(threads)
-    for stage, shards in pending:
+    for unit in units:
+        stage, shards = unit[0]
         kind = kind_of(stage)
-        if kind.sharded:
+        if kind.grouped:
+            kind.run_group(context, [member for member, _ in unit])
+            progress.advance(kind.name, len(unit))
+        elif kind.sharded:
             for index in shards:
                 items = plan.shard_items(stage, index)
                 kind.shard(context, stage, index, items)
@@ -173,8 +200,13 @@ def run_on_ray(
     if not ray.is_initialized():
         start_ray(cluster)
     resources = ray.cluster_resources()
+    from sweep.tasks.options import ray_loader_workers
+
+    # train.loader_workers=auto: one GPU's share of a node's cores (sweep/tasks/options.py).
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    workers = context.options.loader_workers if context.options else 0
     needs = ResourceNeeds(
-        loader_workers=context.options.loader_workers if context.options else 0,
+        loader_workers=ray_loader_workers(workers, nodes),
         has_gpu=resources.get("GPU", 0) > 0,
         eval_gpu_fraction=cluster.eval_gpu_fraction,
     )
@@ -182,8 +214,37 @@ def run_on_ray(
     # without the fields whose unpickling would import torch.
     contexts = {True: ray.put(context), False: ray.put(context.without_torch())}
     options = {"max_retries": cluster.max_retries, "retry_exceptions": False}
+    pending_kinds = list(dict.fromkeys(kind_of(stage) for stage, _ in pending))
+    # A joined cluster with cluster.num_cpus: every task inside a reservation of that many.
+    placement = capped_placement(cluster, [k.resources(needs) for k in pending_kinds], resources)
+    if placement is not None:
+        options["scheduling_strategy"] = placement.strategy
+    try:
+        submit_and_wait(plan, pending, progress, cluster, stop_on_failure, needs, resources,
+                        contexts, options, pending_kinds)  # fmt: skip
+    finally:
+        if placement is not None:
+            placement.release()
+
+
+def submit_and_wait(
+    plan: Plan,
+    pending: Pending,
+    progress: Progress,
+    cluster: ClusterOptions,
+    stop_on_failure: bool,
+    needs: ResourceNeeds,
+    resources: dict,
+    contexts: dict,
+    options: dict,
+    pending_kinds: list[StageKind],
+) -> None:
+    """Declares each pending kind's Ray tasks, submits every pending stage with its
+    dependencies, and waits for all of them."""
+    import ray
+
     tasks: dict[tuple[str, str], Any] = {}
-    for kind in dict.fromkeys(kind_of(stage) for stage, _ in pending):
+    for kind in pending_kinds:
         wanted = kind.resources(needs)
         if wanted["num_cpus"] > resources.get("CPU", 0):
             raise SweepFailedError(
@@ -193,19 +254,29 @@ def run_on_ray(
             )
         threads = cluster.torch_threads if kind.uses_torch else None
         roles = {"run": kind.run, "shard": kind.shard} if kind.sharded else {"run": kind.run}
+        if kind.grouped:  # a group's task asks what one stage's would (it runs one at a time)
+            roles = {"group": kind.run_group}
         for role, function in roles.items():
             remote = ray.remote(**options, **wanted)(_in_ray_task(function, threads))
             tasks[(kind.name, role)] = remote
 
     # Only unfinished stages are submitted; a stage waits on the references of the unfinished
-    # stages it reads (finished ones are already in the store).
+    # stages it reads (finished ones are already in the store), a group on those of all its
+    # stages, and every stage of a group stands for the group's task downstream.
     refs: dict[str, Any] = {}
     kinds: dict[Any, tuple[str, int]] = {}
-    for stage, shards in pending:
+    for unit in work_units(pending, cluster.eval_group_size):
+        stage, shards = unit[0]
         kind = kind_of(stage)
         shared = contexts[kind.uses_torch]
-        upstream = [refs[s.key] for s in stage.upstream() if s.key in refs]
-        if kind.sharded:
+        reads = dict.fromkeys(s.key for member, _ in unit for s in member.upstream())
+        upstream = [refs[key] for key in reads if key in refs]
+        if kind.grouped:
+            members = [member for member, _ in unit]
+            ref = tasks[(kind.name, "group")].remote(shared, members, *upstream)
+            kinds[ref] = (kind.name, len(members))
+            refs.update(dict.fromkeys((member.key for member in members), ref))
+        elif kind.sharded:
             shard_refs = []
             for index in shards:
                 items = plan.shard_items(stage, index)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -93,11 +94,12 @@ class Tracker:
         logged into the child run of their train setting (e.g. a resizer's figure).
 
         `labels` (task, model, codec) tag the parent and every child, so that runs filter
-        and compare across sweeps (`tags.codec = 'jxl'`); `positions` place each setting on
-        the codec's axis (0 for original, growing with compression), logged on each child
-        as the number `train_position`, which sorts where setting strings do not;
-        `started_at` (epoch seconds) is the sweep's start, so the parent's duration is the
-        sweep's and not its logging's.
+        and compare across sweeps (`tags.codec = 'jxl'`); `positions` place each train and
+        test setting on the codec's axis (0 for original, growing with compression): each
+        child logs its own as the number `train_position`, and metric and run names carry
+        them (`ordered_name`), so that the dashboard lists settings in the order of
+        compression, not of their strings (15 before 4); `started_at` (epoch seconds) is
+        the sweep's start, so the parent's duration is the sweep's and not its logging's.
         """
         labels = labels or {}
         parent = self._parent(sweep_key, run_name, labels, started_at)
@@ -111,7 +113,7 @@ class Tracker:
         # Repeated on a resumed run: MLflow accepts a parameter again with the same value.
         self.client.log_batch(parent_id, params=_params(science), tags=operations)
         extra = [_metric(key, value) for key, value in sorted((metrics or {}).items())]
-        self.client.log_batch(parent_id, metrics=_dcr_metrics(dcr_rows) + extra)
+        self.client.log_batch(parent_id, metrics=_dcr_metrics(dcr_rows, positions) + extra)
         for path in artifacts:
             self.client.log_artifact(parent_id, str(path))
         for setting, train_key in train_keys.items():
@@ -124,7 +126,7 @@ class Tracker:
                 train_summaries.get(setting, {}),
                 (child_files or {}).get(setting, []),
                 labels,
-                (positions or {}).get(setting),
+                positions or {},
             )
         self.client.set_tag(parent_id, COMPLETE_TAG, "true")
         if ERROR_TAG in parent.data.tags:  # an earlier try's failure, resumed to the end
@@ -149,6 +151,19 @@ class Tracker:
         message = "interrupted" if interrupted else f"{type(error).__name__}: {error}"
         self.client.set_tag(parent.info.run_id, ERROR_TAG, message[:PARAM_VALUE_LIMIT])
         self.client.set_terminated(parent.info.run_id, "KILLED" if interrupted else "FAILED")
+
+    def log_to_sweep(
+        self, sweep_key: str, metrics: dict[str, float], artifacts: Iterable[Path], folder: str
+    ) -> str | None:
+        """Adds metrics, and files under `folder`, to a logged sweep's parent run (a nightly
+        run's changes), leaving its status and times alone; None when it has no run."""
+        parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
+        if parent is None:
+            return None
+        self.client.log_batch(parent.info.run_id, metrics=_finite_metrics(metrics))
+        for path in artifacts:
+            self.client.log_artifact(parent.info.run_id, str(path), artifact_path=folder)
+        return parent.info.run_id
 
     def log_audit(
         self, audit_key: str, run_name: str, metrics: dict[str, float], artifacts: list[Path]
@@ -273,33 +288,52 @@ class Tracker:
         summary: dict,
         files: list[Path],
         labels: dict[str, str],
-        position: float | None,
+        positions: dict[str, float],
     ) -> None:
         child = self._child(parent_id, setting, train_key)
         if child.data.tags.get(COMPLETE_TAG) == "true":
             return
         for path in files:  # before the completion tag: a rerun logs what is missing
             self.client.log_artifact(child.info.run_id, str(path))
-        metrics = _child_metrics(cells, summary)
+        metrics = _child_metrics(cells, summary, positions)
+        position = positions.get(setting)
         if position is not None and math.isfinite(position):
             metrics.append(_metric("train_position", position))
         identity = {"train_setting": setting, **labels}
+        # Runs sort by name in the runs table and the compare view: in compression order.
+        name = RunTag(MLFLOW_RUN_NAME, f"train_{ordered_name(setting, positions)}")
         # Metrics, parameters and the completion tag in one request: no half-logged child.
         self.client.log_batch(
             child.info.run_id,
             metrics=metrics,
             params=[Param(k, v) for k, v in identity.items()],
-            tags=[RunTag(COMPLETE_TAG, "true"), *(RunTag(k, v) for k, v in identity.items())],
+            tags=[RunTag(COMPLETE_TAG, "true"), name, *(RunTag(k, v) for k, v in identity.items())],
         )
         self.client.set_terminated(child.info.run_id, "FINISHED")
 
 
-def runs_url(uri: str, experiment_id: str) -> str:
+def runs_url(uri: str, experiment_id: str, parent_id: str | None = None) -> str:
     """The dashboard's page of an experiment's runs: the server of an http(s) tracking URI,
     or `make ui`'s for a local database. MLflow 3's interface opens on its GenAI overview in a
-    browser that has not chosen "Model training"; `workflowType` chooses it."""
+    browser that has not chosen "Model training"; `workflowType` chooses it.
+
+    With `parent_id`, the page of one sweep's models: its child runs, flat (MLflow nests
+    children under their collapsed parent unless the page is filtered and sorted by other
+    than start time) and sorted by `train_position`, so in the order of compression.
+    """
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
-    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    url = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    if parent_id is None:
+        return url
+    query = urllib.parse.urlencode(
+        {
+            "searchFilter": f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'",
+            "orderByKey": "metrics.`train_position`",
+            "orderByAsc": "true",
+        },
+        quote_via=urllib.parse.quote,
+    )
+    return f"{url}&{query}"
 
 
 def _params(params: dict[str, str]) -> list[Param]:
@@ -315,21 +349,34 @@ def _finite_metrics(values: dict[str, float]) -> list[Metric]:
     return [_metric(key, value) for key, value in sorted(values.items()) if math.isfinite(value)]
 
 
-def _dcr_metrics(dcr_rows: list[dict]) -> list[Metric]:
+def ordered_name(setting: str, positions: dict[str, float] | None) -> str:
+    """A setting's part of a metric or run name, led by its position on the codec's axis so
+    that names sort in the order of compression: "015.0_15" after "004.0_4", "010.0_q90"
+    after "005.0_q95". The setting alone where its position is unknown."""
+    position = (positions or {}).get(setting)
+    if position is None or not math.isfinite(position):
+        return setting
+    return f"{max(position, 0.0):05.1f}_{setting}"
+
+
+def _dcr_metrics(dcr_rows: list[dict], positions: dict[str, float] | None = None) -> list[Metric]:
     metrics = []
     for row in dcr_rows:
-        metrics.append(_metric(f"dcr/{row['split']}/{row['setting']}", row["dcr"]))
-        metrics.append(_metric(f"dcr_raw/{row['split']}/{row['setting']}", row["dcr_raw"]))
+        setting = ordered_name(row["setting"], positions)
+        metrics.append(_metric(f"dcr/{row['split']}/{setting}", row["dcr"]))
+        metrics.append(_metric(f"dcr_raw/{row['split']}/{setting}", row["dcr_raw"]))
     return metrics
 
 
-def _child_metrics(cells: list[dict], summary: dict) -> list[Metric]:
+def _child_metrics(
+    cells: list[dict], summary: dict, positions: dict[str, float] | None = None
+) -> list[Metric]:
     metrics = []
     if cells and math.isfinite(cells[0]["train_dcr"]):  # NaN: a mix, with no DCR of its own
         metrics.append(_metric("train_dcr", cells[0]["train_dcr"]))
         metrics.append(_metric("train_dcr_raw", cells[0]["train_dcr_raw"]))
     for cell in cells:
-        test, name = cell["test_setting"], cell["metric"]
+        test, name = ordered_name(cell["test_setting"], positions), cell["metric"]
         metrics.append(_metric(f"{name}/test_{test}", cell["value"]))
         if math.isfinite(cell["relative"]):  # NaN when the original/original value is 0
             metrics.append(_metric(f"relative_{name}/test_{test}", cell["relative"]))

@@ -24,7 +24,7 @@ import matplotlib
 import pytest
 
 from sweep import cluster as sweep_cluster
-from sweep.cluster import is_auth_failure, join_ray, start_ray
+from sweep.cluster import cap_bundles, capped_placement, is_auth_failure, join_ray, start_ray
 from sweep.config import ClusterOptions, ConfigError
 from tests.conftest import SMALLER_VIT
 
@@ -92,19 +92,33 @@ def test_local_passes_address_local_whatever_ray_address_says(monkeypatch):
     assert [call["num_cpus"] for call in init.calls] == [2, 2]
 
 
-def test_join_leaves_num_cpus_to_the_cluster_and_says_so(monkeypatch, caplog):
+def test_join_passes_no_num_cpus_to_ray_and_says_how_it_caps(monkeypatch, caplog):
     import ray
 
     init = RecordedInit()
     monkeypatch.setattr(ray, "init", init)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    with caplog.at_level(logging.WARNING, logger="sweep.cluster"):
+    with caplog.at_level(logging.INFO, logger="sweep.cluster"):
         start_ray(cluster_options("auto", num_cpus=4))
     [call] = init.calls
-    # Ray refuses num_cpus when connecting to an existing cluster.
+    # Ray refuses num_cpus when connecting to an existing cluster: a reservation caps instead.
     assert call["address"] == "auto" and "num_cpus" not in call
-    assert "cluster.num_cpus=4 is ignored" in caplog.text
-    assert "ray start --num-cpus" in caplog.text
+    assert "cluster.num_cpus=4: the sweep's tasks share a reservation of 4" in caplog.text
+
+
+def test_the_reservation_fits_the_largest_task_and_a_gpu_per_bundle_where_used():
+    one_cpu, training = {"num_cpus": 1}, {"num_cpus": 3, "num_gpus": 1}
+    assert cap_bundles(4, one_cpu, gpus=0) == [{"CPU": 1}] * 4
+    # Ray places a task inside one bundle: bundles of the largest task's CPUs, never more
+    # CPUs in all than num_cpus (7 // 3 = 2 bundles, 6 CPUs).
+    assert cap_bundles(7, training, gpus=1) == [{"CPU": 3, "GPU": 1}, {"CPU": 3}]
+    assert cap_bundles(7, training, gpus=4) == [{"CPU": 3, "GPU": 1}] * 2
+    assert cap_bundles(7, {"num_cpus": 3}, gpus=4) == [{"CPU": 3}] * 2
+    with pytest.raises(ConfigError, match="cluster.num_cpus.*cannot hold one task of 3"):
+        cap_bundles(2, training, gpus=1)
+    # A private Ray is sized by num_cpus itself; no cap set, no reservation.
+    assert capped_placement(cluster_options("local", 2), [one_cpu], {"CPU": 8}) is None
+    assert capped_placement(cluster_options("auto", None), [one_cpu], {"CPU": 8}) is None
 
 
 def test_join_where_nothing_listens_names_the_address_at_once():
@@ -190,8 +204,11 @@ class TwoNodeCluster:
 
     def finished_tasks(self) -> dict[str, str]:
         """task id -> node id of every finished task the cluster remembers."""
-        tasks = self.get("/api/v0/tasks?limit=10000&detail=1")["data"]["result"]["result"]
-        return {t["task_id"]: t["node_id"] for t in tasks if t["state"] == "FINISHED"}
+        return {t["task_id"]: t["node_id"] for t in self.tasks() if t["state"] == "FINISHED"}
+
+    def tasks(self) -> list[dict]:
+        """Every task the cluster remembers (id, name, job, node, state, ...)."""
+        return self.get("/api/v0/tasks?limit=10000&detail=1")["data"]["result"]["result"]
 
 
 def ray_start(arguments: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -365,6 +382,50 @@ def test_sweep_on_two_nodes_matches_a_run_without_ray(two_nodes, imagefolder, tm
         return set(ours.values()) == set(two_nodes.alive_nodes())
 
     wait_until(ran_on_both_nodes, 30, "the sweep's tasks did not run on both nodes")
+
+
+@pytest.mark.slow
+def test_num_cpus_holds_a_joined_sweep_to_its_reservation(two_nodes, imagefolder, tmp_path):
+    """Two nodes of one CPU each; cluster.num_cpus=1 reserves one CPU: every task of the
+    sweep runs inside the reservation (a placement group), one at a time (without the cap
+    they run two at a time, on both nodes, as above)."""
+    before = two_nodes.finished_tasks()
+    capped = run(
+        sweep_command(
+            "grid.train=[original,4]",
+            "grid.test=[original,4]",
+            f"task.root={imagefolder}",
+            f"results_dir={tmp_path / 'capped'}",
+            f"cluster.address={two_nodes.address}",
+            "cluster.num_cpus=1",
+        ),
+        env=two_nodes.env,
+    )
+    assert capped.returncode == 0, capped.stderr[-3000:]
+    assert "share a reservation of 1 of the cluster's CPUs" in capped.stdout + capped.stderr
+
+    def ours() -> list[dict]:
+        return [t for t in two_nodes.tasks() if t["state"] == "FINISHED" and
+                t["task_id"] not in before]  # fmt: skip
+
+    # Eight tasks or more (validations, encodes, trainings, evaluations), reported by the
+    # workers a moment after they run.
+    wait_until(lambda: len(ours()) >= 8, 30, "the sweep's tasks were not reported")
+    tasks = ours()
+    assert all(task["placement_group_id"] for task in tasks), tasks
+    # At most one task at any moment: sorted by start, each starts once the one before ended
+    # (within the few milliseconds between a worker's return and its FINISHED event).
+    spans = sorted((started_ms(task), task["end_time_ms"]) for task in tasks)
+    overlaps = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1] - 20]
+    assert not overlaps, overlaps
+
+
+def started_ms(task: dict) -> float:
+    """When a task started: its RUNNING event, or (a short task whose RUNNING event Ray
+    dropped) its hand-over to the worker."""
+    if task["start_time_ms"] is not None:
+        return task["start_time_ms"]
+    return max(e["created_ms"] for e in task["events"] if e["state"] == "SUBMITTED_TO_WORKER")
 
 
 def without_the_token(cluster: TwoNodeCluster, home: Path, **auth: str) -> dict[str, str]:

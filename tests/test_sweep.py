@@ -93,7 +93,7 @@ def test_inline_sweep_writes_results_report_and_mlflow_runs(imagefolder, tmp_pat
         assert low <= float(row["relative"]) <= high
     assert (rows[0]["relative_ci_low"], rows[0]["relative_ci_high"]) == ("1.0", "1.0")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
-    assert any("accuracy_ci_low/test_4" in child.data.metrics for child in children)
+    assert any("accuracy_ci_low/test_004.0_4" in child.data.metrics for child in children)
     # A dashboard worth reviewing: the experiment opens on its runs; children filter by task,
     # model and codec and sort by a numeric position; operations are tags, not parameters;
     # the parent's clock is the sweep's, with its wall time and stage counts as metrics.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 from sweep.report.tables import add_relative
-from sweep.track import COMPLETE_TAG, Tracker, flatten_config
+from sweep.track import COMPLETE_TAG, Tracker, flatten_config, ordered_name
 
 
 def sweep_rows() -> tuple[list[dict], list[dict]]:
@@ -36,7 +36,7 @@ def sweep_rows() -> tuple[list[dict], list[dict]]:
     return add_relative(rows), dcr
 
 
-def log(tracker: Tracker, artifact) -> str:
+def log(tracker: Tracker, artifact, positions: dict[str, float] | None = None) -> str:
     rows, dcr = sweep_rows()
     return tracker.log_sweep(
         "sweepkey",
@@ -47,6 +47,7 @@ def log(tracker: Tracker, artifact) -> str:
         {"original": {"train_loss": [1.0, 0.5], "images_per_second": 10.0}},
         {"original": "trainkey0", "4": "trainkey4"},
         [artifact],
+        positions=positions,
     )
 
 
@@ -107,6 +108,37 @@ def test_interrupted_logging_is_finished_without_duplicates(tmp_path):
     child = next(r for r in runs if r.info.run_id != parent_id)
     history = client.get_metric_history(child.info.run_id, "accuracy/test_4")
     assert len(history) == 1
+
+
+def test_names_sort_in_the_order_of_compression(tmp_path):
+    """Settings as strings sort 15 before 4; names led by the axis position do not."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    artifact = tmp_path / "results.csv"
+    artifact.write_text("a\n")
+    tracker = Tracker(uri, "sweep-demo", tmp_path / "artifacts")
+    tracker.prepare()
+    parent_id = log(tracker, artifact, {"original": 0.0, "4": 4.0, "15": 15.0})
+    client = MlflowClient(uri)
+    assert client.get_run(parent_id).data.metrics["dcr/test/004.0_4"] == 0.5
+    children = client.search_runs(
+        [tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    names = sorted(c.info.run_name for c in children)
+    assert names == ["train_000.0_original", "train_004.0_4"]
+    child = next(c for c in children if c.data.tags["train_setting"] == "4")
+    assert child.data.metrics["train_position"] == 4.0
+    tests = sorted(k for k in child.data.metrics if k.startswith("accuracy/"))
+    assert tests == ["accuracy/test_000.0_original", "accuracy/test_004.0_4"]
+    names = [ordered_name(s, {"original": 0, "4": 4, "15": 15, "0.5": 0.5}) for s in
+             ("15", "original", "4", "0.5")]  # fmt: skip
+    assert sorted(names) == ["000.0_original", "000.5_0.5", "004.0_4", "015.0_15"]
+    jpeg = {"q95": 5.0, "q90": 10.0, "q100-444": -0.4}  # 100 - quality; 4:4:4 below 0
+    assert sorted(ordered_name(s, jpeg) for s in jpeg) == [
+        "000.0_q100-444",
+        "005.0_q95",
+        "010.0_q90",
+    ]
+    assert ordered_name("7", None) == "7"
 
 
 def test_flatten_config():

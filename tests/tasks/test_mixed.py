@@ -125,4 +125,4 @@ def test_a_mixed_row_trains_on_its_settings_encodes_and_is_tested_on_every_setti
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("sweep-imagefolder")
     [child] = client.search_runs([experiment.experiment_id], "tags.train_setting = 'mixed'")
-    assert "accuracy/test_4" in child.data.metrics and "train_dcr" not in child.data.metrics
+    assert "accuracy/test_004.0_4" in child.data.metrics and "train_dcr" not in child.data.metrics
