@@ -420,15 +420,10 @@ def train_options(node: DictConfig) -> TrainOptions:
     _integer("train.epochs", options.epochs, minimum=0)
     for name in ("batch_size", "eval_batch_size"):
         _integer(f"train.{name}", getattr(options, name), minimum=1)
-    workers = options.loader_workers
-    if workers != AUTO_WORKERS and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
-    ):
-        raise ConfigError(
-            "train.loader_workers",
-            f"must be {AUTO_WORKERS} (from the CPUs each task gets) or an integer >= 0, "
-            f"got {workers!r}",
-        )
+    _integer_or_word(
+        "train.loader_workers", options.loader_workers, AUTO_WORKERS, 0,
+        f"{AUTO_WORKERS} (from the CPUs each task gets) or an integer >= 0",
+    )  # fmt: skip
     if not options.lr > 0:
         raise ConfigError("train.lr", f"must be positive, got {options.lr}")
     if options.weight_decay < 0:
@@ -484,15 +479,11 @@ def distortion_options(node: DictConfig | None) -> DistortionOptions:
         if len(set(value)) != len(value):
             raise ConfigError(f"distortion.{name}", f"lists an entry more than once: {value}")
         lists[name] = tuple(value)
-    sample = options.sample
-    if sample != MEASURE_ALL and (
-        isinstance(sample, bool) or not isinstance(sample, int) or sample < 1
-    ):
-        raise ConfigError(
-            "distortion.sample",
-            f"must be a number of images >= 1 (a seeded sample of each split) or "
-            f"'{MEASURE_ALL}' (every image), got {sample!r}",
-        )
+    sample = _integer_or_word(
+        "distortion.sample", options.sample, MEASURE_ALL, 1,
+        f"a number of images >= 1 (a seeded sample of each split) or '{MEASURE_ALL}' (every "
+        "image)",
+    )  # fmt: skip
     seed = _integer("distortion.seed", options.seed, minimum=0)
     return DistortionOptions(options.enabled, **lists, sample=sample, seed=seed)
 
@@ -603,6 +594,13 @@ def seeds_of(cfg: DictConfig) -> list[int]:
     if len(set(values)) != len(values):
         raise ConfigError("seeds", f"lists a seed more than once: {values}")
     return values
+
+
+def _integer_or_word(option: str, value: Any, word: str, minimum: int, allowed: str) -> Any:
+    """An option that is either `word` (e.g. auto, all) or an integer >= minimum."""
+    if value != word and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        raise ConfigError(option, f"must be {allowed}, got {value!r}")
+    return value
 
 
 def _integer(option: str, value: Any, minimum: int) -> int:

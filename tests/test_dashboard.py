@@ -10,11 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +22,7 @@ from sweep.config import build_sweep
 from sweep.run import run_sweep
 from sweep.track import runs_url
 from tests.conftest import FAST_SWEEP, compose_config
-from tests.test_mlflow_server import free_port
+from tests.test_mlflow_server import free_port, serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1600, 1000)
@@ -63,38 +59,10 @@ def logged_sweep(imagefolder, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dashboard(logged_sweep: Path):
-    """`mlflow ui` over the sweep's database (as `make ui` serves it), in its own process
-    group; yields its address."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{logged_sweep}/mlflow.db",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.5)
+    """`mlflow ui` over the sweep's database (as `make ui` serves it); yields its address."""
+    arguments = ["ui", "--backend-store-uri", f"sqlite:///{logged_sweep}/mlflow.db"]
+    with serving(arguments, free_port()) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 class Browser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,23 +27,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path):
-    """`mlflow server` as a team runs it (sqlite backend, artifacts served by the server),
-    in its own process group so that it and its workers end together."""
-    port = free_port()
-    root = tmp_path / "server"
-    root.mkdir()
+@contextlib.contextmanager
+def serving(arguments: list[str], port: int) -> Iterator[str]:
+    """`python -m mlflow <arguments>` on loopback at `port`, in its own process group, until
+    its /health answers; yields its address. At the end the whole group goes (MLflow 3's job
+    consumers outlive a SIGTERM to the server, so the group is then killed)."""
     process = subprocess.Popen(
-        [
-            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-            "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
-        ],
+        [sys.executable, "-m", "mlflow", *arguments, "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -54,14 +50,29 @@ def mlflow_server(tmp_path: Path):
                 if process.poll() is not None or time.time() > deadline:
                     raise RuntimeError(process.stderr.read().decode()[-2000:]) from None
                 time.sleep(0.5)
-        yield url, root / "artifacts"
+        yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    """`mlflow server` as a team runs it (sqlite backend, artifacts served by the server)."""
+    root = tmp_path / "server"
+    root.mkdir()
+    arguments = [
+        "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+        "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
+    ]  # fmt: skip
+    with serving(arguments, free_port()) as url:
+        yield url, root / "artifacts"
 
 
 def test_a_sweep_logs_through_a_tracking_server_and_a_rerun_makes_no_duplicates(
