@@ -107,7 +107,7 @@ def sample_files(folder: Path) -> list:
     from PIL import Image
     from skimage import data
 
-    from sweep.tasks.options import LabelledFile
+    from sweep.data.files import LabelledFile
 
     photos = [
         data.astronaut(),
@@ -144,10 +144,10 @@ def data_path_figures() -> dict:
     import torch
     from PIL import Image
 
+    from sweep.data.files import LabelledFile
     from sweep.inputs.coefficients import reads_straight
     from sweep.inputs.dct_planes import DctPlanes
     from sweep.inputs.rgb import RgbPixels
-    from sweep.tasks.options import LabelledFile
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per core

@@ -123,7 +123,7 @@ def train_recipe(model_node: dict) -> str:
 
 def components(check: Check):
     """The model family, task kind and training options of a check, from conf/."""
-    from sweep.tasks.options import TrainOptions
+    from sweep.options import TrainOptions
 
     node = load_yaml("model", check.model)
     # The resizer is a wrapper that sweep.config adds; none here, as in the shipped configs.
@@ -161,7 +161,7 @@ def labelled_files(kind: str, paths: list[str], classes: int, folder: Path, size
     """The files with generated annotations of the task kind: a class, boxes, or a mask."""
     from PIL import Image
 
-    from sweep.tasks.options import LabelledFile
+    from sweep.data.files import LabelledFile
 
     width, height = size
     rng = np.random.default_rng(1)
@@ -287,7 +287,7 @@ def cuda_index() -> int:
 def check_model(name: str, check: Check, folder: Path, paths: list[str], size, args) -> dict:
     import torch
 
-    from sweep.tasks.options import loader_processes
+    from sweep.options import loader_processes
     from sweep.tasks.runtime import WEIGHTS_FILE
 
     model, task, options = components(check)

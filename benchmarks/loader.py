@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep.data.files import DecodedFiles, LabelledFile
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.store import ArtifactStore
-from sweep.tasks.options import DecodedFiles, LabelledFile
 
 WIDTH, HEIGHT = 512, 384
 JPEG_QUALITY = 90
@@ -141,7 +141,7 @@ def through_loader(dataset, workers: int, rounds: int) -> dict:
     processes, one pass per round after a first that starts the workers."""
     import torch
 
-    from sweep.tasks.options import TrainOptions
+    from sweep.options import TrainOptions
     from sweep.tasks.runtime import training_loader
 
     options = TrainOptions(batch_size=BATCH_SIZE, loader_workers=workers)

@@ -16,7 +16,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
+from sweep.errors import OptionError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 USAGE_ERROR = 2
@@ -64,7 +65,7 @@ def run_reporting_errors(work: Callable[[], Path]) -> Path:
 
     try:
         return work()
-    except ConfigError as error:
+    except OptionError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
     except LockHeldError as error:  # another driver runs on results_dir: try again later

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from sweep.codecs.base import MIXED, ORIGINAL
 from sweep.data.base import SPLITS, ImageItem
 from sweep.data.digests import DIGEST_FOLDER, FileDigests
+from sweep.data.files import LabelledFile
 from sweep.data.validate import QUARANTINED, decoder_identity
 from sweep.plan import Plan, SweepPlan
 from sweep.screen import Screening, screened_fingerprint
@@ -40,7 +41,6 @@ from sweep.stages.kind import Stage
 from sweep.stages.shards import shard_key
 from sweep.stages.validate import read_verdicts, validate_stage
 from sweep.store import ArtifactStore
-from sweep.tasks.options import LabelledFile
 
 if TYPE_CHECKING:
     from sweep.config import Sweep

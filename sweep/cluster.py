@@ -14,7 +14,8 @@ import os
 import socket
 from pathlib import Path
 
-from sweep.config import ClusterOptions, ConfigError
+from sweep.errors import OptionError
+from sweep.options import ClusterOptions
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def join_ray(address: str, num_cpus: int | None) -> None:
             holds the sweep's tasks to that many CPUs.
 
     Raises:
-        ConfigError: naming cluster.address, when nothing answers there or the cluster refuses
+        OptionError: naming cluster.address, when nothing answers there or the cluster refuses
             this process's authentication token.
     """
     import ray
@@ -96,16 +97,16 @@ def join_ray(address: str, num_cpus: int | None) -> None:
     except (ray.exceptions.RayError, ConnectionError, RuntimeError, ValueError) as error:
         # ValueError: an address Ray cannot parse.
         if is_auth_failure(error):
-            raise ConfigError(
-                "cluster.address",
+            raise OptionError(
                 f"cannot authenticate to the Ray cluster at {where} (it uses token "
                 f"authentication; this process has no token, or another one): {AUTH_FIX}",
+                option="cluster.address",
             ) from None
-        raise ConfigError(
-            "cluster.address",
+        raise OptionError(
             f"cannot join the Ray cluster at {where} ({first_line(error)}): start it with "
             "`ray start --head` on the head node, fix the address (host:port of the head, as "
             "`ray start --head` printed it), or use cluster=local",
+            option="cluster.address",
         ) from None
 
 
@@ -145,18 +146,18 @@ def check_reachable(address: str) -> None:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
             pass
     except socket.gaierror as error:
-        raise ConfigError(
-            "cluster.address",
+        raise OptionError(
             f"unknown host '{host}' in {describe_address(address)} ({error.strerror}): give the "
             "head node's host name or IP address, or use cluster=local",
+            option="cluster.address",
         ) from None
     except OSError as error:
         reason = "no answer" if isinstance(error, TimeoutError) else error.strerror or error
-        raise ConfigError(
-            "cluster.address",
+        raise OptionError(
             f"nothing answers at {describe_address(address)} ({reason}): "
             f"start the head there with `ray start --head --port={port}`, fix the address "
             "(host:port of the head, as `ray start --head` printed it), or use cluster=local",
+            option="cluster.address",
         ) from None
 
 
@@ -190,14 +191,14 @@ def cap_bundles(num_cpus: int, largest: dict, gpus: float) -> list[dict]:
     of them with one GPU each while the cluster has GPUs and the largest task uses one.
 
     Raises:
-        ConfigError: naming cluster.num_cpus, when not even the largest task fits.
+        OptionError: naming cluster.num_cpus, when not even the largest task fits.
     """
     size = max(1, int(largest.get("num_cpus", 1)))
     if num_cpus < size:
-        raise ConfigError(
-            "cluster.num_cpus",
+        raise OptionError(
             f"{num_cpus} CPUs cannot hold one task of {size} (train.loader_workers plus "
             "one): raise cluster.num_cpus or lower train.loader_workers",
+            option="cluster.num_cpus",
         )
     count = num_cpus // size
     with_gpu = min(count, int(gpus)) if largest.get("num_gpus", 0) else 0
@@ -217,11 +218,11 @@ class CappedPlacement:
         ready, _ = ray.wait([self.group.ready()], timeout=timeout_s)
         if not ready:
             self.release()
-            raise ConfigError(
-                "cluster.num_cpus",
+            raise OptionError(
                 f"the cluster could not reserve {sum(b['CPU'] for b in bundles)} CPUs in "
                 f"{len(bundles)} bundles {bundles[0]} within {timeout_s:.0f} s (busy, or no "
                 "node large enough): lower cluster.num_cpus or train.loader_workers",
+                option="cluster.num_cpus",
             )
         self.strategy = PlacementGroupSchedulingStrategy(
             placement_group=self.group, placement_group_capture_child_tasks=True

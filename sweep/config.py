@@ -1,6 +1,6 @@
 """From a composed Hydra config to validated components, before any work starts.
 
-Every user mistake becomes a ConfigError that names the option and what would be valid; the
+Every user mistake becomes an OptionError that names the option and what would be valid; the
 entry point prints it and exits with code 2. Components are instantiated here from their
 `_target_` and never see the config object.
 """
@@ -36,10 +36,10 @@ from sweep.experiments.options import (
     nightly_options,
 )
 from sweep.models.errors import ModelUnavailableError
+from sweep.options import AMP_CHOICES, AUTO_WORKERS, ClusterOptions, TrackingOptions, TrainOptions
 from sweep.sensitivity.options import TASK_KIND as SENSITIVITY_TASK_KIND
 from sweep.sensitivity.options import SensitivityOptions, sensitivity_options
 from sweep.store import ArtifactStore, StoreError
-from sweep.tasks.options import AMP_CHOICES, AUTO_WORKERS, TrainOptions
 
 if TYPE_CHECKING:  # the task kinds import torch; this module is imported by every worker
     from sweep.models.base import ModelFamily
@@ -56,35 +56,6 @@ ON_ERROR_CHOICES = ("quarantine", "fail")
 ON_UNREACHABLE_CHOICES = ("fail", "defer")
 # URI schemes MLflow 3 accepts for its tracking store (the plain file store is refused).
 TRACKING_SCHEMES = ("sqlite:///", "postgresql://", "mysql://", "http://", "https://", "databricks")
-
-
-class ConfigError(Exception):
-    """A config value that cannot work; str() names the option and the allowed values."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(f"{option}: {message}")
-        self.option = option
-
-
-@dataclass(frozen=True)
-class ClusterOptions:
-    mode: str
-    address: str | None
-    num_cpus: int | None
-    torch_threads: int | None
-    encode_shard_size: int
-    max_retries: int
-    eval_gpu_fraction: float
-    # Trained models per evaluation task: each test batch is decoded once for all of them.
-    eval_group_size: int = 12
-
-
-@dataclass(frozen=True)
-class TrackingOptions:
-    enabled: bool
-    uri: str | None
-    experiment: str | None
-    on_unreachable: str = "fail"
 
 
 @dataclass
@@ -131,7 +102,7 @@ class Sweep:
 
 
 def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
-    """Validates the config and instantiates its components; raises ConfigError.
+    """Validates the config and instantiates its components; raises OptionError.
 
     Args:
         cfg: The composed config.
@@ -139,8 +110,8 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
             (False when only the config itself is inspected, as in tests of composition).
     """
     if "root" in cfg.task.keys() and OmegaConf.is_missing(cfg.task, "root"):
-        raise ConfigError(
-            "task.root", "is required: the dataset folder, e.g. task.root=/data/food-101"
+        raise OptionError(
+            "is required: the dataset folder, e.g. task.root=/data/food-101", option="task.root"
         )
     try:
         OmegaConf.resolve(cfg)
@@ -150,7 +121,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         found = re.search(r"Missing mandatory value: ([\w.]+)", str(error))
         missing = [found.group(1) if found else error.full_key]
     if missing:
-        raise ConfigError(missing[0], "is required")
+        raise OptionError("is required", option=missing[0])
     results_dir = Path(cfg.results_dir).absolute()
     codec = _instantiate("codec", cfg.codec)
     train_settings, mixed_settings = train_grid(cfg.grid, codec)
@@ -189,12 +160,12 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
     _check_name("codec.name", sweep.codec.name)
     task_kind = sweep.task.kind
     if sweep.model.task_kind != task_kind:
-        raise ConfigError(
-            "model",
+        raise OptionError(
             f"{sweep.model.name} is a {sweep.model.task_kind} model but task="
             f"{sweep.task_name} is {task_kind}: choose a {task_kind} model (each task picks "
             f"one by default when model= is left out), or a {sweep.model.task_kind} task "
             f"such as task={DEMO_TASKS.get(sweep.model.task_kind, 'demo')}",
+            option="model",
         )
     if sweep.options.epochs == 0 and sweep.train_settings != [ORIGINAL]:
         # train=none: one model, as loaded, whatever the train split is encoded at.
@@ -222,20 +193,20 @@ def _check_contracts(sweep: Sweep) -> None:
         ("model", sweep.model, ModelFamily),
     ):
         if not isinstance(component, contract):
-            raise ConfigError(
-                f"{option}._target_",
+            raise OptionError(
                 f"{type(component).__module__}.{type(component).__qualname__} is not a "
                 f"{contract.__name__} (see {contract.__module__.replace('.', '/')}.py for "
                 f"what one provides)",
+                option=f"{option}._target_",
             )
     # A task kind's own training options must exist: they enter its training keys.
     known = {field.name for field in fields(TrainOptions)}
     unknown = [name for name in sweep.task.option_fields if name not in known]
     if unknown:
-        raise ConfigError(
-            "task.kind._target_",
+        raise OptionError(
             f"{type(sweep.task).__qualname__}.option_fields names {unknown}, which are not "
-            f"train options (sweep/tasks/options.py TrainOptions: {sorted(known)})",
+            f"train options (sweep/options.py TrainOptions: {sorted(known)})",
+            option="task.kind._target_",
         )
 
 
@@ -246,17 +217,17 @@ def _check_tuning_map(sweep: Sweep) -> None:
     if not codec.needs_sensitivity_map:
         return
     if sweep.task.kind != SENSITIVITY_TASK_KIND:
-        raise ConfigError(
-            "codec.map",
+        raise OptionError(
             f"codec={codec.name} measures its map on a classifier, and task={sweep.task_name} "
             f"is {sweep.task.kind}: give a map file of a classifier, codec.map=<map.json> (the "
             f"sensitivity/ folder of a classification sweep's report holds them)",
+            option="codec.map",
         )
     if getattr(codec, "subsampling", None) == "422":
-        raise ConfigError(
-            "codec.subsampling",
+        raise OptionError(
             "4:2:2 has no measured sensitivity map (maps are 4:2:0 or 4:4:4): use 4:2:0 or "
             "4:4:4, or give codec.map=<map.json>",
+            option="codec.subsampling",
         )
 
 
@@ -265,21 +236,21 @@ def check_environment(sweep: Sweep) -> None:
     try:
         sweep.store.check_writable()
     except StoreError as error:
-        raise ConfigError("results_dir", str(error)) from None
+        raise OptionError(str(error), option="results_dir") from None
     try:
         sweep.reader.prepare()
         for split in ("train", "test"):
             sweep.reader.items(split)
     except DatasetError as error:
-        raise ConfigError(error.option or "task.root", str(error)) from None
+        raise error.under("task.root") from None
     try:
         sweep.model.check_available()
     except ModelUnavailableError as error:
-        raise ConfigError("model", str(error)) from None
+        raise OptionError(str(error), option="model") from None
     if sweep.tracking.enabled:
         try:
             check_tracking_server(sweep.tracking.uri)
-        except ConfigError as error:
+        except OptionError as error:
             if sweep.tracking.on_unreachable != "defer":
                 raise
             log.warning("%s; tracking.on_unreachable=defer: the sweep runs, logging waits", error)
@@ -290,9 +261,9 @@ def model_as_loaded(sweep: Sweep) -> ModelFamily:
     try:
         return sweep.model.as_loaded(sweep.reader.class_names())
     except OptionError as error:
-        raise ConfigError(error.option or "train", str(error)) from None
+        raise error.under("train") from None
     except ModelUnavailableError as error:  # the head is read from the weight file
-        raise ConfigError("model", str(error)) from None
+        raise OptionError(str(error), option="model") from None
 
 
 def model_family(node: DictConfig) -> ModelFamily:
@@ -307,7 +278,7 @@ def model_family(node: DictConfig) -> ModelFamily:
     try:
         return with_resizer(family, str(kind), options)
     except OptionError as error:
-        raise ConfigError(error.option or "model.resizer", str(error)) from None
+        raise error.under("model.resizer") from None
 
 
 def _instantiate(option: str, node: DictConfig | dict) -> Any:
@@ -315,7 +286,9 @@ def _instantiate(option: str, node: DictConfig | dict) -> Any:
         return instantiate(node, _convert_="all")
     except InstantiationException as error:
         cause = error.__cause__ or error
-        raise ConfigError(getattr(cause, "option", None) or option, str(cause)) from None
+        if isinstance(cause, OptionError):
+            raise cause.under(option) from None
+        raise OptionError(str(cause), option=option) from None
 
 
 def _options(cls: type, option: str, node: DictConfig) -> Any:
@@ -324,7 +297,7 @@ def _options(cls: type, option: str, node: DictConfig) -> Any:
     values = OmegaConf.to_container(node)
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-        raise ConfigError(f"{option}.{unknown[0]}", f"unknown option; known: {allowed}")
+        raise OptionError(f"unknown option; known: {allowed}", option=f"{option}.{unknown[0]}")
     for field in fields(cls):
         value = values.get(field.name)
         expected = {"int": int, "float": (int, float), "bool": bool}.get(
@@ -338,14 +311,18 @@ def _options(cls: type, option: str, node: DictConfig) -> Any:
                 or (expected is not bool and isinstance(value, bool))
             )
         ):
-            raise ConfigError(f"{option}.{field.name}", f"must be {field.type}, got {value!r}")
+            raise OptionError(
+                f"must be {field.type}, got {value!r}", option=f"{option}.{field.name}"
+            )
     return cls(**values)
 
 
 def _check_name(option: str, name: str) -> str:
     """Names become folder names: letters, digits, '.', '_' and '-' only."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)) or ".." in str(name):
-        raise ConfigError(option, f"'{name}' may hold only letters, digits, '.', '_' and '-'")
+        raise OptionError(
+            f"'{name}' may hold only letters, digits, '.', '_' and '-'", option=option
+        )
     return str(name)
 
 
@@ -353,7 +330,7 @@ def _store(results_dir: Path) -> ArtifactStore:
     try:
         return ArtifactStore(results_dir / "store")
     except StoreError as error:
-        raise ConfigError("results_dir", str(error)) from None
+        raise OptionError(str(error), option="results_dir") from None
 
 
 def grid_settings(option: str, value: Any, codec: Codec) -> list[str]:
@@ -361,17 +338,19 @@ def grid_settings(option: str, value: Any, codec: Codec) -> list[str]:
     if value == "all":
         return codec.sweep_settings()
     if not isinstance(value, ListConfig | list | tuple) or len(value) == 0:
-        raise ConfigError(option, f"must be 'all' or a non-empty list of settings, got {value!r}")
+        raise OptionError(
+            f"must be 'all' or a non-empty list of settings, got {value!r}", option=option
+        )
     try:
         settings = [codec.parse_setting(setting) for setting in value]
     except SettingError as error:
-        raise ConfigError(option, str(error)) from None
+        raise OptionError(str(error), option=option) from None
     duplicated = sorted({s for s in settings if settings.count(s) > 1})
     if duplicated:
-        raise ConfigError(option, f"lists {duplicated} more than once")
+        raise OptionError(f"lists {duplicated} more than once", option=option)
     if ORIGINAL not in settings:
-        raise ConfigError(
-            option, "must include 'original': relative metrics divide by the original cell"
+        raise OptionError(
+            "must include 'original': relative metrics divide by the original cell", option=option
         )
     return settings
 
@@ -389,31 +368,33 @@ def train_grid(grid: DictConfig, codec: Codec) -> tuple[list[str], tuple[str, ..
     if chosen is None:
         mix = list(settings)
     elif not isinstance(chosen, ListConfig | list | tuple):
-        raise ConfigError("grid.mixed", f"must be a list of train settings, got {chosen!r}")
+        raise OptionError(f"must be a list of train settings, got {chosen!r}", option="grid.mixed")
     else:
         try:
             mix = list(dict.fromkeys(codec.parse_setting(setting) for setting in chosen))
         except SettingError as error:
-            raise ConfigError("grid.mixed", str(error)) from None
+            raise OptionError(str(error), option="grid.mixed") from None
         absent = [s for s in mix if s not in settings]
         if absent:
-            raise ConfigError(
-                "grid.mixed",
+            raise OptionError(
                 f"{absent} not in grid.train {settings}: a mix draws from the train split's "
                 "encodes, so add them to grid.train",
+                option="grid.mixed",
             )
     if len(mix) < 2:
-        raise ConfigError("grid.mixed", f"needs two or more settings to draw from, got {mix}")
+        raise OptionError(
+            f"needs two or more settings to draw from, got {mix}", option="grid.mixed"
+        )
     return [*settings, MIXED], tuple(mix)
 
 
 def train_options(node: DictConfig) -> TrainOptions:
     decode_cache = node.get("decode_cache", False)
     if not isinstance(decode_cache, bool):
-        raise ConfigError(
-            "train.decode_cache",
+        raise OptionError(
             f"must be true (decode each train setting's images once into a cache of pixels "
             f"that its trainings read, ~H*W*3 bytes an image) or false, got {decode_cache!r}",
+            option="train.decode_cache",
         )
     options = _options(TrainOptions, "train", node)
     # 0 epochs: the model is evaluated as loaded (train=none).
@@ -425,26 +406,28 @@ def train_options(node: DictConfig) -> TrainOptions:
         f"{AUTO_WORKERS} (from the CPUs each task gets) or an integer >= 0",
     )  # fmt: skip
     if not options.lr > 0:
-        raise ConfigError("train.lr", f"must be positive, got {options.lr}")
+        raise OptionError(f"must be positive, got {options.lr}", option="train.lr")
     if options.weight_decay < 0:
-        raise ConfigError("train.weight_decay", f"must be >= 0, got {options.weight_decay}")
+        raise OptionError(f"must be >= 0, got {options.weight_decay}", option="train.weight_decay")
     if not 0 <= options.warmup_fraction < 1:
-        raise ConfigError(
-            "train.warmup_fraction", f"must be in [0, 1), got {options.warmup_fraction}"
+        raise OptionError(
+            f"must be in [0, 1), got {options.warmup_fraction}", option="train.warmup_fraction"
         )
     if not 0 < options.min_crop_scale <= 1:
-        raise ConfigError(
-            "train.min_crop_scale", f"must be in (0, 1], got {options.min_crop_scale}"
+        raise OptionError(
+            f"must be in (0, 1], got {options.min_crop_scale}", option="train.min_crop_scale"
         )
     if options.amp not in AMP_CHOICES:
-        raise ConfigError("train.amp", f"'{options.amp}' is not one of {list(AMP_CHOICES)}")
+        raise OptionError(f"'{options.amp}' is not one of {list(AMP_CHOICES)}", option="train.amp")
     return options
 
 
 def cluster_options(node: DictConfig) -> ClusterOptions:
     options = _options(ClusterOptions, "cluster", node)
     if options.mode not in CLUSTER_MODES:
-        raise ConfigError("cluster.mode", f"'{options.mode}' is not one of {list(CLUSTER_MODES)}")
+        raise OptionError(
+            f"'{options.mode}' is not one of {list(CLUSTER_MODES)}", option="cluster.mode"
+        )
     _integer("cluster.encode_shard_size", options.encode_shard_size, minimum=1)
     _integer("cluster.max_retries", options.max_retries, minimum=0)
     _integer("cluster.eval_group_size", options.eval_group_size, minimum=1)
@@ -452,7 +435,7 @@ def cluster_options(node: DictConfig) -> ClusterOptions:
         if getattr(options, name) is not None:
             _integer(f"cluster.{name}", getattr(options, name), minimum=1)
     if not 0 < options.eval_gpu_fraction <= 1:
-        raise ConfigError("cluster.eval_gpu_fraction", "must be in (0, 1]")
+        raise OptionError("must be in (0, 1]", option="cluster.eval_gpu_fraction")
     return options
 
 
@@ -463,21 +446,27 @@ def distortion_options(node: DictConfig | None) -> DistortionOptions:
         return DistortionOptions()
     options = _options(DistortionOptions, "distortion", node)
     if not isinstance(options.enabled, bool):
-        raise ConfigError("distortion.enabled", f"must be true or false, got {options.enabled!r}")
+        raise OptionError(
+            f"must be true or false, got {options.enabled!r}", option="distortion.enabled"
+        )
     lists = {}
     for name, allowed in (("splits", MEASURE_SPLITS), ("measures", MEASURES)):
         value = getattr(options, name)
         if not isinstance(value, list | tuple) or (options.enabled and not value):
-            raise ConfigError(
-                f"distortion.{name}",
+            raise OptionError(
                 f"must be a non-empty list of {list(allowed)} (distortion.enabled=false turns "
                 f"measuring off), got {value!r}",
+                option=f"distortion.{name}",
             )
         unknown = [item for item in value if item not in allowed]
         if unknown:
-            raise ConfigError(f"distortion.{name}", f"'{unknown[0]}' is not one of {list(allowed)}")
+            raise OptionError(
+                f"'{unknown[0]}' is not one of {list(allowed)}", option=f"distortion.{name}"
+            )
         if len(set(value)) != len(value):
-            raise ConfigError(f"distortion.{name}", f"lists an entry more than once: {value}")
+            raise OptionError(
+                f"lists an entry more than once: {value}", option=f"distortion.{name}"
+            )
         lists[name] = tuple(value)
     sample = _integer_or_word(
         "distortion.sample", options.sample, MEASURE_ALL, 1,
@@ -495,7 +484,7 @@ def _checked_options(cls: type, option: str, node: DictConfig | None) -> Any:
     try:
         return _options(cls, option, node)
     except OptionError as error:
-        raise ConfigError(error.option or option, str(error)) from None
+        raise error.under(option) from None
 
 
 def _budget_options(node: DictConfig | None, codec: Codec) -> BudgetOptions | None:
@@ -505,7 +494,7 @@ def _budget_options(node: DictConfig | None, codec: Codec) -> BudgetOptions | No
     try:
         options = experiment_options(values)
     except OptionError as error:
-        raise ConfigError(error.option or "experiment", str(error)) from None
+        raise error.under("experiment") from None
     if options is None or options.settings is None:
         return options
     settings = grid_settings("experiment.settings", list(options.settings), codec)
@@ -518,13 +507,13 @@ def _nightly_options(node: DictConfig | None) -> NightlyOptions | None:
     try:
         return nightly_options(values)
     except OptionError as error:
-        raise ConfigError(error.option or "experiment", str(error)) from None
+        raise error.under("experiment") from None
 
 
 def _lock_wait(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(
-            "lock_wait", f"must be a number of seconds >= 0 (0: do not wait), got {value!r}"
+        raise OptionError(
+            f"must be a number of seconds >= 0 (0: do not wait), got {value!r}", option="lock_wait"
         )
     return float(value)
 
@@ -535,7 +524,7 @@ def _sensitivity_options(node: DictConfig | None) -> SensitivityOptions:
     try:
         return sensitivity_options(values)
     except OptionError as error:
-        raise ConfigError(error.option or "sensitivity", str(error)) from None
+        raise error.under("sensitivity") from None
 
 
 def tracking_options(node: DictConfig) -> TrackingOptions:
@@ -544,13 +533,13 @@ def tracking_options(node: DictConfig) -> TrackingOptions:
     if not options.enabled:
         return options
     if not options.uri or not str(options.uri).startswith(TRACKING_SCHEMES):
-        raise ConfigError(
-            "tracking.uri",
+        raise OptionError(
             f"'{options.uri}' is not an MLflow tracking URI MLflow 3 accepts: "
             f"use sqlite:///path/mlflow.db or http://host:port (or tracking=none)",
+            option="tracking.uri",
         )
     if not options.experiment:
-        raise ConfigError("tracking.experiment", "must name an MLflow experiment")
+        raise OptionError("must name an MLflow experiment", option="tracking.experiment")
     return options
 
 
@@ -563,22 +552,22 @@ def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
             pass
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise ConfigError(
-            "tracking.uri",
+        raise OptionError(
             f"no MLflow server answers at {uri} ({reason}): start it, fix the "
             f"address, or use tracking=local",
+            option="tracking.uri",
         ) from None
 
 
 def _flag(option: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(option, f"must be true or false, got {value!r}")
+        raise OptionError(f"must be true or false, got {value!r}", option=option)
     return value
 
 
 def _choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ConfigError(option, f"'{value}' is not one of {list(choices)}")
+        raise OptionError(f"'{value}' is not one of {list(choices)}", option=option)
     return value
 
 
@@ -589,21 +578,23 @@ def seeds_of(cfg: DictConfig) -> list[int]:
     if seeds is None:
         return [_integer("seed", cfg.seed, minimum=0)]
     if not isinstance(seeds, ListConfig) or not seeds:
-        raise ConfigError("seeds", f"must be a non-empty list such as [0,1,2], got {seeds!r}")
+        raise OptionError(
+            f"must be a non-empty list such as [0,1,2], got {seeds!r}", option="seeds"
+        )
     values = [_integer("seeds", value, minimum=0) for value in seeds]
     if len(set(values)) != len(values):
-        raise ConfigError("seeds", f"lists a seed more than once: {values}")
+        raise OptionError(f"lists a seed more than once: {values}", option="seeds")
     return values
 
 
 def _integer_or_word(option: str, value: Any, word: str, minimum: int, allowed: str) -> Any:
     """An option that is either `word` (e.g. auto, all) or an integer >= minimum."""
     if value != word and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-        raise ConfigError(option, f"must be {allowed}, got {value!r}")
+        raise OptionError(f"must be {allowed}, got {value!r}", option=option)
     return value
 
 
 def _integer(option: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(option, f"must be an integer >= {minimum}, got {value!r}")
+        raise OptionError(f"must be an integer >= {minimum}, got {value!r}", option=option)
     return value

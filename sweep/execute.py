@@ -16,7 +16,8 @@ from typing import Any
 from tqdm import tqdm
 
 from sweep.cluster import capped_placement, start_ray
-from sweep.config import ClusterOptions
+from sweep.errors import SweepError
+from sweep.options import ClusterOptions
 from sweep.plan import Plan
 from sweep.stages import STAGE_KINDS
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
@@ -25,7 +26,7 @@ from sweep.stages.shards import shard_key
 log = logging.getLogger(__name__)
 
 
-class SweepFailedError(RuntimeError):
+class SweepFailedError(SweepError):
     """Some stages failed after their retries; every finished stage stays in the store."""
 
 
@@ -200,9 +201,9 @@ def run_on_ray(
     if not ray.is_initialized():
         start_ray(cluster)
     resources = ray.cluster_resources()
-    from sweep.tasks.options import ray_loader_workers
+    from sweep.options import ray_loader_workers
 
-    # train.loader_workers=auto: one GPU's share of a node's cores (sweep/tasks/options.py).
+    # train.loader_workers=auto: one GPU's share of a node's cores (sweep/options.py).
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     workers = context.options.loader_workers if context.options else 0
     needs = ResourceNeeds(

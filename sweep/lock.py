@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sweep.errors import SweepError
 from sweep.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ POLL_SECONDS = 0.5
 _held: dict[Path, int] = {}
 
 
-class LockHeldError(RuntimeError):
+class LockHeldError(SweepError):
     """Another driver holds the results_dir's lock; the message names the lock file and its
     holder (pid, host, start time, command)."""
 

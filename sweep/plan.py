@@ -17,6 +17,7 @@ from sweep.codecs.base import Codec
 from sweep.data.base import DatasetReader, ImageItem
 from sweep.distortion import DistortionOptions
 from sweep.models.base import ModelFamily
+from sweep.options import TrainOptions
 from sweep.sensitivity.options import SensitivityOptions
 from sweep.stages import STAGE_KINDS, distortion, encode, evaluate, sensitivity, train
 from sweep.stages.distortion import DistortionStage
@@ -25,7 +26,6 @@ from sweep.stages.evaluate import EvaluateStage
 from sweep.stages.kind import Stage, digest
 from sweep.stages.sensitivity import SensitivityStage
 from sweep.stages.train import TrainStage
-from sweep.tasks.options import TrainOptions
 
 if TYPE_CHECKING:  # the task kinds import torch; the planner is imported by every worker
     from sweep.tasks.base import TaskKind

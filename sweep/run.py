@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from sweep.analysis.intervals import measure_intervals, with_intervals
 from sweep.analysis.recommendation import SCENARIOS
-from sweep.config import ConfigError, Sweep, TrackingOptions
+from sweep.config import Sweep
+from sweep.errors import OptionError
 from sweep.execute import execute
 from sweep.lock import results_dir_lock
+from sweep.options import TrackingOptions
 from sweep.plan import PlanInputs, SweepPlan, build_plan
 from sweep.report.resizer_figures import write_resizer_figures
 from sweep.report.tables import add_relative
@@ -259,7 +261,9 @@ def make_tracker(tracking: TrackingOptions, results_dir: Path) -> Tracker | Defe
     try:
         tracker.prepare()
     except Exception as error:  # MLflow raises many types for a bad store
-        raise ConfigError("tracking.uri", f"MLflow cannot use {tracking.uri}: {error}") from None
+        raise OptionError(
+            f"MLflow cannot use {tracking.uri}: {error}", option="tracking.uri"
+        ) from None
     return tracker
 
 

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sweep.errors import SweepError
+
 DONE = "DONE"
 # Temporary folders older than this belong to writers that died; younger ones may be in use.
 STALE_SECONDS = 24 * 3600
@@ -33,7 +35,7 @@ STALE_SECONDS = 24 * 3600
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class StoreError(RuntimeError):
+class StoreError(SweepError):
     """The store folder cannot be used; the message names it."""
 
 

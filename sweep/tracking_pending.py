@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sweep.config import ConfigError, Sweep, build_sweep, check_tracking_server
+from sweep.config import Sweep, build_sweep, check_tracking_server
+from sweep.errors import OptionError
 from sweep.store import write_json_atomic
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def deferring_tracker(tracker: Tracker, uri: str) -> DeferringTracker:
     try:
         check_tracking_server(uri)  # quick for a dead server: MLflow's client retries minutes
         tracker.prepare()
-    except ConfigError as error:
+    except OptionError as error:
         return DeferringTracker(None, uri, str(error))
     except Exception as error:
         return DeferringTracker(None, uri, f"{type(error).__name__}: {error}")

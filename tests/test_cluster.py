@@ -25,7 +25,8 @@ import pytest
 
 from sweep import cluster as sweep_cluster
 from sweep.cluster import cap_bundles, capped_placement, is_auth_failure, join_ray, start_ray
-from sweep.config import ClusterOptions, ConfigError
+from sweep.errors import OptionError
+from sweep.options import ClusterOptions
 from tests.conftest import SMALLER_VIT
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,7 +115,7 @@ def test_the_reservation_fits_the_largest_task_and_a_gpu_per_bundle_where_used()
     assert cap_bundles(7, training, gpus=1) == [{"CPU": 3, "GPU": 1}, {"CPU": 3}]
     assert cap_bundles(7, training, gpus=4) == [{"CPU": 3, "GPU": 1}] * 2
     assert cap_bundles(7, {"num_cpus": 3}, gpus=4) == [{"CPU": 3}] * 2
-    with pytest.raises(ConfigError, match="cluster.num_cpus.*cannot hold one task of 3"):
+    with pytest.raises(OptionError, match="cluster.num_cpus.*cannot hold one task of 3"):
         cap_bundles(2, training, gpus=1)
     # A private Ray is sized by num_cpus itself; no cap set, no reservation.
     assert capped_placement(cluster_options("local", 2), [one_cpu], {"CPU": 8}) is None
@@ -124,7 +125,7 @@ def test_the_reservation_fits_the_largest_task_and_a_gpu_per_bundle_where_used()
 def test_join_where_nothing_listens_names_the_address_at_once():
     [port] = free_ports(1)
     started = time.monotonic()
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(OptionError) as caught:
         join_ray(f"127.0.0.1:{port}", None)
     message = str(caught.value)
     assert caught.value.option == "cluster.address"
@@ -136,7 +137,7 @@ def test_join_where_nothing_listens_names_the_address_at_once():
 def test_auto_names_the_ray_address_it_tried(monkeypatch):
     [port] = free_ports(1)
     monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(OptionError) as caught:
         join_ray("auto", None)
     assert f"'auto' (RAY_ADDRESS=127.0.0.1:{port})" in str(caught.value)
 
@@ -151,7 +152,7 @@ def test_a_missing_token_says_how_to_authenticate(monkeypatch):
 
     monkeypatch.setattr(ray, "init", refuse)
     monkeypatch.setattr(sweep_cluster, "check_reachable", lambda address: None)
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(OptionError) as caught:
         join_ray("10.1.2.3:6379", None)
     message = str(caught.value)
     assert caught.value.option == "cluster.address"
@@ -465,10 +466,10 @@ def test_join_without_the_clusters_token_exits_2_saying_how_to_authenticate(
 JOIN_PROBE = """
 import sys
 from sweep.cluster import join_ray
-from sweep.config import ConfigError
+from sweep.errors import OptionError
 try:
     join_ray(sys.argv[1], None)
-except ConfigError as error:
+except OptionError as error:
     print(error)
 """
 
@@ -498,7 +499,7 @@ def test_a_wrong_or_missing_token_says_how_to_authenticate(two_nodes, tmp_path, 
 PRIVATE_PROBE = """
 import json, ray
 from sweep.cluster import start_ray
-from sweep.config import ClusterOptions
+from sweep.options import ClusterOptions
 start_ray(ClusterOptions("ray", None, 1, 1, 128, 0, 0.25))
 # A task too: workers inherit RAY_ADDRESS from the driver, and must run all the same.
 assert ray.get(ray.remote(lambda: 1).remote()) == 1

@@ -10,11 +10,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from sweep.codecs.base import Codec
-from sweep.config import DEMO_TASKS, ConfigError, build_sweep
+from sweep.config import DEMO_TASKS, build_sweep
+from sweep.errors import OptionError
 from sweep.models.base import ModelFamily
+from sweep.options import TrainOptions
 from sweep.tasks.base import TaskKind
 from sweep.tasks.classification import ClassificationTask
-from sweep.tasks.options import TrainOptions
 from tests.conftest import CONFIG_DIR, compose_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,7 +72,7 @@ def test_each_task_picks_a_model_of_its_kind(task, model, tmp_path):
 
 def test_a_model_of_another_kind_names_the_task_to_use(tmp_path):
     cfg = compose_config("task=demo", "model=faster_rcnn_tiny", f"results_dir={tmp_path}")
-    with pytest.raises(ConfigError, match="task=demo_det") as error:
+    with pytest.raises(OptionError, match="task=demo_det") as error:
         build_sweep(cfg, check_data=False)
     assert error.value.option == "model"
 
@@ -125,16 +126,16 @@ def test_wrong_values_name_the_option_and_the_allowed_values(override, option, w
     overrides = [override, f"results_dir={tmp_path}"]
     if override.startswith("model.depth"):
         overrides.insert(0, "model=swav_tiny")
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(OptionError) as raised:
         build_sweep(compose_config(*overrides), check_data=False)
     assert raised.value.option == option
     assert words in str(raised.value)
 
 
 def test_missing_dataset_root_is_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"task.root: is required"):
+    with pytest.raises(OptionError, match=r"task.root: is required"):
         build_sweep(compose_config("task=food101", f"results_dir={tmp_path}"))
-    with pytest.raises(ConfigError, match=r"task.root: .*nowhere.* does not exist"):
+    with pytest.raises(OptionError, match=r"task.root: .*nowhere.* does not exist"):
         build_sweep(
             compose_config(
                 "task=imagefolder", f"task.root={tmp_path}/nowhere", f"results_dir={tmp_path}"
@@ -145,12 +146,12 @@ def test_missing_dataset_root_is_named(tmp_path):
 def test_unwritable_results_dir_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(ConfigError, match="results_dir: cannot write"):
+    with pytest.raises(OptionError, match="results_dir: cannot write"):
         build_sweep(compose_config(f"results_dir={blocker}/sub", "tracking=none"))
 
 
 def test_unreachable_tracking_server_is_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"tracking.uri: no MLflow server answers"):
+    with pytest.raises(OptionError, match=r"tracking.uri: no MLflow server answers"):
         build_sweep(
             compose_config(
                 "tracking.uri=http://127.0.0.1:9",
@@ -163,7 +164,7 @@ def test_unreachable_tracking_server_is_named(tmp_path):
 def test_missing_pretrained_weights_say_how_to_provide_them(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(OptionError) as raised:
         build_sweep(compose_config("model=vit", f"results_dir={tmp_path}", "tracking=none"))
     assert "model.pretrained=google/vit-base-patch16-224-in21k" in str(raised.value)
     assert "save_pretrained" in str(raised.value)
@@ -212,7 +213,7 @@ def test_cli_unwritable_results_dir_exits_2_before_hydra(tmp_path):
 
 def test_a_target_outside_the_contracts_is_named(tmp_path):
     cfg = compose_config("task.kind._target_=builtins.dict", f"results_dir={tmp_path}")
-    with pytest.raises(ConfigError, match="builtins.dict is not a TaskKind") as error:
+    with pytest.raises(OptionError, match="builtins.dict is not a TaskKind") as error:
         build_sweep(cfg, check_data=False)
     assert error.value.option == "task.kind._target_"
 
@@ -227,7 +228,7 @@ def test_a_task_kind_naming_an_unknown_training_option_is_refused(tmp_path):
     cfg = compose_config(
         "task.kind._target_=tests.test_config.OptionlessTask", f"results_dir={tmp_path}"
     )
-    with pytest.raises(ConfigError, match=r"\['crop_jitter'\], which are not train options"):
+    with pytest.raises(OptionError, match=r"\['crop_jitter'\], which are not train options"):
         build_sweep(cfg, check_data=False)
 
 
@@ -244,5 +245,5 @@ def test_a_task_kind_naming_an_unknown_training_option_is_refused(tmp_path):
     ],
 )
 def test_bad_interval_recommendation_and_seed_options_name_themselves(override, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(OptionError, match=message):
         build_sweep(compose_config(override), check_data=False)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
 from sweep.data.formats import sniff_file
 from sweep.data.pixels import read_pixels
+from sweep.errors import OptionError
 from sweep.run import plan_sweep, run_sweep, stage_context
 from sweep.stages.encode import encode_shard, encoded_files, finalize_encode
 from tests.conftest import compose_config
@@ -143,7 +144,7 @@ def test_cli_voc_folder_with_the_tiny_detector(tmp_path):
 
 
 def test_a_classification_model_on_a_detection_task_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="swav_tiny is a classification model"):
+    with pytest.raises(OptionError, match="swav_tiny is a classification model"):
         build_sweep(
             compose_config("task=demo_det", "model=swav_tiny", f"results_dir={tmp_path}"),
             check_data=False,

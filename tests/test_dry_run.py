@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from sweep.bill import bill_of, format_bill
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
+from sweep.errors import OptionError
 from sweep.run import plan_sweep
 from sweep.screen import screen_images
 from tests.conftest import compose_config
@@ -209,7 +210,7 @@ def test_budget_experiment_bills_its_cells_once_its_encodes_exist(tmp_path):
 
 
 def test_dry_run_must_be_true_or_false(tmp_path):
-    with pytest.raises(ConfigError, match="dry_run"):
+    with pytest.raises(OptionError, match="dry_run"):
         demo_sweep(tmp_path, "dry_run=maybe")
 
 

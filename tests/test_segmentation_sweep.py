@@ -11,9 +11,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
+from sweep.data.files import LabelledFile
+from sweep.errors import OptionError
 from sweep.run import run_sweep
-from sweep.tasks.options import LabelledFile
 from sweep.tasks.segmentation import SegmentationMetrics
 from sweep.tasks.segmentation_samples import load_labelled_image
 from tests.conftest import compose_config, record_calls
@@ -199,14 +200,14 @@ def test_segformer_not_available_offline_is_a_config_error(tmp_path, monkeypatch
     cfg = compose_config(
         "task=cityscapes", "model=segformer", f"task.root={root}", f"results_dir={tmp_path}"
     )
-    with pytest.raises(ConfigError, match="hf download nvidia/mit-b5") as error:
+    with pytest.raises(OptionError, match="hf download nvidia/mit-b5") as error:
         build_sweep(cfg)
     assert error.value.option == "model"
 
 
 def test_a_classification_model_is_refused_for_a_segmentation_task(tmp_path):
     cfg = compose_config("task=demo_seg", "model=vit_tiny", f"results_dir={tmp_path}")
-    with pytest.raises(ConfigError, match="choose a segmentation model"):
+    with pytest.raises(OptionError, match="choose a segmentation model"):
         build_sweep(cfg, check_data=False)
 
 

@@ -16,8 +16,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sweep.__main__ import CONFIG_DIR, USAGE_ERROR, run_cli
-from sweep.config import ConfigError, _instantiate, check_tracking_server, tracking_options
+from sweep.config import _instantiate, check_tracking_server, tracking_options
 from sweep.data.base import SPLITS, DatasetError
+from sweep.errors import OptionError
 from sweep.run import make_tracker
 from sweep.store import ArtifactStore, StoreError
 
@@ -25,13 +26,13 @@ log = logging.getLogger("sweep.audit")
 
 
 def run_audit(cfg: DictConfig) -> Path:
-    """Audits the task's dataset; returns the report folder. Raises ConfigError."""
+    """Audits the task's dataset; returns the report folder. Raises OptionError."""
     from sweep.audit.report import write_audit_report
     from sweep.audit.scan import audit_files
     from sweep.audit.tables import summarize
 
     if "root" in cfg.task.keys() and OmegaConf.is_missing(cfg.task, "root"):
-        raise ConfigError("task.root", "is required: the dataset folder to audit")
+        raise OptionError("is required: the dataset folder to audit", option="task.root")
     OmegaConf.resolve(cfg)
     tracking = tracking_options(cfg.tracking)
     reader = _instantiate("task.reader", cfg.task.reader)
@@ -39,12 +40,12 @@ def run_audit(cfg: DictConfig) -> Path:
         reader.prepare()
         files = [(split, item.relpath) for split in SPLITS for item in reader.items(split)]
     except DatasetError as error:
-        raise ConfigError("task.root", str(error)) from None
+        raise OptionError(str(error), option="task.root") from None
     results_dir = Path(cfg.results_dir).absolute()
     try:
         ArtifactStore(results_dir / "audits").check_writable()
     except StoreError as error:
-        raise ConfigError("results_dir", str(error)) from None
+        raise OptionError(str(error), option="results_dir") from None
     if tracking.enabled:
         check_tracking_server(tracking.uri)
     tracker = make_tracker(tracking, results_dir)
@@ -83,7 +84,7 @@ def audit_key(root: Path, files: list[tuple[str, str]]) -> str:
 def hydra_main(cfg: DictConfig) -> None:
     try:
         out = run_audit(cfg)
-    except ConfigError as error:
+    except OptionError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
     print(f"audit: {out}")

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from sweep.data.digests import FileDigests
+from sweep.errors import OptionError
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jxl"})
 
 
-class DatasetError(ValueError):
+class DatasetError(OptionError):
     """A dataset folder that does not have the expected layout; the message names the path.
 
     Args:
@@ -28,10 +29,6 @@ class DatasetError(ValueError):
         option: The config option to change when the fix is an option rather than the files
             (e.g. "task.reader.classes"); None names the dataset itself (task.root).
     """
-
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sweep.config import ConfigError, Sweep
+from sweep.config import Sweep
+from sweep.errors import OptionError
 from sweep.execute import SweepFailedError
 from sweep.lock import LockHeldError, results_dir_lock
 from sweep.models.errors import ModelUnavailableError
@@ -123,7 +124,7 @@ def run_nightly(sweep: Sweep) -> int:
     with results_dir_lock(sweep.results_dir, sweep.lock_wait):
         try:
             report = run_sweep(sweep, on_plan)
-        except (ConfigError, LockHeldError):
+        except (OptionError, LockHeldError):
             raise
         except Exception as error:
             if not isinstance(error, EXPLAINED):

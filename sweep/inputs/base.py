@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sweep.data.files import LabelledFile
 from sweep.data.pixels import read_pixels, to_rgb
-from sweep.tasks.options import LabelledFile
 
 
 class InputRepresentation(ABC):
@@ -32,7 +32,7 @@ class InputRepresentation(ABC):
 
     Attributes:
         reads_decode_cache: Its training dataset takes the pixels of files that carry a
-            decode cache (`sweep.tasks.options.DecodedFiles`, train.decode_cache) from there;
+            decode cache (`sweep.data.files.DecodedFiles`, train.decode_cache) from there;
             False: it reads the files (DCT coefficients straight from JPEG files).
     """
 

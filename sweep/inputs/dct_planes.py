@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from sweep.data.files import LabelledFile
 from sweep.errors import OptionError, require_choice
 from sweep.inputs.base import FileSamples, InputRepresentation, read_image
 from sweep.inputs.coefficients import (
@@ -44,7 +45,6 @@ from sweep.inputs.coefficients import (
 )
 from sweep.inputs.rgb import resize_and_crop, train_geometry
 from sweep.sensitivity.dct import BLOCK
-from sweep.tasks.options import LabelledFile
 
 GEOMETRIES = ("crop", "resize")
 # A horizontal flip of a block negates its odd horizontal frequencies: cos((2(7-x)+1) j pi/16)

@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from sweep.data.files import LabelledFile
 from sweep.inputs.base import InputRepresentation
-from sweep.tasks.options import LabelledFile
 from sweep.tasks.runtime import ImageFileDataset, image_dataset
 
 

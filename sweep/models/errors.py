@@ -1,7 +1,9 @@
 """Errors of model loading, importable without torch (the config check raises them early)."""
 
+from sweep.errors import SweepError
 
-class ModelUnavailableError(RuntimeError):
+
+class ModelUnavailableError(SweepError):
     """Pretrained weights that cannot be loaded here; the message says how to provide them."""
 
 

@@ -15,7 +15,8 @@ import hydra
 from omegaconf import DictConfig
 
 from sweep.__main__ import CONFIG_DIR, run_cli, run_reporting_errors
-from sweep.config import ConfigError, Sweep, build_sweep
+from sweep.config import Sweep, build_sweep
+from sweep.errors import OptionError
 from sweep.sensitivity.options import TASK_KIND
 
 log = logging.getLogger("sweep.sensitivity")
@@ -30,12 +31,10 @@ def run_maps(sweep: Sweep) -> Path:
     from sweep.summarize import report_dir
 
     if sweep.task.kind != TASK_KIND:
-        raise ConfigError(
-            "task", f"sensitivity maps are for classifiers; task={sweep.task_name} is "
-            f"{sweep.task.kind}",
-        )  # fmt: skip
+        raise OptionError(f"sensitivity maps are for classifiers; task={sweep.task_name} is "
+            f"{sweep.task.kind}", option="task")  # fmt: skip
     if not sweep.sensitivity.enabled:
-        raise ConfigError("sensitivity.enabled", "is false: nothing to measure")
+        raise OptionError("is false: nothing to measure", option="sensitivity.enabled")
     tracker = make_tracker(sweep.tracking, sweep.results_dir)
     with workers_of(sweep):
         _, plan = screen_and_plan(sweep)

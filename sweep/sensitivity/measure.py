@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
+from sweep.data.files import LabelledFile
 from sweep.models.base import ModelFamily
 from sweep.sensitivity.methods import Classifier, Measured, finite_maps, gradient_maps
 from sweep.sensitivity.options import SensitivityOptions
-from sweep.tasks.options import LabelledFile
 from sweep.tasks.runtime import ImageFileDataset, load_trained, pick_device
 
 

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sweep.data.files import DecodedFiles, LabelledFile
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.data.validate import decoder_identity
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.stages.kind import Stage, StageContext, StageKind
 from sweep.store import ArtifactStore
-from sweep.tasks.options import DecodedFiles, LabelledFile
 
 if TYPE_CHECKING:
     from sweep.plan import PlanInputs, SweepPlan

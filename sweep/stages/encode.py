@@ -25,11 +25,11 @@ import numpy as np
 
 from sweep.codecs.base import MIXED, ORIGINAL
 from sweep.data.base import ImageItem
+from sweep.data.files import LabelledFile
 from sweep.stages.encoding import encode_batch, encode_image, next_batch
 from sweep.stages.kind import Stage, StageContext, StageKind
 from sweep.stages.shards import publish_merged, shard_ranges, write_shard
 from sweep.store import ArtifactStore
-from sweep.tasks.options import LabelledFile
 
 if TYPE_CHECKING:
     from sweep.plan import PlanInputs, SweepPlan

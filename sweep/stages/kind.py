@@ -20,8 +20,8 @@ from sweep.store import ArtifactStore
 if TYPE_CHECKING:  # encode workers import this module and must not import torch
     from sweep.codecs.base import Codec
     from sweep.models.base import ModelFamily
+    from sweep.options import TrainOptions
     from sweep.tasks.base import TaskKind
-    from sweep.tasks.options import TrainOptions
 
 
 def digest(payload: object) -> str:
@@ -53,7 +53,7 @@ class ResourceNeeds:
     """What the resources of a task depend on: the loader processes, the cluster's GPUs.
 
     `loader_workers` is a number: train.loader_workers, or what `auto` gives on this cluster
-    (`sweep.tasks.options.ray_loader_workers`).
+    (`sweep.options.ray_loader_workers`).
     """
 
     loader_workers: int = 0

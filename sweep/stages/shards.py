@@ -12,11 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sweep.data.base import ImageItem
+from sweep.errors import SweepError
 from sweep.stages.kind import Stage
 from sweep.store import ArtifactStore
 
 
-class ImageReadError(RuntimeError):
+class ImageReadError(SweepError):
     """An image of the dataset that cannot be read or encoded; the message names the file."""
 
 

@@ -16,17 +16,18 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sweep.codecs.base import MIXED
+from sweep.data.files import DecodedFiles
 from sweep.stages import decoded
 from sweep.stages.decoded import DecodedStage, decoded_files
 from sweep.stages.encode import EncodeStage, encoded_files, encoded_sources
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind, digest
 from sweep.store import ArtifactStore
-from sweep.tasks.options import DecodedFiles
 
 if TYPE_CHECKING:
+    from sweep.data.files import LabelledFile
+    from sweep.options import TrainOptions
     from sweep.plan import PlanInputs, SweepPlan
     from sweep.tasks.base import TaskKind
-    from sweep.tasks.options import LabelledFile, TrainOptions
 
 # Training options of every task kind that change the trained weights; the others (evaluation
 # batch size) only change speed. A task kind adds its own through `option_fields`.

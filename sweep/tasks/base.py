@@ -30,9 +30,10 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import Dataset
 
+from sweep.data.files import LabelledFile
 from sweep.models.base import ModelFamily
+from sweep.options import TrainOptions
 from sweep.tasks import mixed
-from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import (
     OptimizerSteps,
     autocast,
@@ -52,7 +53,7 @@ class TaskKind(ABC):
         kind: "classification", "detection" or "segmentation"; matches the model family's
             `task_kind`.
         metric_names: The metrics that `evaluate` returns and the report shows, headline first.
-        option_fields: `train` options (fields of `sweep.tasks.options.TrainOptions`, set in
+        option_fields: `train` options (fields of `sweep.options.TrainOptions`, set in
             `conf/train/`) that only this kind reads; they enter its training keys and no
             other kind's. The config check refuses a name that is no such field.
         drop_incomplete_batch: Drop the last training batch when it is smaller than the
@@ -108,7 +109,7 @@ class TaskKind(ABC):
 
     def reads_decode_cache(self, model: ModelFamily) -> bool:
         """Whether this kind's training of `model` reads its pixels from a decode cache when
-        the files carry one (train.decode_cache, `sweep.tasks.options.DecodedFiles`); the
+        the files carry one (train.decode_cache, `sweep.data.files.DecodedFiles`); the
         planner makes caches only then. False: its datasets decode the files themselves."""
         return False
 

@@ -12,10 +12,11 @@ from torch.utils.data import Dataset
 from torchmetrics.classification import MulticlassAccuracy
 from transformers import get_cosine_schedule_with_warmup
 
+from sweep.data.files import LabelledFile
 from sweep.inputs.base import to_device
 from sweep.models.base import ModelFamily
+from sweep.options import TrainOptions
 from sweep.tasks.base import TaskKind
-from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import (
     autocast,
     autocast_dtype,

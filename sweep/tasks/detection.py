@@ -33,11 +33,12 @@ import torch
 from torch.utils.data import Dataset
 from torchmetrics.detection import MeanAveragePrecision
 
+from sweep.data.files import LabelledFile
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError, require_choice
 from sweep.models.base import ModelFamily
+from sweep.options import TrainOptions
 from sweep.tasks.base import TaskKind
-from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import (
     autocast,
     autocast_dtype,

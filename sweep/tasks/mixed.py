@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from sweep.tasks.options import LabelledFile
+from sweep.data.files import LabelledFile
 
 
 class MixedFiles(list):

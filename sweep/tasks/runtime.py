@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sweep.data.files import DecodedFiles, LabelledFile
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.models.base import ModelFamily
-from sweep.tasks.options import DecodedFiles, LabelledFile, TrainOptions, loader_processes
+from sweep.options import TrainOptions, loader_processes
 
 
 def pick_device() -> torch.device:

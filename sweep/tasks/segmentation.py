@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from transformers import get_polynomial_decay_schedule_with_warmup
 
+from sweep.data.files import LabelledFile
 from sweep.data.masks import IGNORE_INDEX
 from sweep.errors import OptionError
 from sweep.models.base import ModelFamily
+from sweep.options import TrainOptions
 from sweep.tasks.base import TaskKind
-from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import (
     autocast,
     autocast_dtype,

@@ -17,9 +17,9 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from sweep.data.files import LabelledFile
 from sweep.data.masks import IGNORE_INDEX, lookup_table, read_training_mask
 from sweep.data.pixels import read_pixels, to_rgb
-from sweep.tasks.options import LabelledFile
 
 
 @functools.lru_cache(maxsize=16)

@@ -23,7 +23,7 @@ from sweep.codecs.jpeg_tuned import (
     unrounded_steps,
 )
 from sweep.codecs.tuning_map import TuningMap
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
 from sweep.errors import OptionError
 from tests.conftest import compose_config
 
@@ -424,9 +424,9 @@ def test_the_yaml_reads_a_map_file_and_names_codec_map_when_it_is_bad(tmp_path):
     overrides = ["codec=jpeg_tuned", "grid=full", f"results_dir={tmp_path}"]
     sweep = build_sweep(compose_config(*overrides, f"codec.map={path}"), check_data=False)
     assert sweep.codec.tuning_map.key == LOW_PASS.key and not sweep.codec.needs_sensitivity_map
-    with pytest.raises(ConfigError, match="codec.map.*does not exist"):
+    with pytest.raises(OptionError, match="codec.map.*does not exist"):
         build_sweep(compose_config(*overrides, f"codec.map={tmp_path}/no.json"), check_data=False)
-    with pytest.raises(ConfigError, match="grid.train.*'s1'"):
+    with pytest.raises(OptionError, match="grid.train.*'s1'"):
         build_sweep(compose_config(*overrides, "grid.train=[original,q90]"), check_data=False)
 
 

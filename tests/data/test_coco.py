@@ -13,9 +13,9 @@ from PIL import Image
 
 from sweep.data.base import DatasetError
 from sweep.data.coco import BOX_TOLERANCE, CocoReader
+from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
 from sweep.tasks.detection import DetectionDataset, metric_target
-from sweep.tasks.options import LabelledFile
 
 WIDTH, HEIGHT = 64, 48
 # Listed out of id order, with COCO's gaps: labels must follow the ids (2, 7, 18).

@@ -145,7 +145,8 @@ def test_two_images_that_would_share_a_mask_are_refused(seg_root):
 
 
 def test_task_seg_folder_reads_classes_txt_under_the_root_by_default(tmp_path):
-    from sweep.config import ConfigError, build_sweep
+    from sweep.config import build_sweep
+    from sweep.errors import OptionError
     from tests.conftest import compose_config
 
     root = write_seg_folder(tmp_path / "seg")
@@ -154,7 +155,7 @@ def test_task_seg_folder_reads_classes_txt_under_the_root_by_default(tmp_path):
     assert sweep.model.name == "segformer" and sweep.task.metric_names == ("miou", "macc")
     assert sweep.reader.class_names() == list(CLASSES)
     (root / "classes.txt").unlink()
-    with pytest.raises(ConfigError, match=r"task.reader.classes: the class file .*classes\.txt"):
+    with pytest.raises(OptionError, match=r"task.reader.classes: the class file .*classes\.txt"):
         build_sweep(compose_config(*cfg, "model=segformer_tiny"))
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from sweep.codecs.base import ORIGINAL
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
 from sweep.distortion import DistortionOptions
 from sweep.distortion.butteraugli import find_tool
 from sweep.distortion.sampling import sampled_indices
+from sweep.errors import OptionError
 from sweep.execute import execute, is_done
 from sweep.run import plan_sweep, stage_context
 from sweep.stages.distortion import distortion_records
@@ -170,13 +171,13 @@ def test_an_image_that_cannot_be_measured_is_recorded_not_fatal(imagefolder, tmp
     ],
 )
 def test_bad_options_name_the_option(imagefolder, tmp_path, override, option):
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(OptionError) as raised:
         sweep_of(imagefolder, tmp_path, override)
     assert raised.value.option == option
 
 
 def test_a_bad_sample_says_what_it_takes(imagefolder, tmp_path):
-    with pytest.raises(ConfigError, match="number of images >= 1.*'all'"):
+    with pytest.raises(OptionError, match="number of images >= 1.*'all'"):
         sweep_of(imagefolder, tmp_path, "distortion.sample=-5")
 
 

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
+from sweep.errors import OptionError
 from sweep.experiments.budget import fitting_prefix, image_order
 from sweep.experiments.budget_report import COLUMNS
 from sweep.experiments.options import BudgetOptions
@@ -53,7 +54,7 @@ def test_the_law_recovers_its_exponents_from_cells_that_follow_it():
     ],
 )
 def test_bad_budget_options_name_themselves(override, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(OptionError, match=message):
         build_sweep(compose_config("experiment=budget", override), check_data=False)
 
 

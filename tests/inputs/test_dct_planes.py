@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
 from sweep.inputs.base import read_image
 from sweep.inputs.coefficients import computed
 from sweep.inputs.dct_planes import DctPlanes, flipped
-from sweep.tasks.options import LabelledFile
 from tests.inputs.test_coefficients import photograph, save_jpeg
 
 

@@ -8,10 +8,10 @@ import scipy.fft
 import torch
 from PIL import Image
 
+from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
 from sweep.inputs.frequency_channels import FrequencyChannels
 from sweep.sensitivity.dct import rgb_to_ycbcr
-from sweep.tasks.options import LabelledFile
 from tests.inputs.test_coefficients import photograph
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sweep.config import ConfigError, build_sweep, model_family
+from sweep.config import build_sweep, model_family
 from sweep.errors import OptionError
 from sweep.models.resized import ResizedFamily, ResizerOptions
 from sweep.models.resizer import FixedResizer, LearnableResizer, Resized, resized
@@ -96,7 +96,7 @@ def test_bad_resizer_options_name_themselves():
         (["model.resizer=learnable", "+model.resizer_options.stride=2"],
          "model.resizer_options.stride"),
     ):  # fmt: skip
-        with pytest.raises(ConfigError) as error:
+        with pytest.raises(OptionError) as error:
             build_sweep(compose_config(*overrides), check_data=False)
         assert error.value.option == option
     with pytest.raises(OptionError):

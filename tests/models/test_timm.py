@@ -19,14 +19,14 @@ from safetensors.torch import save_file
 from timm.data import ImageNetInfo
 from torchvision.transforms import v2
 
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
 from sweep.errors import OptionError
 from sweep.inputs.rgb import eval_geometry, eval_transform
 from sweep.models.errors import ModelUnavailableError
 from sweep.models.swav import SwavResNet
 from sweep.models.timm_classifier import TimmClassifier
+from sweep.options import TrainOptions
 from sweep.tasks.classification import ClassificationTask
-from sweep.tasks.options import TrainOptions
 from sweep.tasks.runtime import WEIGHTS_FILE
 from tests.conftest import compose_config, write_jpeg
 
@@ -288,7 +288,7 @@ def test_train_none_maps_the_class_folders_once_the_data_is_read(weights, tmp_pa
         compose_config(*common, "model=timm_tiny", f"model.weights={weights}", "train=none")
     )
     assert sweep.model.head_outputs == (3, 7)
-    with pytest.raises(ConfigError, match="model=timm") as raised:
+    with pytest.raises(OptionError, match="model=timm") as raised:
         build_sweep(compose_config(*common, "model=swav_tiny", "train=none"))
     assert raised.value.option == "train"
 
@@ -305,7 +305,7 @@ def test_train_none_refuses_class_names_of_no_output_under_task_root(
         "tracking=none",
         f"results_dir={tmp_path}",
     )
-    with pytest.raises(ConfigError, match="'cat', 'dog', 'fish'") as raised:
+    with pytest.raises(OptionError, match="'cat', 'dog', 'fish'") as raised:
         build_sweep(cfg)
     assert raised.value.option == "task.root"
 

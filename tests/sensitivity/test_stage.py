@@ -8,7 +8,8 @@ import csv
 import numpy as np
 import pytest
 
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
+from sweep.errors import OptionError
 from sweep.run import plan_sweep
 from tests.conftest import FAST_SWEEP, compose_config, record_calls
 
@@ -88,7 +89,7 @@ def test_detection_sweeps_plan_no_maps(tmp_path):
     ],
 )
 def test_bad_options_name_the_option(imagefolder, tmp_path, override, option):
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(OptionError) as error:
         sweep_of(imagefolder, tmp_path, override)
     assert error.value.option == option
 

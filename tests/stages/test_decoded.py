@@ -12,14 +12,15 @@ import pytest
 import torch
 from PIL import Image
 
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
+from sweep.data.files import LabelledFile
+from sweep.errors import OptionError
 from sweep.execute import execute
 from sweep.run import plan_sweep, stage_context
 from sweep.stages import decoded
 from sweep.stages.decoded import DecodedStage, decoded_files, write_cache
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.store import ArtifactStore
-from sweep.tasks.options import LabelledFile
 from sweep.tasks.runtime import WEIGHTS_FILE, DecodedImageDataset, ImageFileDataset
 from tests.conftest import FAST_SWEEP, FAST_TRAINING, compose_config
 
@@ -193,6 +194,6 @@ def test_dct_input_plans_no_cache_and_says_so(imagefolder, tmp_path, caplog):
 
 @pytest.mark.parametrize("value", ["maybe", "1"])
 def test_a_bad_value_names_the_option(imagefolder, tmp_path, value):
-    with pytest.raises(ConfigError, match="train.decode_cache: must be true") as error:
+    with pytest.raises(OptionError, match="train.decode_cache: must be true") as error:
         imagefolder_sweep(imagefolder, tmp_path, f"train.decode_cache={value}")
     assert error.value.option == "train.decode_cache"

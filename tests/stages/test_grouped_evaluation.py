@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from sweep.analysis.outcomes import OUTCOMES_FILE, read_outcomes
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
 from sweep.data import pixels
 from sweep.data.demo_det import DemoDetReader
+from sweep.data.files import LabelledFile
+from sweep.errors import OptionError
 from sweep.execute import execute, work_units
 from sweep.run import plan_sweep, stage_context
 from sweep.stages import STAGE_KINDS, evaluate
@@ -22,7 +24,6 @@ from sweep.stages.kind import StageKind
 from sweep.store import DONE
 from sweep.tasks.classification import ClassificationTask
 from sweep.tasks.detection import DetectionTask
-from sweep.tasks.options import LabelledFile
 from sweep.tasks.runtime import WEIGHTS_FILE
 from sweep.tasks.segmentation import SegmentationTask
 from tests.conftest import CLASSES, FAST_SWEEP, compose_config, write_jpeg
@@ -389,7 +390,7 @@ def test_a_bad_group_size_names_the_option(tmp_path, value):
     cfg = compose_config(
         "task=imagefolder", f"task.root={tmp_path}", f"cluster.eval_group_size={value}"
     )
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(OptionError) as error:
         build_sweep(cfg, check_data=False)
     assert error.value.option == "cluster.eval_group_size"
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from sweep.data.files import LabelledFile
 from sweep.models.swav import SwavResNet
+from sweep.options import TrainOptions
 from sweep.tasks.classification import ClassificationTask, resample_accuracy
-from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import WEIGHTS_FILE
 
 

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from sweep.data.demo_det import DemoDetReader
+from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
 from sweep.models.faster_rcnn import TinyFasterRCNN
+from sweep.options import TrainOptions
 from sweep.tasks.detection import (
     METRIC,
     DetectionDataset,
@@ -17,7 +19,6 @@ from sweep.tasks.detection import (
     metric_target,
     target_tensors,
 )
-from sweep.tasks.options import LabelledFile, TrainOptions
 from sweep.tasks.runtime import WEIGHTS_FILE
 
 A, B = [10.0, 10.0, 30.0, 30.0], [50.0, 50.0, 80.0, 90.0]

@@ -8,12 +8,9 @@ import types
 import pytest
 import torch
 
-from sweep.config import ConfigError, build_sweep
-from sweep.stages.kind import ResourceNeeds
-from sweep.stages.train import KIND as TRAIN
-from sweep.stages.train import result_options
-from sweep.tasks.classification import ClassificationTask
-from sweep.tasks.options import (
+from sweep.config import build_sweep
+from sweep.errors import OptionError
+from sweep.options import (
     AUTO_WORKERS,
     MAX_AUTO_WORKERS,
     TrainOptions,
@@ -21,6 +18,10 @@ from sweep.tasks.options import (
     ray_loader_workers,
     task_cpus,
 )
+from sweep.stages.kind import ResourceNeeds
+from sweep.stages.train import KIND as TRAIN
+from sweep.stages.train import result_options
+from sweep.tasks.classification import ClassificationTask
 from sweep.tasks.runtime import evaluation_loader, training_loader
 from tests.conftest import CONFIG_DIR, compose_config
 
@@ -57,7 +58,7 @@ def test_an_integer_is_kept_as_written(value, tmp_path):
 @pytest.mark.parametrize("value", ["-1", "many", "1.5", "true", "'4'", "null"])
 def test_anything_else_is_refused_naming_the_option(value, tmp_path):
     cfg = compose_config(f"train.loader_workers={value}", f"results_dir={tmp_path}")
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(OptionError) as raised:
         build_sweep(cfg, check_data=False)
     assert raised.value.option == "train.loader_workers"
     assert "auto" in str(raised.value) and ">= 0" in str(raised.value)

@@ -9,10 +9,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from sweep.config import ConfigError, build_sweep
+from sweep.config import build_sweep
+from sweep.data.files import LabelledFile
+from sweep.errors import OptionError
 from sweep.run import run_sweep
 from sweep.tasks.mixed import MixedDataset, MixedFiles
-from sweep.tasks.options import LabelledFile
 from tests.conftest import FAST_SWEEP, compose_config, record_calls
 
 
@@ -64,7 +65,7 @@ def test_mixed_files_count_the_first_setting_and_keep_every_setting_aligned():
     ],
 )
 def test_bad_mixes_name_the_option(overrides, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(OptionError, match=message):
         build_sweep(compose_config(*overrides), check_data=False)
 
 

@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 from torchmetrics.classification import MulticlassAccuracy
 
+from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
 from sweep.models.segformer import SegformerSegmenter
-from sweep.tasks.options import LabelledFile, TrainOptions
+from sweep.options import TrainOptions
 from sweep.tasks.runtime import WEIGHTS_FILE
 from sweep.tasks.segmentation import (
     SegmentationMetrics,

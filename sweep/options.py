@@ -1,7 +1,8 @@
-"""Training options and labelled files: plain data, importable without torch.
+"""The plain option types every layer shares: training, cluster and tracking options.
 
-Encode workers import the stage module; keeping torch out of its imports saves every encode
-worker the seconds torch takes to load.
+The base of the package (like Ray's `ray.air.config`): plain dataclasses, importable without
+torch, Ray or Hydra. The config layer (sweep/config/) fills them from the composed config and
+checks their values; everything else only reads them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
@@ -22,17 +22,6 @@ LoaderWorkers = int | str
 # recipe takes to feed one GPU at 3,000 images/s (benchmarks/loader.py, ~100 images/s a core).
 # More would only hold more prefetched batches in shared memory and start more processes.
 MAX_AUTO_WORKERS = 32
-
-
-class LabelledFile(NamedTuple):
-    """An encoded image file with its annotation (see `sweep.data.base.ImageItem`).
-
-    `mask` is the absolute path of the dataset's own per-pixel label file, if any.
-    """
-
-    path: str
-    target: Any
-    mask: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,43 +43,6 @@ class TrainOptions:
     # read instead of the files (sweep/stages/decoded.py). The same pixels either way, so it
     # is in no key.
     decode_cache: bool = False
-
-
-class DecodedFiles(list):
-    """Labelled files whose decoded pixels a decode cache holds (sweep/stages/decoded.py).
-
-    File i's pixels, (heights[i], widths[i], 3) uint8 RGB in row-major order, are the bytes
-    [offsets[i], offsets[i] + heights[i] * widths[i] * 3) of the flat file `pixels`: exactly
-    what decoding the file gives (`sweep.data.pixels.read_pixels`, then `to_rgb`).
-
-    Args:
-        files: The files, in the cache's order.
-        pixels: The cache's flat pixel file.
-        offsets, heights, widths: Each file's place and size in it.
-    """
-
-    def __init__(self, files: list[LabelledFile], pixels: str, offsets, heights, widths):
-        if not len(files) == len(offsets) == len(heights) == len(widths):
-            raise ValueError(
-                f"the decode cache {pixels} indexes {len(offsets)} images for {len(files)} files"
-            )
-        super().__init__(files)
-        self.pixels, self.offsets, self.heights, self.widths = pixels, offsets, heights, widths
-
-    def subset(self, indices) -> DecodedFiles:
-        """The files at `indices` (positions in this list), with their pixels' places."""
-        chosen = list(indices)
-
-        def pick(values) -> list[int]:
-            return [int(values[index]) for index in chosen]
-
-        return DecodedFiles(
-            [self[index] for index in chosen],
-            self.pixels,
-            pick(self.offsets),
-            pick(self.heights),
-            pick(self.widths),
-        )
 
 
 def loader_processes(workers: LoaderWorkers, on_gpu: bool) -> int:
@@ -143,3 +95,28 @@ def ray_loader_workers(workers: LoaderWorkers, nodes: list[dict]) -> int:
     if not shares:
         return 0
     return min(max(int(min(shares)) - 1, 0), MAX_AUTO_WORKERS)
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where and how the stages run (the `cluster` config group, conf/cluster/)."""
+
+    mode: str
+    address: str | None
+    num_cpus: int | None
+    torch_threads: int | None
+    encode_shard_size: int
+    max_retries: int
+    eval_gpu_fraction: float
+    # Trained models per evaluation task: each test batch is decoded once for all of them.
+    eval_group_size: int = 12
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """Where the sweep logs (the `tracking` config group, conf/tracking/)."""
+
+    enabled: bool
+    uri: str | None
+    experiment: str | None
+    on_unreachable: str = "fail"
