@@ -201,8 +201,8 @@ def vit_recipe():
 
 
 def format_rates(files: list[LabelledFile], rounds: int) -> dict:
+    from sweep.inputs.files import ImageFileDataset
     from sweep.models.vit import VitClassifier
-    from sweep.tasks.runtime import ImageFileDataset
 
     vit = VitClassifier(name="vit", pretrained=None, image_size=224)  # conf/model/vit.yaml
     training = vit.input_representation().training_dataset(files, MIN_CROP_SCALE)
@@ -223,8 +223,8 @@ def cache_rates(files: list[LabelledFile], folder: Path, rounds: int) -> dict:
     """The decode cache of one setting's files (train.decode_cache): building it, and reading
     it through the product's classes (`DecodedImageDataset`, which the ViT's training dataset
     becomes when its files carry a cache)."""
+    from sweep.inputs.files import DecodedImageDataset
     from sweep.models.vit import VitClassifier
-    from sweep.tasks.runtime import DecodedImageDataset
 
     cached, build = build_cache(files, folder)
     vit = VitClassifier(name="vit", pretrained=None, image_size=224)  # conf/model/vit.yaml
@@ -337,7 +337,7 @@ def report(figures: dict) -> str:
 
 def images_per_second(files: list[LabelledFile], rounds: int) -> tuple[float, float]:
     """(images/s, MP/s) of ImageFileDataset decoding every file, fastest of `rounds`."""
-    from sweep.tasks.runtime import ImageFileDataset
+    from sweep.inputs.files import ImageFileDataset
 
     dataset = ImageFileDataset(files, transform=lambda image: image)
     for index in range(min(5, len(dataset))):  # warm up the decoders

@@ -28,8 +28,9 @@ matplotlib.use("Agg")  # headless: the driver may run on a cluster node
 import matplotlib.pyplot as plt  # noqa: E402
 
 from sweep.report.axis import ORIGINAL  # noqa: E402
-from sweep.report.tables import headline_rows, write_csv  # noqa: E402
+from sweep.report.tables import headline_rows
 from sweep.store import atomic_write  # noqa: E402
+from sweep.tables import write_csv
 
 # Folders of comparisons (compare_<task>_<model>, compare_models_<task>_<codec>) among the
 # sweeps' reports.

@@ -22,16 +22,12 @@ from sweep.report import write_report
 from sweep.report.axis import SettingAxis
 from sweep.report.distortion_figure import plot_distortion
 from sweep.report.gate_figures import write_gate_report
-from sweep.report.tables import (
-    DISTORTION_COLUMNS,
-    headline_rows,
-    with_seed_means,
-    write_csv,
-)
+from sweep.report.tables import DISTORTION_COLUMNS, headline_rows, with_seed_means
 from sweep.screen import Screening
 from sweep.stages import STAGE_KINDS
 from sweep.stages.kind import Stage
 from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
+from sweep.tables import write_csv
 
 # Report files beside the results table and figures, logged to MLflow with them.
 REPORT_EXTRAS = ("config.yaml", "stages.json", "classes.txt", "quarantine.csv", "conversions.csv")

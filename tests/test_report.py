@@ -15,7 +15,8 @@ from sweep.report import heatmaps, write_report
 from sweep.report.axis import SettingAxis, setting_position
 from sweep.report.distortion_figure import plot_distortion, worst_tenth
 from sweep.report.heatmaps import interpolate_grid, plot_dcr_curves, plot_relative_heatmap
-from sweep.report.tables import RESULT_COLUMNS, add_relative, write_csv, write_results_csv
+from sweep.report.tables import RESULT_COLUMNS, add_relative, write_results_csv
+from sweep.tables import write_csv
 
 DCR = {"original": 0.0, "0.5": 0.55, "1": 0.7, "4": 0.85, "10": 0.93}
 

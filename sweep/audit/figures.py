@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sweep.store import atomic_write  # noqa: E402
+from sweep.figures import save_figure  # noqa: E402
 
 DPI = 110
 WIDE_RANGE = 20.0  # max/min ratio beyond which a positive quantity gets a log axis
@@ -25,10 +25,10 @@ def draw_and_save(fig: plt.Figure, draw: Callable[[], None], path: Path) -> Path
     """Runs ``draw``, saves ``fig`` as PNG atomically, and closes it even when drawing fails."""
     try:
         draw()
-        # format is explicit because the temp name has no .png suffix to infer it from.
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
-    finally:
+    except BaseException:
         plt.close(fig)
+        raise
+    return save_figure(fig, path, DPI)
 
 
 def show_message(ax: plt.Axes, text: str) -> None:

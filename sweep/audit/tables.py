@@ -11,7 +11,7 @@ import numpy as np
 
 from sweep.audit.categories import ALL, SPLITS, splits_of, value_key
 from sweep.audit.records import AUDIT_COLUMNS, FileAudit, anomalies
-from sweep.report.tables import write_csv
+from sweep.tables import write_csv
 
 FILE_COLUMNS = [*AUDIT_COLUMNS, "anomalies"]
 ANOMALY_COLUMNS = ["split", "path", "reason"]

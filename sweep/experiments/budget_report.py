@@ -24,12 +24,12 @@ from sweep.codecs.base import ORIGINAL
 from sweep.config import Sweep
 from sweep.experiments.budget import BudgetCell
 from sweep.experiments.scaling_law import exponent_intervals, fit_law
+from sweep.figures import save_figure
 from sweep.plan import Plan
-from sweep.report.figures import save_figure
-from sweep.report.tables import write_csv
 from sweep.stages.kind import digest
 from sweep.store import write_json_atomic
 from sweep.summarize import describe_setting, json_safe, read_output
+from sweep.tables import write_csv
 
 COLUMNS = [
     "task", "model", "codec", "setting", "budget", "budget_bytes", "images", "split_images",

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from sweep.data.formats import sniff_file
-from sweep.sensitivity.dct import BLOCK, block_dct, rgb_to_ycbcr
+from sweep.dct import BLOCK, block_dct, rgb_to_ycbcr
 
 # A 4:2:0 macroblock: 2x2 luma blocks and one block of each chroma plane.
 MACROBLOCK = 2 * BLOCK

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from sweep.data.files import LabelledFile
+from sweep.dct import BLOCK
 from sweep.errors import OptionError, require_choice
 from sweep.inputs.base import FileSamples, InputRepresentation, read_image
 from sweep.inputs.coefficients import (
@@ -44,7 +45,6 @@ from sweep.inputs.coefficients import (
     reads_straight,
 )
 from sweep.inputs.rgb import resize_and_crop, train_geometry
-from sweep.sensitivity.dct import BLOCK
 
 GEOMETRIES = ("crop", "resize")
 # A horizontal flip of a block negates its odd horizontal frequencies: cos((2(7-x)+1) j pi/16)

@@ -29,11 +29,11 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from sweep.data.files import LabelledFile
+from sweep.dct import BLOCK, block_dct, rgb_to_ycbcr
 from sweep.errors import OptionError
 from sweep.inputs.base import FileSamples, InputRepresentation, read_image
 from sweep.inputs.coefficients import as_channels
 from sweep.inputs.rgb import resize_and_crop, train_geometry
-from sweep.sensitivity.dct import BLOCK, block_dct, rgb_to_ycbcr
 
 # The DCT grid is the backbone's input resolution divided by its stem's stride (ResNet: 4), so
 # the upsampled image is 8 / 4 = 2 times the backbone's input.

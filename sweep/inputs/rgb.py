@@ -11,7 +11,7 @@ from torchvision.transforms import v2
 
 from sweep.data.files import LabelledFile
 from sweep.inputs.base import InputRepresentation
-from sweep.tasks.runtime import ImageFileDataset, image_dataset
+from sweep.inputs.files import ImageFileDataset, image_dataset
 
 
 def interpolation_of(model) -> v2.InterpolationMode:

@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sweep.figures import save_figure
 from sweep.report.axis import DEFAULT_AXIS, SettingAxis, set_setting_ticks  # noqa: E402
-from sweep.report.figures import save_figure  # noqa: E402
 
 # Panels of the distortion figure: (title, measures drawn in it).
 DISTORTION_PANELS = (

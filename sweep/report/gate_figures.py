@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import Normalize
 
-from sweep.report.figures import save_figure
-from sweep.report.sensitivity_figures import draw_map_grid
-from sweep.report.tables import write_csv
+from sweep.figures import save_figure
+from sweep.sensitivity.figures import draw_map_grid
 from sweep.sensitivity.options import CHANNELS
+from sweep.tables import write_csv
 
 STATISTICS = ("gate_open", "gate_probability")
 COLUMNS = ["train_setting", "test_setting", "channel", "i", "j", *STATISTICS]

@@ -21,13 +21,13 @@ from scipy.interpolate import griddata  # noqa: E402
 from scipy.spatial import QhullError  # noqa: E402
 
 from sweep.codecs.base import MIXED  # noqa: E402
+from sweep.figures import save_figure
 from sweep.report.axis import (  # noqa: E402
     DEFAULT_AXIS,
     SettingAxis,
     min_gap_fraction,
     set_setting_ticks,
 )
-from sweep.report.figures import save_figure  # noqa: E402
 
 GRID_RESOLUTION = 200
 # Diverging, pale at 100% (original/original): red below, blue above.

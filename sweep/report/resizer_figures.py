@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # headless: the driver may run on a cluster node
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sweep.report.figures import save_figure  # noqa: E402
+from sweep.figures import save_figure
 
 SAMPLES = 4
 

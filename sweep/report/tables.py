@@ -1,23 +1,19 @@
-"""The project's CSV tables: one writer, and the results table built on it.
+"""The results table: its columns, relative values, seed means, and results.csv.
 
-``write_csv`` is the only CSV writer of the package: every table (results, distortion,
-quarantine, conversions, the codec comparison and the dataset audit) goes through it, so they
-all format numbers the same way and are all written atomically.
+Written with the package's one CSV writer (`sweep.tables.write_csv`).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from sweep.analysis.intervals import enclosing
 from sweep.report.axis import DEFAULT_AXIS, ORIGINAL, SettingAxis
-from sweep.store import atomic_write
+from sweep.tables import write_csv
 
 RESULT_COLUMNS = [
     "task", "model", "codec", "train_setting", "test_setting", "seed",
@@ -58,37 +54,6 @@ def with_seed_means(rows: list[dict]) -> list[dict]:
 DISTORTION_COLUMNS = ["split", "setting", "measure", "median", "p10", "p90", "count", "undefined"]
 
 log = logging.getLogger(__name__)
-
-
-def csv_cell(value: object) -> object:
-    """None as an empty cell, floats (numpy's too) with ``repr`` so they round-trip exactly."""
-    if value is None:
-        return ""
-    if isinstance(value, float | np.floating):
-        return repr(float(value))
-    return value
-
-
-def write_csv(rows: Iterable[Mapping[str, object]], columns: Sequence[str], path: Path) -> Path:
-    """Writes dict rows under a header of ``columns``, atomically (a header only when empty).
-
-    Args:
-        rows: One mapping per row; keys outside ``columns`` are ignored, and a missing key or
-            None gives an empty cell.
-        columns: Header and column order.
-        path: Destination file (UTF-8, ``\\r\\n`` line ends as the csv module writes them).
-
-    Returns:
-        ``path``.
-    """
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(columns)
-            writer.writerows([csv_cell(row.get(column)) for column in columns] for row in rows)
-
-    return atomic_write(path, write)
 
 
 def add_relative(rows: list[dict]) -> list[dict]:

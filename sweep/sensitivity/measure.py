@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 
 from sweep.data.files import LabelledFile
+from sweep.inputs.files import ImageFileDataset
 from sweep.models.base import ModelFamily
 from sweep.sensitivity.methods import Classifier, Measured, finite_maps, gradient_maps
 from sweep.sensitivity.options import SensitivityOptions
-from sweep.tasks.runtime import ImageFileDataset, load_trained, pick_device
+from sweep.tasks.runtime import load_trained, pick_device
 
 
 def model_inputs(model: ModelFamily, files: list[LabelledFile]) -> torch.Tensor:

@@ -3,8 +3,8 @@
 Both perturb the model's own input: the image after the classifier's resize and crop, as
 float RGB in [0, 1], before the family's input representation makes its input from them
 (`sweep.inputs.base.InputRepresentation`: normalised pixels, or DCT planes).
-Coefficients are those of JPEG's blockwise DCT of that input in JFIF YCbCr (sweep/sensitivity/
-dct.py), blocks aligned with its top-left corner; the blocks of a chroma channel lie on the
+Coefficients are those of JPEG's blockwise DCT of that input in JFIF YCbCr (sweep/dct.py),
+blocks aligned with its top-left corner; the blocks of a chroma channel lie on the
 subsampled chroma plane (4:2:0: each covers 16x16 pixels, its samples replicated over 2x2
 pixels). Blocks that do not fit whole at the right or bottom edge are left out.
 
@@ -36,14 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sweep.sensitivity.dct import (
-    BLOCK,
-    CHROMA_FACTORS,
-    basis_images,
-    block_dct,
-    upsample,
-    ycbcr_to_rgb,
-)
+from sweep.dct import BLOCK, CHROMA_FACTORS, basis_images, block_dct, upsample, ycbcr_to_rgb
 from sweep.sensitivity.options import CHANNELS, STATISTICS
 
 FREQUENCIES = BLOCK * BLOCK

@@ -26,13 +26,12 @@ from sweep.codecs.tuning_map import TuningMap
 from sweep.config import Sweep
 from sweep.errors import OptionError
 from sweep.plan import SweepPlan
-from sweep.report.sensitivity_figures import (
+from sweep.sensitivity.figures import (
     RadiusProfile,
     plot_channel_maps,
     plot_maps_by_setting,
     plot_radius_profiles,
 )
-from sweep.report.tables import write_csv
 from sweep.sensitivity.options import CHANNELS, METHODS, SensitivityOptions
 from sweep.sensitivity.statistics import (
     HIGH,
@@ -50,6 +49,7 @@ from sweep.stages.sensitivity import (
     sensitivity_stage,
 )
 from sweep.store import ArtifactStore, replace_folder, temporary_tag
+from sweep.tables import write_csv
 
 FOLDER = "sensitivity"
 log = logging.getLogger(__name__)

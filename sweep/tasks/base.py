@@ -1,4 +1,5 @@
-"""The contract of a task kind, and the one fit loop that trains every kind.
+"""The contract of a task kind, the one fit loop that trains every kind, and the one loop
+that evaluates several trained models of a kind on one decode of the test files.
 
 A task kind (classification, detection, segmentation) knows its annotations, its loss, its
 recipe (optimiser, schedule, augmentation) and its metric. It is instantiated from the
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from sweep.data.files import LabelledFile
 from sweep.models.base import ModelFamily
@@ -38,6 +40,7 @@ from sweep.tasks.runtime import (
     OptimizerSteps,
     autocast,
     autocast_dtype,
+    load_trained,
     pick_device,
     save_weights,
     seed_everything,
@@ -152,7 +155,6 @@ class TaskKind(ABC):
         """
         return self.evaluate_group(model, [weights_dir], files, num_classes, options)[0]
 
-    @abstractmethod
     def evaluate_group(
         self,
         model: ModelFamily,
@@ -162,18 +164,153 @@ class TaskKind(ABC):
         options: TrainOptions,
     ) -> list[dict]:
         """`evaluate` of several trainings' weights (of one model family) on the same files,
-        one metrics dict per weights dir, in order; load them with `runtime.load_trained`.
+        one metrics dict per weights dir, in order.
 
-        Each batch of files is read and decoded once and goes through every model in turn,
-        so N models cost one decode of the files, not N. Each model's metrics are those of
-        evaluating it alone: the same batches, the same metric objects, its own state.
+        Each batch of files is read and decoded once and goes through every model in turn
+        (`evaluate_models`), so N models cost one decode of the files, not N. Each model's
+        metrics are those of evaluating it alone: the same batches, its own scores.
         """
+        return evaluate_models(self, model, weights_dirs, files, num_classes, options)
+
+    # ---- evaluation: the grouped loop calls these ----------------------------------------
+
+    @abstractmethod
+    def evaluation_loader(
+        self,
+        model: ModelFamily,
+        files: list[LabelledFile],
+        options: TrainOptions,
+        device: torch.device,
+    ) -> DataLoader:
+        """The test files' samples in file order, as the model family takes them."""
+
+    @abstractmethod
+    def evaluation_batch(self, batch: Any, device: torch.device) -> tuple[Any, Any]:
+        """(inputs, truth) of one batch of `evaluation_loader`, moved to `device` once for
+        every model of a group."""
+
+    @abstractmethod
+    def evaluation_forward(
+        self,
+        module: torch.nn.Module,
+        inputs: Any,
+        truth: Any,
+        num_classes: int,
+        options: TrainOptions,
+    ) -> Any:
+        """One model's predictions of a batch (runs under autocast)."""
+
+    @abstractmethod
+    def evaluation_scores(
+        self,
+        modules: Sequence[torch.nn.Module],
+        model: ModelFamily,
+        files: list[LabelledFile],
+        num_classes: int,
+        device: torch.device,
+    ) -> list[Score]:
+        """A fresh `Score` per module: what accumulates its predictions into its metrics."""
 
     # The metrics recomputed on a bootstrap draw of test images (sweep/analysis/bootstrap.py):
     # `resample(outcomes, counts)` takes one cell's outcomes (aligned, N rows) and a (B, N)
     # array of how often each image is drawn, and returns {metric: (B,) values}. None: the
     # kind's metrics get no intervals.
     resample: ClassVar[Callable[[dict, Any], dict] | None] = None
+
+
+class Score(ABC):
+    """One model's metrics, accumulated batch by batch over the test files."""
+
+    @abstractmethod
+    def update(self, prediction: Any, truth: Any) -> None:
+        """Adds one batch's predictions (`TaskKind.evaluation_forward`) and truth."""
+
+    @abstractmethod
+    def result(self, seconds: float) -> dict:
+        """The metrics (every name in `metric_names`, "images", and "outcomes" where the
+        kind resamples them); `seconds` is this model's share of the group's time."""
+
+
+def evaluate_models(
+    task: TaskKind,
+    model: ModelFamily,
+    weights_dirs: list[Path],
+    files: list[LabelledFile],
+    num_classes: int,
+    options: TrainOptions,
+) -> list[dict]:
+    """The one grouped-evaluation loop: every trained model of `weights_dirs` on the files,
+    each batch decoded and moved to the device once for all of them."""
+    device = pick_device()
+    loader = task.evaluation_loader(model, files, options, device)
+    dtype = autocast_dtype(options.amp, device)
+    modules = [load_trained(model, path, num_classes, device) for path in weights_dirs]
+    scores = task.evaluation_scores(modules, model, files, num_classes, device)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for batch in loader:
+            inputs, truth = task.evaluation_batch(batch, device)
+            for module, score in zip(modules, scores, strict=True):
+                with autocast(device, dtype):
+                    prediction = task.evaluation_forward(
+                        module, inputs, truth, num_classes, options
+                    )
+                score.update(prediction, truth)
+    seconds = (time.perf_counter() - started) / max(len(modules), 1)
+    return [score.result(seconds) for score in scores]
+
+
+class FitLoop:
+    """One training, set up as the fit loop runs it: seeded, its module built, its dataset,
+    loader, optimiser, schedule and mixed precision ready, stepped one batch at a time.
+
+    Seeding comes first, then the module (its random initialisation), then the loader: the
+    same seed gives the same weights on the CPU. The bill (sweep/experiments/bill/) times
+    `step` on a few batches; `fit` runs it over every epoch.
+
+    Args:
+        total_steps: Steps of the schedule; None: every batch of every epoch.
+    """
+
+    def __init__(
+        self,
+        task: TaskKind,
+        model: ModelFamily,
+        files: list[LabelledFile],
+        num_classes: int,
+        options: TrainOptions,
+        seed: int,
+        total_steps: int | None = None,
+    ) -> None:
+        self.task, self.options = task, options
+        self.generator = seed_everything(seed)
+        self.device = pick_device()
+        self.module = model.build(num_classes).to(self.device)
+        self.dataset = mixed.training_dataset(task, model, files, options)
+        drop_last = task.drop_incomplete_batch and len(self.dataset) > options.batch_size
+        self.loader = self.batches(options.batch_size, drop_last)
+        self.groups = model.parameter_groups(self.module, options.lr, options.weight_decay)
+        optimizer = task.optimizer(self.groups, options)
+        if total_steps is None:
+            total_steps = options.epochs * len(self.loader)
+        scheduler = task.schedule(optimizer, total_steps, options)
+        self.dtype = autocast_dtype(options.amp, self.device)
+        clipped = [parameter for group in self.groups for parameter in group["params"]]
+        self.steps = OptimizerSteps(optimizer, scheduler, self.dtype, clipped, task.grad_clip())
+
+    def batches(self, batch_size: int, drop_last: bool = False) -> DataLoader:
+        """The shuffled, seeded loader of the training set in batches of `batch_size`."""
+        options = replace(self.options, batch_size=batch_size)
+        return training_loader(
+            self.dataset, options, self.generator, self.device, drop_last, self.task.collate
+        )
+
+    def step(self, batch: Any) -> tuple[torch.Tensor, int]:
+        """One optimiser step on a batch: its mean loss per image, and its images."""
+        with autocast(self.device, self.dtype):
+            loss, images = self.task.training_loss(self.module, batch, self.device)
+        self.steps.step(loss)
+        return loss, images
 
 
 def fit(
@@ -188,42 +325,26 @@ def fit(
     """The one training loop: seeded data order, mixed precision with fp16 loss scaling,
     clipping, a per-batch schedule, the mean loss per epoch, weights and a summary.
 
-    Seeding comes first, then the module (its random initialisation), then the loader: the
-    same seed gives the same weights on the CPU. With 0 epochs (train=none) the module is
-    written as built, see `save_as_loaded`.
+    With 0 epochs (train=none) the module is written as built, see `save_as_loaded`.
     """
     if options.epochs == 0:
         return save_as_loaded(model, num_classes, seed, out_dir)
-    generator = seed_everything(seed)
-    device = pick_device()
-    module = model.build(num_classes).to(device)
-    dataset = mixed.training_dataset(task, model, files, options)
-    drop_last = task.drop_incomplete_batch and len(dataset) > options.batch_size
-    loader = training_loader(dataset, options, generator, device, drop_last, task.collate)
-    groups = model.parameter_groups(module, options.lr, options.weight_decay)
-    optimizer = task.optimizer(groups, options)
-    total_steps = options.epochs * len(loader)
-    scheduler = task.schedule(optimizer, total_steps, options)
-    dtype = autocast_dtype(options.amp, device)
-    clipped = [parameter for group in groups for parameter in group["params"]]
-    steps = OptimizerSteps(optimizer, scheduler, dtype, clipped, task.grad_clip())
+    loop = FitLoop(task, model, files, num_classes, options, seed)
     epoch_losses, seen, started = [], 0, time.perf_counter()
     for _ in range(options.epochs):
-        module.train()
+        loop.module.train()
         loss_sum, epoch_images = 0.0, 0
-        for batch in loader:
-            with autocast(device, dtype):
-                loss, images = task.training_loss(module, batch, device)
-            steps.step(loss)
+        for batch in loop.loader:
+            loss, images = loop.step(batch)
             loss_sum += loss.item() * images
             epoch_images += images
         seen += epoch_images
         # The mean over the images the epoch trained on (a dropped last batch is not).
         epoch_losses.append(loss_sum / max(epoch_images, 1))
     seconds = time.perf_counter() - started
-    save_weights(module, out_dir)
-    summary = train_summary(epoch_losses, len(dataset), seen, seconds, device, dtype)
-    return summary | {"parameters": parameter_counts(module)} | task.summary_extras(files)
+    save_weights(loop.module, out_dir)
+    summary = train_summary(epoch_losses, len(loop.dataset), seen, seconds, loop.device, loop.dtype)
+    return summary | {"parameters": parameter_counts(loop.module)} | task.summary_extras(files)
 
 
 def parameter_counts(module: torch.nn.Module) -> dict[str, int]:

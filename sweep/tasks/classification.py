@@ -16,14 +16,8 @@ from sweep.data.files import LabelledFile
 from sweep.inputs.base import to_device
 from sweep.models.base import ModelFamily
 from sweep.options import TrainOptions
-from sweep.tasks.base import TaskKind
-from sweep.tasks.runtime import (
-    autocast,
-    autocast_dtype,
-    evaluation_loader,
-    load_trained,
-    pick_device,
-)
+from sweep.tasks.base import Score, TaskKind
+from sweep.tasks.runtime import evaluation_loader
 
 
 def resample_accuracy(outcomes: Mapping[str, np.ndarray], counts: np.ndarray) -> dict:
@@ -93,54 +87,48 @@ class ClassificationTask(TaskKind):
             loss = loss + auxiliary
         return loss, len(labels)
 
-    @torch.no_grad()
-    def evaluate_group(
-        self,
-        model: ModelFamily,
-        weights_dirs: list[Path],
-        files: list[LabelledFile],
-        num_classes: int,
-        options: TrainOptions,
-    ) -> list[dict]:
-        """Top-1 accuracy of the weights in each of weights_dirs on the given files."""
-        device = pick_device()
-        representation = model.input_representation()
-        dataset = representation.evaluation_dataset(files)
-        loader = evaluation_loader(dataset, options.eval_batch_size, options, device)
-        dtype = autocast_dtype(options.amp, device)
-        modules = [load_trained(model, path, num_classes, device) for path in weights_dirs]
-        accuracies = [
-            MulticlassAccuracy(num_classes=num_classes, average="micro").to(device) for _ in modules
-        ]
-        predictions: list[list[torch.Tensor]] = [[] for _ in modules]
-        targets = []
-        for inputs, labels in loader:
-            # Decoded once and moved to the device once, for every model.
-            inputs, on_device = to_device(inputs, device), labels.to(device)
-            for module, accuracy, predicted in zip(modules, accuracies, predictions, strict=True):
-                with autocast(device, dtype):
-                    logits = module(inputs)  # (B, classes)
-                accuracy.update(logits.float(), on_device)
-                predicted.append(logits.argmax(1).cpu())
-            targets.append(labels)
-        label = torch.cat(targets).numpy()
-        sources = representation.source_counts(files)
-        results = []
-        for module, accuracy, predicted in zip(modules, accuracies, predictions, strict=True):
-            prediction = torch.cat(predicted).numpy()
-            metrics = {
-                "accuracy": accuracy.compute().item(),
-                "images": len(dataset),
-                "input_sources": dict(sources),
-                # Per image, for the intervals: the label, the top-1 prediction and the hit.
-                "outcomes": {
-                    "label": label.copy(),
-                    "prediction": prediction,
-                    "correct": label == prediction,
-                },
-            }
-            # A module that selects its input channels per image (DCTNet's gate) says how
-            # often it opened each one on these files.
-            gate_statistics = getattr(module, "gate_statistics", None)
-            results.append(metrics | ((gate_statistics and gate_statistics()) or {}))
-        return results
+    def evaluation_loader(self, model, files, options, device):
+        dataset = model.input_representation().evaluation_dataset(files)
+        return evaluation_loader(dataset, options.eval_batch_size, options, device)
+
+    def evaluation_batch(self, batch, device):
+        inputs, labels = batch
+        return to_device(inputs, device), (labels, labels.to(device))
+
+    def evaluation_forward(self, module, inputs, truth, num_classes, options):
+        return module(inputs)  # (B, classes)
+
+    def evaluation_scores(self, modules, model, files, num_classes, device):
+        sources = model.input_representation().source_counts(files)
+        return [AccuracyScore(module, num_classes, sources, device) for module in modules]
+
+
+class AccuracyScore(Score):
+    """Top-1 accuracy of one classifier (torchmetrics), and each image's hit."""
+
+    def __init__(self, module, num_classes: int, sources: dict, device: torch.device) -> None:
+        self.module, self.sources = module, sources
+        self.accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro").to(device)
+        self.predictions: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def update(self, prediction: torch.Tensor, truth) -> None:
+        labels, on_device = truth
+        self.accuracy.update(prediction.float(), on_device)
+        self.predictions.append(prediction.argmax(1).cpu())
+        self.labels.append(labels)
+
+    def result(self, seconds: float) -> dict:
+        label = torch.cat(self.labels).numpy()
+        prediction = torch.cat(self.predictions).numpy()
+        metrics = {
+            "accuracy": self.accuracy.compute().item(),
+            "images": len(label),
+            "input_sources": dict(self.sources),
+            # Per image, for the intervals: the label, the top-1 prediction and the hit.
+            "outcomes": {"label": label, "prediction": prediction, "correct": label == prediction},
+        }
+        # A module that selects its input channels per image (DCTNet's gate) says how often
+        # it opened each one on these files.
+        gate_statistics = getattr(self.module, "gate_statistics", None)
+        return metrics | ((gate_statistics and gate_statistics()) or {})

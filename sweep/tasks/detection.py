@@ -26,8 +26,6 @@ atomics, so two trainings agree only up to float rounding.
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
@@ -38,13 +36,9 @@ from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError, require_choice
 from sweep.models.base import ModelFamily
 from sweep.options import TrainOptions
-from sweep.tasks.base import TaskKind
+from sweep.tasks.base import Score, TaskKind
 from sweep.tasks.runtime import (
-    autocast,
-    autocast_dtype,
     evaluation_loader,
-    load_trained,
-    pick_device,
 )
 
 METRIC = (
@@ -216,52 +210,52 @@ class DetectionTask(TaskKind):
     def summary_extras(self, files: list[LabelledFile]) -> dict:
         return {"objects": sum(len(target["labels"]) for _, target, _ in files)}
 
-    @torch.no_grad()
-    def evaluate_group(
-        self,
-        model: ModelFamily,
-        weights_dirs: list[Path],
-        files: list[LabelledFile],
-        num_classes: int,
-        options: TrainOptions,
-    ) -> list[dict]:
-        """mAP of the weights in each of weights_dirs on the given files.
-
-        "images_per_second" is each model's share of the group's time: the files times the
-        models over the seconds the whole group took, decoding included.
-        """
-        device = pick_device()
+    def evaluation_loader(self, model, files, options, device):
         dataset = DetectionDataset(files, train=False)
-        loader = evaluation_loader(
+        return evaluation_loader(
             dataset, options.eval_batch_size, options, device, collate_fn=collate
         )
-        dtype = autocast_dtype(options.amp, device)
-        modules = [load_trained(model, path, num_classes, device) for path in weights_dirs]
-        metrics = [mean_average_precision() for _ in modules]
-        started = time.perf_counter()
-        for images, targets in loader:
-            # Decoded once and moved to the device once, for every model.
-            images = [image.to(device, non_blocking=True) for image in images]
-            for module, metric in zip(modules, metrics, strict=True):
-                with autocast(device, dtype):
-                    detections = module(images)
-                metric.update(
-                    [
-                        {
-                            "boxes": d["boxes"].float().cpu(),
-                            "scores": d["scores"].float().cpu(),
-                            "labels": d["labels"].cpu() - 1,
-                        }
-                        for d in detections
-                    ],
-                    [metric_target(t) for t in targets],
-                )
-        seconds_per_model = (time.perf_counter() - started) / max(len(modules), 1)
-        return [
-            compute_metrics(metric)
-            | {"images": len(files), "images_per_second": len(files) / seconds_per_model}
-            for metric in metrics
-        ]
+
+    def evaluation_batch(self, batch, device):
+        images, targets = batch
+        return [image.to(device, non_blocking=True) for image in images], targets
+
+    def evaluation_forward(self, module, inputs, truth, num_classes, options):
+        return module(inputs)
+
+    def evaluation_scores(self, modules, model, files, num_classes, device):
+        return [MapScore(len(files)) for _ in modules]
+
+
+class MapScore(Score):
+    """COCO-style mAP of one detector (torchmetrics' MeanAveragePrecision, pycocotools).
+
+    "images_per_second" is the model's share of the group's time: the files times the models
+    over the seconds the whole group took, decoding included.
+    """
+
+    def __init__(self, images: int) -> None:
+        self.images = images
+        self.metric = mean_average_precision()
+
+    def update(self, prediction: list[dict], truth: list[dict]) -> None:
+        self.metric.update(
+            [
+                {
+                    "boxes": d["boxes"].float().cpu(),
+                    "scores": d["scores"].float().cpu(),
+                    "labels": d["labels"].cpu() - 1,
+                }
+                for d in prediction
+            ],
+            [metric_target(t) for t in truth],
+        )
+
+    def result(self, seconds: float) -> dict:
+        return compute_metrics(self.metric) | {
+            "images": self.images,
+            "images_per_second": self.images / seconds,
+        }
 
 
 def mean_average_precision() -> MeanAveragePrecision:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,13 +24,9 @@ from sweep.data.masks import IGNORE_INDEX
 from sweep.errors import OptionError
 from sweep.models.base import ModelFamily
 from sweep.options import TrainOptions
-from sweep.tasks.base import TaskKind
+from sweep.tasks.base import Score, TaskKind
 from sweep.tasks.runtime import (
-    autocast,
-    autocast_dtype,
     evaluation_loader,
-    load_trained,
-    pick_device,
 )
 from sweep.tasks.segmentation_samples import EvalSample, SegmentationFileDataset, TrainSample
 from sweep.tasks.sliding_window import sliding_logits, upsampled_logits
@@ -261,42 +256,40 @@ class SegmentationTask(TaskKind):
             logits = module(image)
         return upsampled_logits(logits, size)
 
-    @torch.no_grad()
-    def evaluate_group(
-        self,
-        model: ModelFamily,
-        weights_dirs: list[Path],
-        files: list[LabelledFile],
-        num_classes: int,
-        options: TrainOptions,
-    ) -> list[dict]:
-        """mIoU and mAcc of the weights in each of weights_dirs on the given files, at mask
-        resolution."""
-        device = pick_device()
+    def evaluation_loader(self, model, files, options, device):
         dataset = SegmentationFileDataset(
             files, EvalSample(self.resize_short_side, model.mean, model.std)
         )
         # One image at a time: evaluation is at each mask's own resolution.
-        loader = evaluation_loader(dataset, None, options, device)
-        dtype = autocast_dtype(options.amp, device)
-        modules = [load_trained(model, path, num_classes, device) for path in weights_dirs]
-        scores = [SegmentationMetrics(num_classes, device) for _ in modules]
-        for image, mask in loader:
-            # Decoded once and moved to the device once, for every model.
-            image = image[None].to(device, non_blocking=True)  # (1, 3, h, w)
-            mask = mask.to(device)  # (H, W)
-            for module, score in zip(modules, scores, strict=True):
-                with autocast(device, dtype):
-                    # At the mask's resolution, also when the image was rescaled for inference.
-                    logits = self.predict(
-                        module, image, mask.shape, num_classes, options.eval_batch_size
-                    )
-                score.update(logits.argmax(1)[0], mask)
-        return [
-            {
-                **score.compute(),
-                "images": len(dataset),
-                "outcomes": {"confusion": score.image_confusions()},
-            }
-            for score in scores
-        ]
+        return evaluation_loader(dataset, None, options, device)
+
+    def evaluation_batch(self, batch, device):
+        image, mask = batch
+        return image[None].to(device, non_blocking=True), mask.to(device)  # (1, 3, h, w), (H, W)
+
+    def evaluation_forward(self, module, inputs, truth, num_classes, options):
+        # At the mask's resolution, also when the image was rescaled for inference.
+        return self.predict(module, inputs, truth.shape, num_classes, options.eval_batch_size)
+
+    def evaluation_scores(self, modules, model, files, num_classes, device):
+        return [IouScore(num_classes, device) for _ in modules]
+
+
+class IouScore(Score):
+    """mIoU and mAcc of one segmenter over the split (`SegmentationMetrics`), and each
+    image's confusion counts."""
+
+    def __init__(self, num_classes: int, device: torch.device) -> None:
+        self.metrics = SegmentationMetrics(num_classes, device)
+        self.images = 0
+
+    def update(self, prediction: torch.Tensor, truth: torch.Tensor) -> None:
+        self.metrics.update(prediction.argmax(1)[0], truth)  # (1, C, H, W) logits, (H, W)
+        self.images += 1
+
+    def result(self, seconds: float) -> dict:
+        return {
+            **self.metrics.compute(),
+            "images": self.images,
+            "outcomes": {"confusion": self.metrics.image_confusions()},
+        }

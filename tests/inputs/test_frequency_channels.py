@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from sweep.data.files import LabelledFile
+from sweep.dct import rgb_to_ycbcr
 from sweep.errors import OptionError
 from sweep.inputs.frequency_channels import FrequencyChannels
-from sweep.sensitivity.dct import rgb_to_ycbcr
 from tests.inputs.test_coefficients import photograph
 
 

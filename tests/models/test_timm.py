@@ -365,6 +365,6 @@ def test_a_train_none_sweep_scores_the_loaded_model_in_every_cell(source, weight
 
 
 def load_images(files):
-    from sweep.tasks.runtime import ImageFileDataset
+    from sweep.inputs.files import ImageFileDataset
 
     return list(ImageFileDataset(files, lambda image: image))

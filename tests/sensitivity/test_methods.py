@@ -10,14 +10,8 @@ import torch
 from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 
+from sweep.dct import basis_images, block_dct, block_idct, rgb_to_ycbcr, ycbcr_to_rgb
 from sweep.inputs.rgb import RgbPixels
-from sweep.sensitivity.dct import (
-    basis_images,
-    block_dct,
-    block_idct,
-    rgb_to_ycbcr,
-    ycbcr_to_rgb,
-)
 from sweep.sensitivity.methods import Classifier, finite_maps, gradient_maps
 
 

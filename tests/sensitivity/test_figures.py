@@ -1,4 +1,4 @@
-"""Tests for sweep.report.sensitivity_figures: DCT sensitivity maps and radius profiles."""
+"""Tests for sweep.sensitivity.figures: DCT sensitivity maps and radius profiles."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from matplotlib.colors import LogNorm
 from PIL import Image
 
-from sweep.report import figures, sensitivity_figures
-from sweep.report.sensitivity_figures import (
+from sweep import figures
+from sweep.sensitivity import figures as sensitivity_figures
+from sweep.sensitivity.figures import (
     RadiusProfile,
     plot_channel_maps,
     plot_maps_by_setting,

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
-from sweep.report.figures import save_figure  # noqa: E402
+from sweep.figures import save_figure
 from sweep.sensitivity.options import CHANNELS  # noqa: E402
 
 MAP_SHAPE = (len(CHANNELS), 8, 8)
