@@ -47,10 +47,10 @@ from sweep.codecs.jxl import JxlCodec
 from sweep.data.demo import DemoReader
 from sweep.data.pixels import read_pixels
 from sweep.distortion.butteraugli import write_pnm
-from sweep.execute import execute
+from sweep.engine.execute import execute
 from sweep.options import ClusterOptions, TrainOptions
-from sweep.plan import Plan
 from sweep.stages.encode import EncodeStage
+from sweep.stages.graph import Plan
 from sweep.stages.kind import StageContext
 from sweep.stages.shards import shard_ranges
 from sweep.store import ArtifactStore

@@ -120,7 +120,7 @@ def counting_decodes() -> Iterator[list[int]]:
 
 def evaluate_every_cell(sweep, plan, context, group_size: int) -> tuple[float, int]:
     """(seconds, images decoded) of evaluating every cell afresh, `group_size` models a task."""
-    from sweep.execute import execute
+    from sweep.engine.execute import execute
     from sweep.stages import evaluate
 
     shutil.rmtree(sweep.store.root / evaluate.NAME, ignore_errors=True)
@@ -158,7 +158,7 @@ def projected_decodes(settings: int, test_images: int, seeds: int, group_size: i
 def run(rounds: int = ROUNDS) -> dict:
     import torch
 
-    from sweep.execute import execute
+    from sweep.engine.execute import execute
     from sweep.run import plan_sweep, stage_context
     from sweep.stages.encode import encoded_files
 

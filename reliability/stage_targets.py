@@ -6,8 +6,8 @@ new kind of the sweep is a kill target without being named here.
 
 from __future__ import annotations
 
-from sweep.stages import STAGE_KINDS
 from sweep.stages.kind import StageKind
+from sweep.stages.table import STAGE_KINDS
 
 
 def kill_targets() -> tuple[str, ...]:

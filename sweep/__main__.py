@@ -57,8 +57,8 @@ def check_overrides(overrides: list[str]) -> None:
 def run_reporting_errors(work: Callable[[], Path]) -> Path:
     """Runs an entry point's work; a config mistake exits 2, a failed run 1, each with its
     message on stderr (finished stages are kept: the rerun resumes)."""
-    from sweep.execute import SweepFailedError
-    from sweep.lock import LockHeldError
+    from sweep.engine.execute import SweepFailedError
+    from sweep.engine.lock import LockHeldError
     from sweep.models.errors import ModelUnavailableError
     from sweep.stages.shards import ImageReadError
     from sweep.store import StoreError
@@ -97,8 +97,8 @@ def hydra_main(cfg: DictConfig) -> None:
         print(format_bill(bill))
         return
     if sweep.budget is not None:  # experiment=budget
+        from sweep.engine.lock import results_dir_lock
         from sweep.experiments.budget import run_budget
-        from sweep.lock import results_dir_lock
 
         def run_budget_locked() -> Path:  # one driver per results_dir, as run_sweep holds
             with results_dir_lock(sweep.results_dir, sweep.lock_wait):

@@ -33,12 +33,13 @@ from sweep.data.base import SPLITS, ImageItem
 from sweep.data.digests import DIGEST_FOLDER, FileDigests
 from sweep.data.files import LabelledFile
 from sweep.data.validate import QUARANTINED, decoder_identity
-from sweep.plan import Plan, SweepPlan
 from sweep.screen import Screening, screened_fingerprint
-from sweep.stages import STAGE_KINDS, distortion, encode, evaluate, sensitivity, train, validate
+from sweep.stages import distortion, encode, evaluate, sensitivity, train, validate
 from sweep.stages.encoding import reads_source_bytes
+from sweep.stages.graph import Plan, SweepPlan
 from sweep.stages.kind import Stage
 from sweep.stages.shards import shard_key
+from sweep.stages.table import STAGE_KINDS
 from sweep.stages.validate import read_verdicts, validate_stage
 from sweep.store import ArtifactStore
 
@@ -272,7 +273,7 @@ def pending_work(
     values: dict = asdict(work)
     pending = [
         stage
-        for stage in [*validation.in_order(), *plan.in_order()]
+        for stage in [*validation.in_order(STAGE_KINDS), *plan.in_order(STAGE_KINDS)]
         if not store.is_done(stage.kind, stage.key)
     ]
     # Pending evaluations per test encode (a group's decodes are shared).
@@ -628,7 +629,7 @@ def bill_of(sweep: Sweep, calibrate: bool = True) -> Bill:
             f"codec={sweep.codec.name} measures its sensitivity map first, and its encodes' "
             f"keys hold the map: its lossy encodes and the stages after them count as to run"
         )
-    stages = [*validation.in_order(), *plan.in_order()]
+    stages = [*validation.in_order(STAGE_KINDS), *plan.in_order(STAGE_KINDS)]
     counts = count_stages(sweep.store, stages)
     group_size = getattr(sweep.cluster, "eval_group_size", None) or 1
     work = pending_work(sweep.store, validation, plan, sweep.options.epochs, group_size)

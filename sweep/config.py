@@ -94,7 +94,7 @@ class Sweep:
     mixed_settings: tuple[str, ...] = ()
     # None: a plain run; NightlyOptions: the grid as a nightly job (sweep/experiments/nightly.py).
     nightly: NightlyOptions | None = None
-    # Seconds to wait for another driver holding results_dir's lock (sweep/lock.py).
+    # Seconds to wait for another driver holding results_dir's lock (sweep/engine/lock.py).
     lock_wait: float = 0.0
     # Print the bill of the plan and run nothing (sweep/bill.py); time this machine for it.
     dry_run: bool = False

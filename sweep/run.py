@@ -12,16 +12,17 @@ from typing import TYPE_CHECKING
 from sweep.analysis.intervals import measure_intervals, with_intervals
 from sweep.analysis.recommendation import SCENARIOS
 from sweep.config import Sweep
+from sweep.engine.execute import execute
+from sweep.engine.lock import results_dir_lock
+from sweep.engine.plan import build_plan
 from sweep.errors import OptionError
-from sweep.execute import execute
-from sweep.lock import results_dir_lock
 from sweep.options import TrackingOptions
-from sweep.plan import PlanInputs, SweepPlan, build_plan
 from sweep.report.resizer_figures import write_resizer_figures
 from sweep.report.tables import add_relative
 from sweep.screen import Screening, listed_screening, screen_images
 from sweep.sensitivity.pipeline import bind_tuning_map, log_sensitivity
 from sweep.sensitivity.report import write_sensitivity_report
+from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import StageContext
 from sweep.summarize import (
     REPORT_EXTRAS,
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 def run_sweep(sweep: Sweep, on_plan: Callable[[SweepPlan], None] | None = None) -> Path:
     """Runs a validated sweep to the end; returns its report folder.
 
-    Holds results_dir's lock throughout (sweep/lock.py): a second driver waits `lock_wait`
+    Holds results_dir's lock throughout (sweep/engine/lock.py): a second driver waits `lock_wait`
     seconds, then stops with LockHeldError before any work and before any MLflow run.
     `on_plan(plan)` is called once the plan is made, before any of its stages runs.
     """

@@ -13,9 +13,9 @@ from sweep.config import Sweep
 from sweep.data.base import SPLITS, ImageItem
 from sweep.data.digests import DIGEST_FOLDER, FileDigests
 from sweep.data.validate import QUARANTINED, decoder_identity
-from sweep.execute import execute
-from sweep.plan import Plan
+from sweep.engine.execute import execute
 from sweep.stages import validate
+from sweep.stages.graph import Plan
 from sweep.stages.kind import StageContext, digest
 from sweep.stages.shards import ImageReadError
 from sweep.stages.validate import read_verdicts, validate_stage

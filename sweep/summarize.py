@@ -17,15 +17,15 @@ from sweep.analysis.recommendation import SCENARIOS, recommend
 from sweep.codecs.base import MIXED, Codec
 from sweep.compare import write_comparison, write_model_comparison
 from sweep.config import Sweep
-from sweep.plan import SweepPlan
 from sweep.report import write_report
 from sweep.report.axis import SettingAxis
 from sweep.report.distortion_figure import plot_distortion
 from sweep.report.gate_figures import write_gate_report
 from sweep.report.tables import DISTORTION_COLUMNS, headline_rows, with_seed_means
 from sweep.screen import Screening
-from sweep.stages import STAGE_KINDS
+from sweep.stages.graph import SweepPlan
 from sweep.stages.kind import Stage
+from sweep.stages.table import STAGE_KINDS
 from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 from sweep.tables import write_csv
 

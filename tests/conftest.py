@@ -24,7 +24,7 @@ def record_calls(monkeypatch, kind: str, role: str, record) -> None:
     """Calls record(stage) whenever a worker ("run" or "shard") of that stage kind runs (in
     this process: cluster=inline), by replacing the kind's entry in the table. For a kind
     that runs its stages in groups, "run" also records each stage its group worker runs."""
-    from sweep.stages import STAGE_KINDS
+    from sweep.stages.table import STAGE_KINDS
 
     entry = STAGE_KINDS[kind]
     worker = getattr(entry, role)

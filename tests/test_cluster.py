@@ -1,4 +1,4 @@
-"""sweep.cluster: cluster=local stays private, joins happen only when asked and say why they
+"""sweep.engine.cluster: cluster=local stays private, joins happen only when asked and say why they
 fail, and a real two-node Ray cluster with token authentication, started on this machine, runs
 a sweep to a run without Ray's results, directly and through `ray job submit`."""
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from sweep import cluster as sweep_cluster
-from sweep.cluster import cap_bundles, capped_placement, is_auth_failure, join_ray, start_ray
+from sweep.engine import cluster as sweep_cluster
+from sweep.engine.cluster import cap_bundles, capped_placement, is_auth_failure, join_ray, start_ray
 from sweep.errors import OptionError
 from sweep.options import ClusterOptions
 from tests.conftest import SMALLER_VIT
@@ -99,7 +99,7 @@ def test_join_passes_no_num_cpus_to_ray_and_says_how_it_caps(monkeypatch, caplog
     init = RecordedInit()
     monkeypatch.setattr(ray, "init", init)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    with caplog.at_level(logging.INFO, logger="sweep.cluster"):
+    with caplog.at_level(logging.INFO, logger="sweep.engine.cluster"):
         start_ray(cluster_options("auto", num_cpus=4))
     [call] = init.calls
     # Ray refuses num_cpus when connecting to an existing cluster: a reservation caps instead.
@@ -465,7 +465,7 @@ def test_join_without_the_clusters_token_exits_2_saying_how_to_authenticate(
 
 JOIN_PROBE = """
 import sys
-from sweep.cluster import join_ray
+from sweep.engine.cluster import join_ray
 from sweep.errors import OptionError
 try:
     join_ray(sys.argv[1], None)
@@ -498,7 +498,7 @@ def test_a_wrong_or_missing_token_says_how_to_authenticate(two_nodes, tmp_path, 
 
 PRIVATE_PROBE = """
 import json, ray
-from sweep.cluster import start_ray
+from sweep.engine.cluster import start_ray
 from sweep.options import ClusterOptions
 start_ray(ClusterOptions("ray", None, 1, 1, 128, 0, 0.25))
 # A task too: workers inherit RAY_ADDRESS from the driver, and must run all the same.

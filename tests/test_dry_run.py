@@ -73,8 +73,8 @@ def test_dry_run_in_process_starts_no_ray_and_writes_no_stage(tmp_path, monkeypa
     def refuse(*args, **kwargs):
         raise AssertionError("a dry run started Ray")
 
-    monkeypatch.setattr("sweep.cluster.start_ray", refuse)
-    monkeypatch.setattr("sweep.execute.start_ray", refuse)
+    monkeypatch.setattr("sweep.engine.cluster.start_ray", refuse)
+    monkeypatch.setattr("sweep.engine.execute.start_ray", refuse)
     monkeypatch.setattr("sweep.run.make_tracker", refuse)
     arguments = [*SMALL_DEMO, f"results_dir={tmp_path}", "dry_run=true", "dry_run_calibrate=false"]
     monkeypatch.setattr(sys, "argv", ["sweep", *arguments])
@@ -191,7 +191,7 @@ def test_budget_experiment_bills_its_encodes_and_says_why(tmp_path):
 
 def test_budget_experiment_bills_its_cells_once_its_encodes_exist(tmp_path):
     from sweep.bill import budget_shaped, grid_plan, predicted_screening
-    from sweep.execute import execute
+    from sweep.engine.execute import execute
     from sweep.run import stage_context
 
     sweep = demo_sweep(tmp_path, "experiment=budget", "cluster=inline", "train.batch_size=2")

@@ -22,9 +22,9 @@ from mlflow.tracking import MlflowClient
 
 from sweep.__main__ import LOCK_HELD, run_reporting_errors
 from sweep.config import build_sweep
-from sweep.execute import describe_failure
+from sweep.engine.execute import describe_failure
+from sweep.engine.lock import LockHeldError, lock_path, results_dir_lock
 from sweep.experiments.nightly import compare_results, run_nightly
-from sweep.lock import LockHeldError, lock_path, results_dir_lock
 from sweep.run import run_sweep
 from sweep.store import ArtifactStore, StoreError, atomic_write
 from sweep.track import COMPLETE_TAG, Tracker
@@ -100,7 +100,7 @@ def sweep_key(report: Path) -> str:
 
 HOLD = """
 import sys, time
-from sweep.lock import results_dir_lock
+from sweep.engine.lock import results_dir_lock
 with results_dir_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

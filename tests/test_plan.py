@@ -184,18 +184,19 @@ def test_training_recipe_of_a_task_kind_changes_its_trainings(tmp_path):
 
 
 def test_every_stage_reads_only_its_kinds_inputs(imagefolder, tmp_path):
-    from sweep.stages import STAGE_KINDS
+    from sweep.stages.table import STAGE_KINDS
 
     sweep = build_sweep(
         compose_config("task=imagefolder", f"task.root={imagefolder}", f"results_dir={tmp_path}"),
         check_data=False,
     )
     plan = plan_sweep(sweep)
-    for stage in plan.in_order():
+    for stage in plan.in_order(STAGE_KINDS):
         inputs = STAGE_KINDS[stage.kind].inputs
         assert {upstream.kind for upstream in stage.upstream()} <= set(inputs), stage.kind
         assert all(
-            upstream.key in {s.key for s in plan.in_order()} for upstream in stage.upstream()
+            upstream.key in {s.key for s in plan.in_order(STAGE_KINDS)}
+            for upstream in stage.upstream()
         )
 
 

@@ -161,7 +161,7 @@ def test_targets_hit_every_stage_equally(tmp_path):
 
 def test_targets_are_the_sweeps_stage_kinds_from_the_table():
     from reliability.stage_targets import kill_targets, store_patterns, task_title
-    from sweep.stages import STAGE_KINDS
+    from sweep.stages.table import STAGE_KINDS
 
     assert set(kill_targets()) == {n for n, k in STAGE_KINDS.items() if k.plan is not None}
     assert {"encode", "train", "evaluate"} <= set(kill_targets())

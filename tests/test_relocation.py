@@ -12,8 +12,8 @@ from pathlib import Path
 from sweep.config import build_sweep
 from sweep.run import plan_sweep, run_sweep
 from sweep.screen import screen_images
-from sweep.stages import STAGE_KINDS
 from sweep.stages.encode import encoded_files
+from sweep.stages.table import STAGE_KINDS
 from tests.conftest import FAST_SWEEP, compose_config, record_calls
 from tests.data.test_digests import count_hashes
 from tests.data.test_voc_seg import write_voc_seg

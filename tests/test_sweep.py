@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from sweep.config import build_sweep
 from sweep.run import run_sweep
-from sweep.stages import STAGE_KINDS
+from sweep.stages.table import STAGE_KINDS
 from tests.conftest import FAST_SWEEP, FAST_TRAINING, compose_config, record_calls
 
 REPO = Path(__file__).resolve().parent.parent

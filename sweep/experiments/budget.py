@@ -28,11 +28,11 @@ import numpy as np
 
 from sweep.codecs.base import MIXED, ORIGINAL
 from sweep.config import Sweep
-from sweep.execute import execute
-from sweep.plan import Plan, PlanInputs, SweepPlan
+from sweep.engine.execute import execute
 from sweep.stages import evaluate, train
 from sweep.stages.encode import EncodeStage
 from sweep.stages.evaluate import EvaluateStage
+from sweep.stages.graph import Plan, PlanInputs, SweepPlan
 from sweep.stages.train import TrainStage, result_options
 
 log = logging.getLogger(__name__)

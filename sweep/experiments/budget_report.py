@@ -25,7 +25,7 @@ from sweep.config import Sweep
 from sweep.experiments.budget import BudgetCell
 from sweep.experiments.scaling_law import exponent_intervals, fit_law
 from sweep.figures import save_figure
-from sweep.plan import Plan
+from sweep.stages.graph import Plan
 from sweep.stages.kind import digest
 from sweep.store import write_json_atomic
 from sweep.summarize import describe_setting, json_safe, read_output

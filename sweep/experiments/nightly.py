@@ -3,7 +3,7 @@
 A nightly run is the ordinary grid sweep: finished stages are reused from the store, so only
 the missing cells run. Around it:
 
-* it holds results_dir's lock from start to end (sweep/lock.py): a second driver exits 75;
+* it holds results_dir's lock from start to end (sweep/engine/lock.py): a second driver exits 75;
 * it ends with a summary: cells total, reused, newly run and failed, wall time, and what
   changed; a failure exits 1 with the summary as its message;
 * what changed since the previous nightly run of the same name (results_dir/nightly/<name>/
@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sweep.config import Sweep
+from sweep.engine.execute import SweepFailedError
+from sweep.engine.lock import LockHeldError, results_dir_lock
 from sweep.errors import OptionError
-from sweep.execute import SweepFailedError
-from sweep.lock import LockHeldError, results_dir_lock
 from sweep.models.errors import ModelUnavailableError
-from sweep.plan import SweepPlan
+from sweep.stages.graph import SweepPlan
 from sweep.stages.shards import ImageReadError
 from sweep.store import StoreError, write_json_atomic, write_text_atomic
 from sweep.summarize import json_safe

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from sweep.codecs.base import ORIGINAL, Codec
 from sweep.config import Sweep
-from sweep.execute import execute
-from sweep.plan import SweepPlan
+from sweep.engine.execute import execute
 from sweep.screen import Screening
 from sweep.sensitivity.report import SensitivityReport
+from sweep.stages.graph import SweepPlan
 from sweep.stages.kind import digest
 
 if TYPE_CHECKING:

@@ -25,7 +25,6 @@ from scipy.stats import spearmanr
 from sweep.codecs.tuning_map import TuningMap
 from sweep.config import Sweep
 from sweep.errors import OptionError
-from sweep.plan import SweepPlan
 from sweep.sensitivity.figures import (
     RadiusProfile,
     plot_channel_maps,
@@ -41,6 +40,7 @@ from sweep.sensitivity.statistics import (
     high_frequency_share,
     radius_profiles,
 )
+from sweep.stages.graph import SweepPlan
 from sweep.stages.sensitivity import (
     KIND,
     SensitivityStage,

@@ -11,24 +11,8 @@
 The table's order is the order of planning and of submission: a kind comes after the kinds it
 reads, and the measures go last, so that free cores go to the trainings first. To add a kind:
 write its module (a `Stage` subclass, its workers, its plan function and its `KIND`), add it
-to this table, and test it; the planner, the executor, the report index and the reliability
-harness read it from here.
+to the table in table.py, and test it; the planner, the executor, the bill, the report index
+and the reliability harness read it from there. The plan graph's types are in graph.py, what
+a kind declares in kind.py. This package's `__init__` imports nothing, so that a worker that
+imports one kind's module loads only what that kind needs.
 """
-
-from __future__ import annotations
-
-from sweep.stages import decoded, distortion, encode, evaluate, sensitivity, train, validate
-from sweep.stages.kind import StageKind
-
-STAGE_KINDS: dict[str, StageKind] = {
-    kind.name: kind
-    for kind in (
-        validate.KIND,
-        encode.KIND,
-        decoded.KIND,
-        train.KIND,
-        evaluate.KIND,
-        sensitivity.KIND,
-        distortion.KIND,
-    )  # fmt: skip
-}

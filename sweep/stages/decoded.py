@@ -23,7 +23,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,11 +30,9 @@ from sweep.data.files import DecodedFiles, LabelledFile
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.data.validate import decoder_identity
 from sweep.stages.encode import EncodeStage, encoded_files
+from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import Stage, StageContext, StageKind
 from sweep.store import ArtifactStore
-
-if TYPE_CHECKING:
-    from sweep.plan import PlanInputs, SweepPlan
 
 NAME = "decoded"
 PIXELS_FILE = "pixels.u8"

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sweep.codecs.base import ORIGINAL
 from sweep.data.base import ImageItem
@@ -29,12 +28,10 @@ from sweep.distortion import (
 from sweep.distortion.sampling import sample_identity, sampled_indices
 from sweep.stages.encode import KIND as ENCODE_KIND
 from sweep.stages.encode import EncodeStage
+from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import Stage, StageContext, StageKind
 from sweep.stages.shards import shard_key, shard_ranges, write_shard
 from sweep.store import ArtifactStore
-
-if TYPE_CHECKING:
-    from sweep.plan import PlanInputs, SweepPlan
 
 NAME = "distortion"
 SHARD_FOLDER = "distortion-shards"

@@ -19,7 +19,6 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,12 +26,10 @@ from sweep.codecs.base import MIXED, ORIGINAL
 from sweep.data.base import ImageItem
 from sweep.data.files import LabelledFile
 from sweep.stages.encoding import encode_batch, encode_image, next_batch
+from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import Stage, StageContext, StageKind
 from sweep.stages.shards import publish_merged, shard_ranges, write_shard
 from sweep.store import ArtifactStore
-
-if TYPE_CHECKING:
-    from sweep.plan import PlanInputs, SweepPlan
 
 NAME = "encode"
 SHARD_FOLDER = "encode-shards"

@@ -16,17 +16,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sweep.analysis.outcomes import write_outcomes
 from sweep.stages.encode import EncodeStage, encoded_files, encoded_sources
+from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
 from sweep.stages.train import TrainStage
 from sweep.store import ArtifactStore
-
-if TYPE_CHECKING:
-    from sweep.plan import PlanInputs, SweepPlan
-
 
 NAME = "evaluate"
 

@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,12 +19,10 @@ from sweep.codecs.base import ORIGINAL
 from sweep.sensitivity.options import TASK_KIND, SensitivityOptions
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.stages.evaluate import evaluation_resources
+from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import Stage, StageContext, StageKind
 from sweep.stages.train import TrainStage
 from sweep.store import ArtifactStore
-
-if TYPE_CHECKING:
-    from sweep.plan import PlanInputs, SweepPlan
 
 NAME = "sensitivity"
 MAPS_FILE = "maps.npz"

@@ -20,13 +20,13 @@ from sweep.data.files import DecodedFiles
 from sweep.stages import decoded
 from sweep.stages.decoded import DecodedStage, decoded_files
 from sweep.stages.encode import EncodeStage, encoded_files, encoded_sources
+from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind, digest
 from sweep.store import ArtifactStore
 
 if TYPE_CHECKING:
     from sweep.data.files import LabelledFile
     from sweep.options import TrainOptions
-    from sweep.plan import PlanInputs, SweepPlan
     from sweep.tasks.base import TaskKind
 
 # Training options of every task kind that change the trained weights; the others (evaluation

@@ -14,8 +14,8 @@ from PIL import Image
 
 from sweep.config import build_sweep
 from sweep.data.files import LabelledFile
+from sweep.engine.execute import execute
 from sweep.errors import OptionError
-from sweep.execute import execute
 from sweep.inputs.files import DecodedImageDataset, ImageFileDataset
 from sweep.run import plan_sweep, stage_context
 from sweep.stages import decoded

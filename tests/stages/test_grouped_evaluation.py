@@ -16,11 +16,12 @@ from sweep.config import build_sweep
 from sweep.data import pixels
 from sweep.data.demo_det import DemoDetReader
 from sweep.data.files import LabelledFile
+from sweep.engine.execute import execute, work_units
 from sweep.errors import OptionError
-from sweep.execute import execute, work_units
 from sweep.run import plan_sweep, stage_context
-from sweep.stages import STAGE_KINDS, evaluate
+from sweep.stages import evaluate
 from sweep.stages.kind import StageKind
+from sweep.stages.table import STAGE_KINDS
 from sweep.store import DONE
 from sweep.tasks.classification import ClassificationTask
 from sweep.tasks.detection import DetectionTask
@@ -361,7 +362,7 @@ def test_on_ray_grouped_cells_equal_cells_evaluated_one_at_a_time(trained):
 
 def test_work_units_group_one_test_setting_in_plan_order(trained):
     _, plan = trained
-    pending = [(stage, []) for stage in plan.in_order()]
+    pending = [(stage, []) for stage in plan.in_order(STAGE_KINDS)]
     units = work_units(pending, 3)
     flat = [stage.key for unit in units for stage, _ in unit]
     assert sorted(flat) == sorted(stage.key for stage, _ in pending)

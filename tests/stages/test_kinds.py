@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sweep.stages import STAGE_KINDS
 from sweep.stages.kind import ResourceNeeds, StageKind, digest
+from sweep.stages.table import STAGE_KINDS
 
 
 @pytest.mark.parametrize("name", list(STAGE_KINDS))

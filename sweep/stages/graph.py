@@ -1,10 +1,13 @@
-"""The DAG of a sweep: its stages, of the kinds in `sweep.stages.STAGE_KINDS`, and their keys.
+"""The plan graph: stages of any kind by ident, the sweep's plan, and what planning reads.
 
 Every stage has a key: a digest of exactly what determines its output (the dataset's files,
 the codec's identity, the model, the training hyper-parameters, the seed) and of the keys of
 the stages it reads. Options that cannot change a result (cluster, tracking, evaluation batch
 size) are left out, so changing them reuses every finished stage. Each kind plans its own
-stages (its `plan` function), in the table's order.
+stages (its `plan` function, reading `PlanInputs`); the engine calls them in the table's order
+(sweep/engine/plan.py).
+
+This module knows no kind's module: the kinds import it.
 """
 
 from __future__ import annotations
@@ -19,13 +22,7 @@ from sweep.distortion import DistortionOptions
 from sweep.models.base import ModelFamily
 from sweep.options import TrainOptions
 from sweep.sensitivity.options import SensitivityOptions
-from sweep.stages import STAGE_KINDS, distortion, encode, evaluate, sensitivity, train
-from sweep.stages.distortion import DistortionStage
-from sweep.stages.encode import EncodeStage
-from sweep.stages.evaluate import EvaluateStage
 from sweep.stages.kind import Stage, digest
-from sweep.stages.sensitivity import SensitivityStage
-from sweep.stages.train import TrainStage
 
 if TYPE_CHECKING:  # the task kinds import torch; the planner is imported by every worker
     from sweep.tasks.base import TaskKind
@@ -48,9 +45,11 @@ class Plan:
         """The stages of a kind by ident (an empty dict, kept in the plan, when none)."""
         return self.stages.setdefault(kind, {})
 
-    def in_order(self) -> Iterator[Stage]:
-        """Every stage, kind by kind in the table's order (a stage after those it reads)."""
-        for kind in STAGE_KINDS:
+    def in_order(self, kinds: Iterable[str]) -> Iterator[Stage]:
+        """Every stage, kind by kind in the order of `kinds` (the table's, `STAGE_KINDS`, where
+        a kind comes after the kinds it reads), then any kind not listed."""
+        kinds = list(kinds)
+        for kind in [*kinds, *(kind for kind in self.stages if kind not in kinds)]:
             yield from self.of_kind(kind).values()
 
     def shard_items(self, stage: Stage, index: int) -> list[ImageItem]:
@@ -92,14 +91,15 @@ class SweepPlan(Plan):
     # Requested measures that cannot run on this machine, with the reason.
     skipped_measures: dict[str, str] = field(default_factory=dict)
 
-    # The stages the report reads, by their kinds' names.
+    # The stages the report reads, by their kinds' names (each kind's module sets its NAME to
+    # the same; tests/stages/test_graph.py checks them against the table).
     @property
-    def encodes(self) -> dict[tuple[str, str], EncodeStage]:
+    def encodes(self) -> dict[tuple[str, str], Stage]:
         """(split, setting) -> EncodeStage."""
-        return self.of_kind(encode.NAME)
+        return self.of_kind("encode")
 
     @property
-    def trains(self) -> dict[str, TrainStage]:
+    def trains(self) -> dict[str, Stage]:
         """train setting -> TrainStage of the first seed: the model whose figures, sensitivity
         maps and MLflow child run the report shows."""
         return {
@@ -109,12 +109,12 @@ class SweepPlan(Plan):
         }
 
     @property
-    def replicate_trains(self) -> dict[tuple[str, int], TrainStage]:
+    def replicate_trains(self) -> dict[tuple[str, int], Stage]:
         """(train setting, seed) -> TrainStage: every seed's model."""
-        return self.of_kind(train.NAME)
+        return self.of_kind("train")
 
     @property
-    def evaluations(self) -> dict[tuple[str, str], EvaluateStage]:
+    def evaluations(self) -> dict[tuple[str, str], Stage]:
         """(train setting, test setting) -> EvaluateStage of the first seed's model."""
         return {
             (train_setting, test_setting): stage
@@ -123,19 +123,19 @@ class SweepPlan(Plan):
         }
 
     @property
-    def replicate_evaluations(self) -> dict[tuple[str, str, int], EvaluateStage]:
+    def replicate_evaluations(self) -> dict[tuple[str, str, int], Stage]:
         """(train setting, test setting, seed) -> EvaluateStage: every seed's cells."""
-        return self.of_kind(evaluate.NAME)
+        return self.of_kind("evaluate")
 
     @property
-    def distortions(self) -> dict[tuple[str, str], DistortionStage]:
+    def distortions(self) -> dict[tuple[str, str], Stage]:
         """(split, setting) -> DistortionStage."""
-        return self.of_kind(distortion.NAME)
+        return self.of_kind("distortion")
 
     @property
-    def sensitivities(self) -> dict[tuple[str, str], SensitivityStage]:
+    def sensitivities(self) -> dict[tuple[str, str], Stage]:
         """(train setting, method) -> SensitivityStage."""
-        return self.of_kind(sensitivity.NAME)
+        return self.of_kind("sensitivity")
 
     @property
     def key(self) -> str:
@@ -168,23 +168,3 @@ class PlanInputs:
     def seed(self) -> int:
         """The first seed: the sensitivity maps' (their model and their image sample)."""
         return self.seeds[0]
-
-
-def build_plan(
-    splits: dict[str, list[ImageItem]],
-    inputs: PlanInputs,
-    train_settings: list[str],
-    test_settings: list[str],
-) -> SweepPlan:
-    """Lists the stages of a sweep over the given (validated) images and computes their keys."""
-    plan = SweepPlan(
-        splits,
-        class_names=inputs.reader.class_names(),
-        train_settings=list(train_settings),
-        test_settings=list(test_settings),
-        seeds=list(inputs.seeds),
-    )
-    for kind in STAGE_KINDS.values():
-        if kind.plan is not None:
-            kind.plan(plan, inputs)
-    return plan

@@ -15,13 +15,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sweep.cluster import capped_placement, start_ray
+from sweep.engine.cluster import capped_placement, start_ray
 from sweep.errors import SweepError
 from sweep.options import ClusterOptions
-from sweep.plan import Plan
-from sweep.stages import STAGE_KINDS
+from sweep.stages.graph import Plan
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
 from sweep.stages.shards import shard_key
+from sweep.stages.table import STAGE_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def execute(
     """
     pending = [
         (stage, pending_shards(context, stage))
-        for stage in plan.in_order()
+        for stage in plan.in_order(STAGE_KINDS)
         if not is_done(context, stage)
     ]
     if not pending:
