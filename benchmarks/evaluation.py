@@ -73,8 +73,8 @@ def write_images(root: Path) -> None:
 def sweep_of(root: Path):
     from hydra import compose, initialize_config_dir
 
-    from sweep.__main__ import CONFIG_DIR
-    from sweep.config import build_sweep
+    from sweep.config.build import build_sweep
+    from sweep.config.compose import CONFIG_DIR
 
     grid = "[" + ",".join(SETTINGS) + "]"
     overrides = [
@@ -159,7 +159,7 @@ def run(rounds: int = ROUNDS) -> dict:
     import torch
 
     from sweep.engine.execute import execute
-    from sweep.run import plan_sweep, stage_context
+    from sweep.session.planning import plan_sweep, stage_context
     from sweep.stages.encode import encoded_files
 
     torch.set_num_threads(1)

@@ -287,8 +287,8 @@ def cuda_index() -> int:
 def check_model(name: str, check: Check, folder: Path, paths: list[str], size, args) -> dict:
     import torch
 
+    from sweep.models.trained import WEIGHTS_FILE
     from sweep.options import loader_processes
-    from sweep.tasks.runtime import WEIGHTS_FILE
 
     model, task, options = components(check)
     (folder / f"{name}_masks").mkdir()

@@ -28,12 +28,10 @@ def demo_model():
     """(sweep, the training on originals, the test files of the benchmark's images)."""
     from hydra import compose, initialize_config_dir
 
-    from sweep.__main__ import CONFIG_DIR
     from sweep.codecs.base import ORIGINAL
-    from sweep.config import build_sweep
-    from sweep.run import plan_sweep, shutdown_ray
-    from sweep.screen import screen_images
-    from sweep.sensitivity.pipeline import run_plan_part
+    from sweep.config.build import build_sweep
+    from sweep.config.compose import CONFIG_DIR
+    from sweep.session.planning import plan_sweep, run_part, screen, shutdown_ray
     from sweep.stages.encode import encoded_files
     from sweep.stages.sensitivity import sample_indices
 
@@ -41,13 +39,13 @@ def demo_model():
         cfg = compose("config", overrides=["tracking=none", "progress=false"])
     sweep = build_sweep(cfg)
     # The images as the demo's validation kept them: the keys of the demo's own stages.
-    plan = plan_sweep(sweep, screen_images(sweep))
+    plan = plan_sweep(sweep, screen(sweep))
     train = plan.trains[ORIGINAL]
     encode = plan.encodes[("test", ORIGINAL)]
     if not (sweep.store.is_done("train", train.key) and sweep.store.is_done("encode", encode.key)):
         print("sensitivity benchmark: training the demo's original model first", flush=True)
         try:
-            run_plan_part(sweep, plan.narrowed_to([train, encode]))
+            run_part(sweep, plan, plan.narrowed_to([train, encode]))
         finally:
             shutdown_ray()
     files = encoded_files(sweep.store, encode)
@@ -57,10 +55,10 @@ def demo_model():
 
 def run(rounds: int = ROUNDS) -> dict:
     import torch
-
     from sweep.sensitivity.measure import classifier_of, model_inputs
+
+    from sweep.models.trained import load_trained
     from sweep.sensitivity.methods import finite_maps, gradient_maps
-    from sweep.tasks.runtime import load_trained
 
     sweep, train, files = demo_model()
     options = sweep.sensitivity

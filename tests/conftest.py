@@ -104,3 +104,20 @@ FAST_TRAINING = (
     "progress=false",
 )
 FAST_SWEEP = SMALLER_VIT + FAST_TRAINING
+
+
+def run_sweep(sweep, on_plan=None) -> Path:
+    """The grid of a validated sweep run to its end, as `python -m sweep` runs it; returns its
+    report folder."""
+    from sweep.config.build import rebuild_sweep
+    from sweep.session.experiment import Session
+    from sweep.session.grid import run_grid
+
+    return run_grid(Session(sweep, rebuild_sweep), on_plan)
+
+
+def launch(*overrides: str):
+    """The sweep and experiment `python -m sweep <overrides>` would run (`Launch`)."""
+    from sweep.config.build import build_launch
+
+    return build_launch(compose_config(*overrides))

@@ -9,7 +9,7 @@ import os
 import pytest
 from PIL import Image
 
-from sweep.compare import (
+from sweep.report.compare import (
     CurvePoint,
     curve_points,
     dcr_within,

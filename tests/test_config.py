@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sweep.codecs.base import Codec
-from sweep.config import DEMO_TASKS, build_sweep
+from sweep.config.build import DEMO_TASKS, build_sweep
 from sweep.errors import OptionError
 from sweep.models.base import ModelFamily
 from sweep.options import TrainOptions

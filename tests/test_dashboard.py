@@ -18,10 +18,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from sweep.config import build_sweep
-from sweep.run import run_sweep
-from sweep.track import runs_url
-from tests.conftest import FAST_SWEEP, compose_config
+from sweep.config.build import build_sweep
+from sweep.tracking.metrics import runs_url
+from tests.conftest import FAST_SWEEP, compose_config, run_sweep
 from tests.test_mlflow_server import free_port, serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -9,10 +9,9 @@ import json
 
 import pytest
 
-from sweep.config import build_sweep
-from sweep.run import run_sweep
+from sweep.config.build import build_sweep
 from sweep.store import ArtifactStore
-from tests.conftest import FAST_TRAINING, compose_config
+from tests.conftest import FAST_TRAINING, compose_config, run_sweep
 
 JPEG_GRID = ("codec=jpeg", "grid.train=[original,q50-420]", "grid.test=[original,q50-420]")
 TINY_DCT = ("model=dct_resnet50_tiny", "model.image_size=48")

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.data.formats import sniff_file
 from sweep.data.pixels import read_pixels
 from sweep.errors import OptionError
-from sweep.run import plan_sweep, run_sweep, stage_context
+from sweep.session.planning import plan_sweep, stage_context
 from sweep.stages.encode import encode_shard, encoded_files, finalize_encode
-from tests.conftest import compose_config
+from tests.conftest import compose_config, run_sweep
 from tests.data.test_voc import write_voc_folder
 
 REPO = Path(__file__).resolve().parent.parent

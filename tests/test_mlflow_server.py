@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweep.config import build_sweep
-from sweep.run import run_sweep
-from tests.conftest import FAST_SWEEP, compose_config
+from sweep.config.build import build_sweep
+from tests.conftest import FAST_SWEEP, compose_config, run_sweep
 
 
 def free_port() -> int:

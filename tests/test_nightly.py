@@ -20,16 +20,15 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from sweep.__main__ import LOCK_HELD, run_reporting_errors
-from sweep.config import build_sweep
+from sweep.cli import LOCK_HELD, run_reporting_errors
+from sweep.config.build import build_launch, build_sweep
 from sweep.engine.execute import describe_failure
 from sweep.engine.lock import LockHeldError, lock_path, results_dir_lock
-from sweep.experiments.nightly import compare_results, run_nightly
-from sweep.run import run_sweep
+from sweep.experiments.nightly.changes import compare_results
 from sweep.store import ArtifactStore, StoreError, atomic_write
-from sweep.track import COMPLETE_TAG, Tracker
-from sweep.tracking_pending import LOGGING_DEFERRED_EXIT, PENDING_FOLDER
-from tests.conftest import CLASSES, FAST_SWEEP, compose_config, write_jpeg
+from sweep.tracking.deferred import LOGGING_DEFERRED_EXIT, PENDING_FOLDER
+from sweep.tracking.tracker import COMPLETE_TAG, Tracker
+from tests.conftest import CLASSES, FAST_SWEEP, compose_config, run_sweep, write_jpeg
 
 REPO = Path(__file__).resolve().parent.parent
 # The fast sweep, without the stages no test here is about.
@@ -71,12 +70,23 @@ def results(finished_store, tmp_path) -> Path:
     return folder
 
 
-def sweep_of(dataset: Path, results: Path, *overrides: str):
-    return build_sweep(
-        compose_config(
-            "task=imagefolder", f"task.root={dataset}", f"results_dir={results}", *FAST, *overrides
-        )
+def config_of(dataset: Path, results: Path, *overrides: str):
+    return compose_config(
+        "task=imagefolder", f"task.root={dataset}", f"results_dir={results}", *FAST, *overrides
     )
+
+
+def sweep_of(dataset: Path, results: Path, *overrides: str):
+    return build_sweep(config_of(dataset, results, *overrides))
+
+
+def launch_of(dataset: Path, results: Path, *overrides: str):
+    """What `python -m sweep <overrides>` runs (with experiment=nightly: the nightly job)."""
+    return build_launch(config_of(dataset, results, *overrides))
+
+
+def run_nightly(launched) -> int:
+    return launched.run()
 
 
 def parent_runs(results: Path, uri: str | None = None) -> list:
@@ -184,8 +194,8 @@ def test_an_mlflow_outage_defers_logging_and_the_next_run_catches_up(
         raise MlflowException("API request to http://mlflow:5000 failed: Connection refused")
 
     monkeypatch.setattr(Tracker, "log_sweep", server_gone)
-    nightly = sweep_of(dataset, results, "experiment=nightly")
-    assert nightly.tracking.on_unreachable == "defer"
+    nightly = launch_of(dataset, results, "experiment=nightly")
+    assert nightly.session.sweep.tracking.on_unreachable == "defer"
     assert run_nightly(nightly) == LOGGING_DEFERRED_EXIT
     said = capsys.readouterr().out
     assert "MLflow: deferred (MlflowException" in said and "next run" in said
@@ -207,7 +217,7 @@ def test_an_mlflow_outage_defers_logging_and_the_next_run_catches_up(
     assert parents[key].data.tags[COMPLETE_TAG] == "true"
     assert parents[key].info.run_id == parent.info.run_id  # logged into the run it started
     # Rerunning logs nothing twice.
-    assert run_nightly(sweep_of(dataset, results, "experiment=nightly")) == 0
+    assert run_nightly(launch_of(dataset, results, "experiment=nightly")) == 0
     assert len(parent_runs(results)) == 2
 
 
@@ -263,7 +273,7 @@ def test_a_full_disk_during_encode_names_the_path_and_leaves_nothing_half_writte
     # Space freed: the same command completes, reusing what was finished.
     monkeypatch.undo()
     assert (
-        run_nightly(sweep_of(dataset, results, "grid.test=[original,10]", "experiment=nightly"))
+        run_nightly(launch_of(dataset, results, "grid.test=[original,10]", "experiment=nightly"))
         == 0
     )
     said = capsys.readouterr().out
@@ -304,7 +314,7 @@ def test_a_failed_nightly_run_exits_1_with_its_summary(dataset, results, monkeyp
         raise RuntimeError(f"CUDA error on {stage.encode.setting}")
 
     record_calls(monkeypatch, "evaluate", "run", broken)
-    sweep = sweep_of(dataset, results, "grid.test=[original,10]", "experiment=nightly")
+    sweep = launch_of(dataset, results, "grid.test=[original,10]", "experiment=nightly")
     with pytest.raises(SystemExit) as exited:
         run_reporting_errors(lambda: run_nightly(sweep))
     said = capsys.readouterr().err
@@ -315,7 +325,7 @@ def test_a_failed_nightly_run_exits_1_with_its_summary(dataset, results, monkeyp
 
 
 def test_a_nightly_run_reports_new_and_moved_cells(dataset, results, capsys):
-    first = run_nightly(sweep_of(dataset, results, "experiment=nightly"))
+    first = run_nightly(launch_of(dataset, results, "experiment=nightly"))
     assert first == 0 and "first nightly run: 4 cells" in capsys.readouterr().out
     snapshot = results / "nightly" / "imagefolder_vit_tiny_jxl" / "last_results.csv"
     rows = read_rows(snapshot)
@@ -330,7 +340,7 @@ def test_a_nightly_run_reports_new_and_moved_cells(dataset, results, capsys):
 
     # Tonight's grid has a new test setting: its cells are new, the others reused.
     code = run_nightly(
-        sweep_of(dataset, results, "experiment=nightly", "grid.test=[original,4,10]")
+        launch_of(dataset, results, "experiment=nightly", "grid.test=[original,4,10]")
     )
     said = capsys.readouterr().out
     assert code == 0
@@ -357,7 +367,7 @@ def test_a_nightly_run_reports_new_and_moved_cells(dataset, results, capsys):
     logged = [a.path for a in client.list_artifacts(parent.info.run_id, "nightly")]
     assert logged == ["nightly/changes.json", "nightly/changes.md"]
     # The snapshot moved on: the next run finds nothing new.
-    run_nightly(sweep_of(dataset, results, "experiment=nightly", "grid.test=[original,4,10]"))
+    run_nightly(launch_of(dataset, results, "experiment=nightly", "grid.test=[original,4,10]"))
     assert "0 new cell(s), 0 gone, 0 moved beyond their intervals, 6 unchanged" in (
         capsys.readouterr().out
     )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sweep.config import build_sweep
-from sweep.run import plan_sweep
-from sweep.summarize import stage_index
+from sweep.config.build import build_sweep
+from sweep.report.summarize import stage_index
+from sweep.session.planning import plan_sweep
 from tests.conftest import compose_config
 
 

@@ -9,12 +9,11 @@ import os
 import shutil
 from pathlib import Path
 
-from sweep.config import build_sweep
-from sweep.run import plan_sweep, run_sweep
-from sweep.screen import screen_images
+from sweep.config.build import build_sweep
+from sweep.session.planning import plan_sweep, screen
 from sweep.stages.encode import encoded_files
 from sweep.stages.table import STAGE_KINDS
-from tests.conftest import FAST_SWEEP, compose_config, record_calls
+from tests.conftest import FAST_SWEEP, compose_config, record_calls, run_sweep
 from tests.data.test_digests import count_hashes
 from tests.data.test_voc_seg import write_voc_seg
 from tests.test_segmentation_sweep import FAST_SEGMENTATION
@@ -43,7 +42,7 @@ def refuse_all_stage_work(monkeypatch) -> None:
 
 def finished_plan(sweep):
     """The plan a run of the sweep works on (over the screened images)."""
-    return plan_sweep(sweep, screen_images(sweep))
+    return plan_sweep(sweep, screen(sweep))
 
 
 def read_rows(report: Path) -> list[dict]:

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sweep.report import heatmaps, write_report
+from sweep.report import heatmaps
 from sweep.report.axis import SettingAxis, setting_position
-from sweep.report.distortion_figure import plot_distortion, worst_tenth
+from sweep.report.distortion import plot_distortion, worst_tenth
 from sweep.report.heatmaps import interpolate_grid, plot_dcr_curves, plot_relative_heatmap
+from sweep.report.results import write_report
 from sweep.report.tables import RESULT_COLUMNS, add_relative, write_results_csv
 from sweep.tables import write_csv
 

@@ -8,7 +8,7 @@ import csv
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweep.run import run_sweep
+from tests.conftest import run_sweep
 from tests.sensitivity.test_stage import sweep_of
 
 

@@ -11,13 +11,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
-from sweep.run import run_sweep
 from sweep.tasks.segmentation import SegmentationMetrics
 from sweep.tasks.segmentation_samples import load_labelled_image
-from tests.conftest import compose_config, record_calls
+from tests.conftest import compose_config, record_calls, run_sweep
 from tests.data.test_cityscapes import write_cityscapes
 from tests.data.test_voc_seg import write_voc_seg
 

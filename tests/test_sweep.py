@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweep.config import build_sweep
-from sweep.run import run_sweep
+from sweep.config.build import build_sweep
 from sweep.stages.table import STAGE_KINDS
-from tests.conftest import FAST_SWEEP, FAST_TRAINING, compose_config, record_calls
+from tests.conftest import FAST_SWEEP, FAST_TRAINING, compose_config, record_calls, run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -414,14 +413,14 @@ def test_on_error_fail_stops_at_the_bad_file_naming_it(imagefolder, tmp_path):
 
 
 def test_new_decoder_versions_validate_the_images_again(imagefolder, tmp_path, monkeypatch):
-    import sweep.screen as screen_module
+    import sweep.stages.validate as validate_module
     from sweep.data.validate import decoder_identity
 
     run_sweep(imagefolder_sweep(imagefolder, tmp_path))
     validated = []
     record_calls(monkeypatch, "validate", "shard", lambda stage: validated.append(stage.split))
     monkeypatch.setattr(
-        screen_module, "decoder_identity", lambda: {**decoder_identity(), "pillow": "0"}
+        validate_module, "decoder_identity", lambda: {**decoder_identity(), "pillow": "0"}
     )
     run_sweep(imagefolder_sweep(imagefolder, tmp_path))
     assert sorted(set(validated)) == ["test", "train"]

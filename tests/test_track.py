@@ -5,7 +5,8 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 from sweep.report.tables import add_relative
-from sweep.track import COMPLETE_TAG, Tracker, flatten_config, ordered_name
+from sweep.tracking.metrics import flatten_config, ordered_name
+from sweep.tracking.tracker import COMPLETE_TAG, Tracker
 
 
 def sweep_rows() -> tuple[list[dict], list[dict]]:

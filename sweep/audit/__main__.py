@@ -8,39 +8,38 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 import time
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sweep.__main__ import CONFIG_DIR, USAGE_ERROR, run_cli
-from sweep.config import _instantiate, check_tracking_server, tracking_options
+from sweep.audit.report import write_audit_report
+from sweep.audit.scan import audit_files
+from sweep.audit.tables import summarize
+from sweep.cli import main_of, run_reporting_errors
+from sweep.config.build import instantiate_component
+from sweep.config.values import tracking_options
 from sweep.data.base import SPLITS, DatasetError
 from sweep.errors import OptionError
-from sweep.run import make_tracker
 from sweep.store import ArtifactStore, StoreError
+from sweep.tracking.deferred import make_tracker
+from sweep.tracking.server import check_tracking_server
 
 log = logging.getLogger("sweep.audit")
 
 
 def run_audit(cfg: DictConfig) -> Path:
     """Audits the task's dataset; returns the report folder. Raises OptionError."""
-    from sweep.audit.report import write_audit_report
-    from sweep.audit.scan import audit_files
-    from sweep.audit.tables import summarize
-
     if "root" in cfg.task.keys() and OmegaConf.is_missing(cfg.task, "root"):
         raise OptionError("is required: the dataset folder to audit", option="task.root")
     OmegaConf.resolve(cfg)
     tracking = tracking_options(cfg.tracking)
-    reader = _instantiate("task.reader", cfg.task.reader)
+    reader = instantiate_component("task.reader", cfg.task.reader)
     try:
         reader.prepare()
         files = [(split, item.relpath) for split in SPLITS for item in reader.items(split)]
     except DatasetError as error:
-        raise OptionError(str(error), option="task.root") from None
+        raise error.under("task.root") from None
     results_dir = Path(cfg.results_dir).absolute()
     try:
         ArtifactStore(results_dir / "audits").check_writable()
@@ -80,18 +79,13 @@ def audit_key(root: Path, files: list[tuple[str, str]]) -> str:
     return digest.hexdigest()[:8]
 
 
-@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
-def hydra_main(cfg: DictConfig) -> None:
-    try:
-        out = run_audit(cfg)
-    except OptionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
+def audit(cfg: DictConfig) -> None:
+    out = run_reporting_errors(lambda: run_audit(cfg))
     print(f"audit: {out}")
 
 
 def main() -> None:
-    run_cli(hydra_main)
+    main_of("config", audit)
 
 
 if __name__ == "__main__":

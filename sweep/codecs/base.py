@@ -212,3 +212,26 @@ class QualityCodec(Codec):
     def quality(setting: str) -> int:
         """The quality of a canonical setting: "q90" -> 90."""
         return int(setting[1:])
+
+
+def grid_settings(option: str, value, codec: Codec) -> list[str]:
+    """`all` or a list of the codec's settings, canonical, without duplicates, with original
+    (grid.train, grid.test, an experiment's settings); an OptionError names `option`."""
+    if value == "all":
+        return codec.sweep_settings()
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) == 0:
+        raise OptionError(
+            f"must be 'all' or a non-empty list of settings, got {value!r}", option=option
+        )
+    try:
+        settings = [codec.parse_setting(setting) for setting in value]
+    except SettingError as error:
+        raise error.under(option) from None
+    duplicated = sorted({s for s in settings if settings.count(s) > 1})
+    if duplicated:
+        raise OptionError(f"lists {duplicated} more than once", option=option)
+    if ORIGINAL not in settings:
+        raise OptionError(
+            "must include 'original': relative metrics divide by the original cell", option=option
+        )
+    return settings

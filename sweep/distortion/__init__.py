@@ -24,6 +24,7 @@ import numpy as np
 
 # Modules by their own names, functions by others: `sweep.distortion.butteraugli` stays the
 # module.
+from sweep.data.pixels import drop_alpha, to_rgb, to_uint8
 from sweep.distortion import butteraugli as butteraugli_tool
 from sweep.distortion import measures as pixel_measures
 from sweep.distortion.sampling import ALL, DEFAULT_SAMPLE
@@ -152,8 +153,6 @@ def resolve_measurement(options: DistortionOptions) -> Measurement | None:
 
 def same_layout(reference: np.ndarray, distorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both images as uint8 of one shape: grey against RGB compares as RGB."""
-    from sweep.data.pixels import drop_alpha, to_rgb, to_uint8
-
     reference, distorted = (to_uint8(drop_alpha(image)) for image in (reference, distorted))
     if reference.ndim != distorted.ndim:
         reference, distorted = to_rgb(reference), to_rgb(distorted)

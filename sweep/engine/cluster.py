@@ -14,6 +14,7 @@ import os
 import socket
 from pathlib import Path
 
+import sweep
 from sweep.errors import OptionError
 from sweep.options import ClusterOptions
 
@@ -72,9 +73,7 @@ def join_ray(address: str, num_cpus: int | None) -> None:
         OptionError: naming cluster.address, when nothing answers there or the cluster refuses
             this process's authentication token.
     """
-    import ray
-
-    import sweep
+    import ray  # Ray loads only when a sweep starts it
 
     if num_cpus is not None:
         # Ray refuses num_cpus when joining (the nodes offer what `ray start --num-cpus` gave

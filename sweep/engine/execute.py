@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from sweep.engine.cluster import capped_placement, start_ray
 from sweep.errors import SweepError
-from sweep.options import ClusterOptions
+from sweep.options import ClusterOptions, ray_loader_workers
 from sweep.stages.graph import Plan
 from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
 from sweep.stages.shards import shard_key
@@ -201,8 +201,6 @@ def run_on_ray(
     if not ray.is_initialized():
         start_ray(cluster)
     resources = ray.cluster_resources()
-    from sweep.options import ray_loader_workers
-
     # train.loader_workers=auto: one GPU's share of a node's cores (sweep/options.py).
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     workers = context.options.loader_workers if context.options else 0

@@ -15,7 +15,9 @@ sibling with random weights that the tests build on the CPU). Raise
 argument, and `sweep.models.errors.ModelUnavailableError` for weights that cannot be read here.
 Fields that only change inference (a test-time resize, detections kept per image) go in
 `eval_fields`: they enter the evaluation keys, not the training keys. A family with a
-pretrained classifier of its own may implement `as_loaded` for train=none (epochs 0).
+pretrained classifier of its own may implement `as_loaded` for train=none (epochs 0), and
+a family with figures of its own (DCTNet's gate, a learnable resizer) `report_figures`: the
+report calls it and knows no family.
 
 What the module's forward takes and returns depends on the task kind it serves:
 
@@ -39,15 +41,47 @@ What the module's forward takes and returns depends on the task kind it serves:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, is_dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
 
 if TYPE_CHECKING:  # torch stays out of the imports of the config check and encode workers
     from torch import nn
 
     from sweep.inputs.base import InputRepresentation
+
+
+@dataclass(frozen=True)
+class TrainedModels:
+    """What a family's report hook reads of a finished sweep (`ModelFamily.report_figures`).
+
+    Attributes:
+        weights: Train setting -> the folder of its (first seed's) training, as
+            `sweep.models.trained.load_trained` reads it.
+        cells: (train setting, test setting) -> the cell's metrics (metrics.json).
+        test_settings: The sweep's test settings, in grid order.
+        test_files: Test setting -> its encoded test files.
+        num_classes: The classes the models were trained on.
+    """
+
+    weights: dict[str, Path]
+    cells: dict[tuple[str, str], dict]
+    test_settings: list[str]
+    test_files: Callable[[str], list[LabelledFile]]
+    num_classes: int
+
+
+@dataclass
+class FamilyFigures:
+    """A family's own report files: for the sweep's parent run (by name) and for each trained
+    model's child run (by train setting)."""
+
+    parent: dict[str, Path] = field(default_factory=dict)
+    children: dict[str, list[Path]] = field(default_factory=dict)
 
 
 class ModelFamily(ABC):
@@ -135,3 +169,10 @@ class ModelFamily(ABC):
             f"recipe such as train=finetune.",
             option="train",
         )
+
+    def report_figures(self, trained: TrainedModels, out: Path) -> FamilyFigures:
+        """The family's own figures and tables of a finished sweep, written under the report
+        folder `out` (e.g. DCTNet's gate frequencies, a learnable resizer's samples). The
+        default has none."""
+        del trained, out
+        return FamilyFigures()

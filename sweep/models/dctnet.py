@@ -40,7 +40,8 @@ from torch import nn
 
 from sweep.errors import OptionError, require_choice
 from sweep.inputs.frequency_channels import CHANNELS, FrequencyChannels
-from sweep.models.base import ModelFamily
+from sweep.models.base import FamilyFigures, ModelFamily, TrainedModels
+from sweep.models.dctnet_figures import write_gate_report
 from sweep.models.errors import ModelUnavailableError
 from sweep.models.resnet_blocks import RESNET50_DEPTHS, Head, initialise, scaled, stage
 from sweep.models.weight_files import weights_file_identity
@@ -244,6 +245,11 @@ class DctNet(ModelFamily):
                 f"weights='IMAGENET1K_V1') saves it under ~/.cache/torch/hub/checkpoints/), "
                 f"or model.weights=null for random weights."
             )
+
+    def report_figures(self, trained: TrainedModels, out: Path) -> FamilyFigures:
+        """With the dynamic gate, how often each channel was selected (gate_frequencies.*)."""
+        cells = {cell: metrics for cell, metrics in trained.cells.items() if "gate_open" in metrics}
+        return FamilyFigures(parent=write_gate_report(cells, out))
 
     def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:
         module = DctNetResNet(

@@ -14,10 +14,11 @@ Imports no torch: the config check builds it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sweep.errors import OptionError, require_choice
-from sweep.models.base import ModelFamily
+from sweep.models.base import FamilyFigures, ModelFamily, TrainedModels
 
 if TYPE_CHECKING:
     from torch import nn
@@ -124,7 +125,7 @@ class ResizedFamily(ModelFamily):
 
     def input_representation(self) -> InputRepresentation:
         """The backbone's RGB input at `input_size`: its filter and crop, its normalisation."""
-        from sweep.inputs.rgb import RgbPixels
+        from sweep.inputs.rgb import RgbPixels  # torch only where a module is fed
 
         backbone = RgbPixels.of(self.backbone)
         return RgbPixels(
@@ -134,6 +135,7 @@ class ResizedFamily(ModelFamily):
     def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:
         """The backbone first (the same seed gives it the same weights as without a resizer),
         then the resizer."""
+        # torch only where a module is built (the config check imports this module).
         from sweep.models.resizer import FixedResizer, LearnableResizer, Resized
 
         backbone = self.backbone.build(num_classes, load_pretrained)
@@ -165,6 +167,16 @@ class ResizedFamily(ModelFamily):
                 option="model.resizer",
             )
         return ResizedFamily(self.backbone.as_loaded(class_names), self.kind, self.options)
+
+    def report_figures(self, trained: TrainedModels, out: Path) -> FamilyFigures:
+        """The backbone's figures, and a learnable resizer's samples per trained model."""
+        figures = self.backbone.report_figures(trained, out)
+        if self.kind == "learnable":
+            # torch and matplotlib load only where the figures are drawn.
+            from sweep.models.resizer_figures import write_resizer_figures
+
+            figures.children |= write_resizer_figures(self, trained, out)
+        return figures
 
 
 def with_resizer(family: ModelFamily, kind: str, options: dict) -> ModelFamily:

@@ -1,14 +1,13 @@
-"""Which DCT frequencies does a classifier rely on? Sensitivity maps, their report and entry.
+"""Which DCT frequencies does a classifier rely on? The maths and figures of sensitivity maps.
 
-    dct.py         JPEG's transform in torch: JFIF YCbCr, the orthonormal 8x8 DCT-II
-    methods.py     the finite (the reference study's) and gradient methods
-    measure.py     one trained model's maps, on its own input size and preprocessing
     options.py     the `sensitivity` config group (no torch)
+    methods.py     the finite (the reference study's) and gradient methods, on any classifier
     statistics.py  bootstrap intervals over images, radius profiles, high-frequency share
-    report.py      sensitivity.csv, summary and agreement tables, figures, map files
-    pipeline.py    maps within a run: maps only, a tuned JPEG's map, report and MLflow
-    __main__.py    `python -m sweep.sensitivity`
+    figures.py     8x8 maps of Y, Cb and Cr, maps side by side, radius profiles
+    __main__.py    `python -m sweep.sensitivity`: the entry point of experiment=sensitivity_maps
 
-The stage kind that measures one model is sweep/stages/sensitivity.py. This package's
-`__init__` imports nothing: the planner reads options.py without loading torch.
+Elsewhere: JPEG's transform in sweep/dct.py; the stage kind that measures one trained model in
+sweep/stages/sensitivity.py (with sensitivity_measure.py); the report's tables and map files in
+sweep/report/sensitivity.py; the experiment in sweep/experiments/sensitivity_maps.py. This
+package's `__init__` imports nothing: the planner reads options.py without loading torch.
 """

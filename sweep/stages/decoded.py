@@ -29,9 +29,10 @@ import numpy as np
 from sweep.data.files import DecodedFiles, LabelledFile
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.data.validate import decoder_identity
+from sweep.stages.billing import BillScope
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.stages.graph import PlanInputs, SweepPlan
-from sweep.stages.kind import Stage, StageContext, StageKind
+from sweep.stages.kind import Cost, Stage, StageContext, StageKind
 from sweep.store import ArtifactStore
 
 NAME = "decoded"
@@ -154,6 +155,20 @@ def decoded_files(
     return DecodedFiles(files, str(folder / PIXELS_FILE), offsets, heights, widths)
 
 
+def bill_caches(stages: list[DecodedStage], scope: BillScope) -> Cost:
+    """Each pending cache's images decoded once and written as pixels; a cache whose
+    trainings are all finished is not made (see `decode_worker`)."""
+    needed = [
+        stage for stage in stages if not all(scope.is_done("train", key) for key in stage.trainings)
+    ]
+    images = sum(scope.split_images(stage.encode.split) for stage in needed)
+    return Cost(
+        f"{images:,} images to decode into {len(needed)} cache(s) of pixels",
+        images={"decode": images},
+        cached=images,
+    )
+
+
 KIND = StageKind(
     name=NAME,
     schema=1,
@@ -163,4 +178,5 @@ KIND = StageKind(
     read=read_summary,
     plan=plan_decoded,
     unit="split",
+    bill=bill_caches,
 )

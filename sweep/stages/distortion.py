@@ -26,10 +26,11 @@ from sweep.distortion import (
     summarize_distortion,
 )
 from sweep.distortion.sampling import sample_identity, sampled_indices
+from sweep.stages.billing import BillScope
 from sweep.stages.encode import KIND as ENCODE_KIND
 from sweep.stages.encode import EncodeStage
 from sweep.stages.graph import PlanInputs, SweepPlan
-from sweep.stages.kind import Stage, StageContext, StageKind
+from sweep.stages.kind import Cost, Stage, StageContext, StageKind
 from sweep.stages.shards import shard_key, shard_ranges, write_shard
 from sweep.store import ArtifactStore
 
@@ -245,6 +246,16 @@ def read_summary(store: ArtifactStore, stage: DistortionStage) -> dict:
     return store.read_json(KIND.name, stage.key, "summary.json")
 
 
+def bill_distortions(stages: list[DistortionStage], scope: BillScope) -> Cost:
+    """The sampled images measured at each lossy setting (the reference is not read)."""
+    images = sum(
+        scope.pending_shard_images(stage, SHARD_FOLDER)
+        for stage in stages
+        if stage.setting != ORIGINAL
+    )
+    return Cost(f"{images:,} images to measure", images={"measure": images})
+
+
 KIND = StageKind(
     name=NAME,
     # 2: a sample of each split's images (`sample` in the key), summaries with intervals and
@@ -260,4 +271,5 @@ KIND = StageKind(
     shard_folder=SHARD_FOLDER,
     unit="img",
     progress="measure",
+    bill=bill_distortions,
 )

@@ -25,9 +25,10 @@ import numpy as np
 from sweep.codecs.base import MIXED, ORIGINAL
 from sweep.data.base import ImageItem
 from sweep.data.files import LabelledFile
+from sweep.stages.billing import BillScope
 from sweep.stages.encoding import encode_batch, encode_image, next_batch
 from sweep.stages.graph import PlanInputs, SweepPlan
-from sweep.stages.kind import Stage, StageContext, StageKind
+from sweep.stages.kind import Cost, Stage, StageContext, StageKind
 from sweep.stages.shards import publish_merged, shard_ranges, write_shard
 from sweep.store import ArtifactStore
 
@@ -192,6 +193,24 @@ def encoded_sources(store: ArtifactStore, stage: EncodeStage) -> list[str]:
         return [json.loads(line)["source"] for line in stream]
 
 
+def bill_encodes(stages: list[EncodeStage], scope: BillScope) -> Cost:
+    """The lossy settings' images encoded (decode included); the original setting keeps the
+    dataset's files, so its images cost nothing."""
+    encoded: dict[str, int] = {}
+    kept = 0
+    for stage in stages:
+        images = scope.pending_shard_images(stage, SHARD_FOLDER)
+        if stage.setting == ORIGINAL:
+            kept += images
+        else:
+            encoded[stage.setting] = encoded.get(stage.setting, 0) + images
+    images = sum(encoded.values())
+    work = f"{images:,} images to encode" + (
+        f", {kept:,} originals kept as they are" if kept else ""
+    )
+    return Cost(work, images={"encode": images}, encoded=encoded)
+
+
 KIND = StageKind(
     name=NAME,
     # 2: records carry "target" (any annotation) and "mask" instead of "label".
@@ -207,4 +226,5 @@ KIND = StageKind(
     shard_folder=SHARD_FOLDER,
     unit="img",
     flat_fields=("codec",),
+    bill=bill_encodes,
 )

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sweep.analysis.outcomes import write_outcomes
+from sweep.stages.billing import BillScope
 from sweep.stages.encode import EncodeStage, encoded_files, encoded_sources
 from sweep.stages.graph import PlanInputs, SweepPlan
-from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind
+from sweep.stages.kind import Cost, ResourceNeeds, Stage, StageContext, StageKind
 from sweep.stages.train import TrainStage
 from sweep.store import ArtifactStore
 
@@ -120,6 +121,22 @@ def evaluation_resources(needs: ResourceNeeds) -> dict:
     return {"num_cpus": 1 + needs.loader_workers, "num_gpus": gpus}
 
 
+def bill_evaluations(stages: list[EvaluateStage], scope: BillScope) -> Cost:
+    """Every cell's forward passes over the test split; its decodes are shared by the cells
+    of a group (one test setting, `cluster.eval_group_size` cells a task)."""
+    test_images = scope.split_images("test")
+    cells: dict[str, int] = {}
+    for stage in stages:
+        cells[group_of_cell(stage)] = cells.get(group_of_cell(stage), 0) + 1
+    tasks = sum(-(-count // scope.group_size) for count in cells.values())  # ceil
+    grouped = f" in {tasks} tasks" if tasks < len(stages) else ""
+    return Cost(
+        f"{tasks * test_images:,} image decodes ({len(stages)} evaluations{grouped})",
+        images={"evaluate": len(stages) * test_images},
+        runs={"evaluations": len(stages)},
+    )
+
+
 KIND = StageKind(
     name=NAME,
     # 2: the key holds the task's and the model's evaluation identities; the training key
@@ -135,4 +152,5 @@ KIND = StageKind(
     resources=evaluation_resources,
     uses_torch=True,
     unit="cell",
+    bill=bill_evaluations,
 )

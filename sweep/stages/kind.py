@@ -1,9 +1,10 @@
 """What a stage kind declares, what every stage is, and what its workers are handed.
 
 A stage kind is declared once, as a `StageKind` in its own module under sweep/stages/, and
-listed once in the table `sweep.stages.STAGE_KINDS`. The planner, the executor, the report and
-the tests read everything about it from there: its inputs, the fields of its key, its worker
-functions, the resources its tasks ask for and how its finished output is read.
+listed once in the table `sweep.stages.table.STAGE_KINDS`. The planner, the executor, the
+bill, the report, the reliability harness and the tests read everything about it from there:
+its inputs, the fields of its key, its worker functions, the resources its tasks ask for, how
+its finished output is read, how its pending work is billed and how its tasks are killed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -59,6 +60,29 @@ class ResourceNeeds:
     loader_workers: int = 0
     has_gpu: bool = False
     eval_gpu_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a kind's pending stages ask of a machine, as the bill prices it (`StageKind.bill`;
+    sweep/experiments/bill/).
+
+    Attributes:
+        work: The pending work in words, e.g. "1,234 images to encode".
+        images: Image passes by kind of work, each priced by that work's throughput:
+            "decode", "encode", "measure", "train", "evaluate".
+        encoded: Images encoded, by codec setting (priced by the codec's timed bytes).
+        cached: Images decoded into a cache of pixels (priced at height x width x 3 bytes).
+        models: Models trained (priced by their parameters' bytes).
+        runs: Counts for the bill's "to run" line, e.g. {"trainings": 12}.
+    """
+
+    work: str = ""
+    images: dict[str, int] = field(default_factory=dict)
+    encoded: dict[str, int] = field(default_factory=dict)
+    cached: int = 0
+    models: int = 0
+    runs: dict[str, int] = field(default_factory=dict)
 
 
 def one_cpu(needs: ResourceNeeds) -> dict:
@@ -131,6 +155,11 @@ class StageKind:
             [summary per stage]`. Each stage keeps its own key, store folder and resume: a
             stage already done is read, not run again. It runs every stage of such a kind,
             a group of one included; `run` stays the worker of one stage.
+        bill: What the kind's pending stages cost, `bill(stages, scope) -> Cost` (the scope:
+            `sweep.stages.billing.BillScope`); None: counted in the bill, not estimated.
+        kill_at_once: How the reliability harness kills a task of the kind: at once (a task
+            too short for a random delay, such as a shard of small images) or after a random
+            delay into it; None: at once for a sharded kind.
     """
 
     name: str
@@ -150,6 +179,8 @@ class StageKind:
     optional_fields: tuple[str, ...] = ()
     group_of: Callable[[Stage], Hashable] | None = None
     run_group: Callable[..., list[dict]] | None = None
+    bill: Callable[..., Cost] | None = None
+    kill_at_once: bool | None = None
 
     def __post_init__(self) -> None:
         if (self.group_of is None) != (self.run_group is None):
@@ -171,6 +202,18 @@ class StageKind:
     def task_name(self) -> str:
         """The Ray task of its longest work (a worker's process title is `ray::<it>`)."""
         return (self.shard or self.run_group or self.run).__name__
+
+    @property
+    def worker_titles(self) -> tuple[str, ...]:
+        """The Ray task names of every worker of the kind (a worker's process title is
+        `ray::<name>` while it runs one), its longest work's first."""
+        workers = (self.shard, self.run_group, self.run)
+        return tuple(dict.fromkeys(w.__name__ for w in workers if w is not None))
+
+    @property
+    def killed_at_once(self) -> bool:
+        """Whether the reliability harness kills its tasks at once (see `kill_at_once`)."""
+        return self.sharded if self.kill_at_once is None else self.kill_at_once
 
     def key(self, **fields: Any) -> str:
         """The key of a stage of this kind: a digest of exactly its declared fields."""

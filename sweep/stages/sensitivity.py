@@ -17,10 +17,11 @@ import numpy as np
 
 from sweep.codecs.base import ORIGINAL
 from sweep.sensitivity.options import TASK_KIND, SensitivityOptions
+from sweep.stages.billing import BillScope
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.stages.evaluate import evaluation_resources
 from sweep.stages.graph import PlanInputs, SweepPlan
-from sweep.stages.kind import Stage, StageContext, StageKind
+from sweep.stages.kind import Cost, Stage, StageContext, StageKind
 from sweep.stages.train import TrainStage
 from sweep.store import ArtifactStore
 
@@ -109,7 +110,7 @@ def sensitivity_worker(context: StageContext, stage: SensitivityStage, *upstream
     if store.is_done(KIND.name, stage.key):
         return read_summary(store, stage)
     # torch loads only in this worker: the planner and encode workers import this module.
-    from sweep.sensitivity.measure import measure_model
+    from sweep.stages.sensitivity_measure import measure_model
 
     files = encoded_files(store, stage.encode)
     chosen = sample_indices(len(files), stage.options.images, context.seed)
@@ -157,6 +158,12 @@ def read_maps(store: ArtifactStore, stage: SensitivityStage) -> dict[str, np.nda
         return {name: maps[name] for name in maps.files}
 
 
+def bill_maps(stages: list[SensitivityStage], scope: BillScope) -> Cost:
+    """Counted, not timed: a map's cost depends on its method and sample."""
+    del scope
+    return Cost(f"{len(stages)} maps to measure (not estimated)", runs={"maps": len(stages)})
+
+
 KIND = StageKind(
     name=NAME,
     schema=1,
@@ -181,4 +188,5 @@ KIND = StageKind(
     unit="map",
     progress="maps",
     optional_fields=("epsilon", "blocks"),
+    bill=bill_maps,
 )

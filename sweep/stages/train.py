@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 from sweep.codecs.base import MIXED
 from sweep.data.files import DecodedFiles
 from sweep.stages import decoded
+from sweep.stages.billing import BillScope
 from sweep.stages.decoded import DecodedStage, decoded_files
 from sweep.stages.encode import EncodeStage, encoded_files, encoded_sources
 from sweep.stages.graph import PlanInputs, SweepPlan
-from sweep.stages.kind import ResourceNeeds, Stage, StageContext, StageKind, digest
+from sweep.stages.kind import Cost, ResourceNeeds, Stage, StageContext, StageKind, digest
 from sweep.store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -189,6 +190,20 @@ def training_resources(needs: ResourceNeeds) -> dict:
     return {"num_cpus": 1 + needs.loader_workers, "num_gpus": 1 if needs.has_gpu else 0}
 
 
+def bill_trainings(stages: list[TrainStage], scope: BillScope) -> Cost:
+    """Each training's image passes: its epochs times its images (a budget cell's subset)."""
+    passes = 0
+    for stage in stages:
+        images = len(stage.subset) if stage.subset is not None else scope.split_images("train")
+        passes += (stage.epochs or scope.epochs) * images
+    return Cost(
+        f"{passes:,} image decodes ({len(stages)} trainings)",
+        images={"train": passes},
+        models=len(stages),
+        runs={"trainings": len(stages)},
+    )
+
+
 KIND = StageKind(
     name=NAME,
     # 2: the key holds the task's training identity only, and only the options its kind reads.
@@ -202,4 +217,5 @@ KIND = StageKind(
     uses_torch=True,
     unit="model",
     optional_fields=("subset",),
+    bill=bill_trainings,
 )

@@ -34,15 +34,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from sweep.data.files import LabelledFile
 from sweep.models.base import ModelFamily
+from sweep.models.trained import load_trained, save_weights
 from sweep.options import TrainOptions
 from sweep.tasks import mixed
 from sweep.tasks.runtime import (
     OptimizerSteps,
     autocast,
     autocast_dtype,
-    load_trained,
     pick_device,
-    save_weights,
     seed_everything,
     train_summary,
     training_loader,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.errors import OptionError
 from tests.conftest import compose_config
 

@@ -23,7 +23,7 @@ from sweep.codecs.jpeg_tuned import (
     unrounded_steps,
 )
 from sweep.codecs.tuning_map import TuningMap
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.errors import OptionError
 from tests.conftest import compose_config
 

@@ -294,7 +294,7 @@ def test_symlinked_image_folders_are_followed(coco_root, tmp_path):
 
 
 def test_task_coco_composes_with_the_coco_metric_and_split_options(tmp_path):
-    from sweep.config import build_sweep
+    from sweep.config.build import build_sweep
     from tests.conftest import compose_config
 
     sweep = build_sweep(
@@ -328,9 +328,8 @@ def detection_images(count: int, first_id: int, seed: int) -> list:
 
 
 def test_coco_sweep_reports_coco_map_first(tmp_path):
-    from sweep.config import build_sweep
-    from sweep.run import run_sweep
-    from tests.conftest import compose_config
+    from sweep.config.build import build_sweep
+    from tests.conftest import compose_config, run_sweep
 
     images = {"train2017": detection_images(8, 1, 0), "val2017": detection_images(4, 100, 1)}
     root = write_coco(tmp_path / "coco", images, CATEGORIES[1:])

@@ -145,7 +145,7 @@ def test_two_images_that_would_share_a_mask_are_refused(seg_root):
 
 
 def test_task_seg_folder_reads_classes_txt_under_the_root_by_default(tmp_path):
-    from sweep.config import build_sweep
+    from sweep.config.build import build_sweep
     from sweep.errors import OptionError
     from tests.conftest import compose_config
 
@@ -160,9 +160,8 @@ def test_task_seg_folder_reads_classes_txt_under_the_root_by_default(tmp_path):
 
 
 def test_seg_folder_sweep_writes_miou_and_macc(tmp_path):
-    from sweep.config import build_sweep
-    from sweep.run import run_sweep
-    from tests.conftest import compose_config
+    from sweep.config.build import build_sweep
+    from tests.conftest import compose_config, run_sweep
 
     root = write_seg_folder(tmp_path / "seg", size=(32, 32), counts=(4, 2))
     sweep = build_sweep(

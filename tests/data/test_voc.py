@@ -227,8 +227,8 @@ def test_discover_takes_the_sorted_classes_of_the_training_annotations(voc_root,
 
 
 def test_discovered_classes_are_what_the_sweep_records(voc_root, tmp_path):
-    from sweep.config import build_sweep
-    from sweep.run import plan_sweep
+    from sweep.config.build import build_sweep
+    from sweep.session.planning import plan_sweep
     from tests.conftest import compose_config
 
     sweep = build_sweep(

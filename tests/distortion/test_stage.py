@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from sweep.codecs.base import ORIGINAL
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.distortion import DistortionOptions
 from sweep.distortion.butteraugli import find_tool
 from sweep.distortion.sampling import sampled_indices
 from sweep.engine.execute import execute, is_done
 from sweep.errors import OptionError
-from sweep.run import plan_sweep, stage_context
+from sweep.session.planning import plan_sweep, stage_context
 from sweep.stages.distortion import distortion_records
 from sweep.stages.encode import encoded_files
 from sweep.stages.table import STAGE_KINDS

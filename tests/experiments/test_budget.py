@@ -8,14 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from sweep.config import build_sweep
+from sweep.config.build import build_launch, build_sweep
 from sweep.errors import OptionError
-from sweep.experiments.budget import fitting_prefix, image_order
-from sweep.experiments.budget_report import COLUMNS
-from sweep.experiments.options import BudgetOptions
-from sweep.experiments.scaling_law import exponent_intervals, fit_law
-from sweep.run import run_sweep
-from tests.conftest import FAST_SWEEP, compose_config, record_calls
+from sweep.experiments.budget.cells import BudgetOptions, fitting_prefix, image_order
+from sweep.experiments.budget.report import COLUMNS
+from sweep.experiments.budget.scaling_law import exponent_intervals, fit_law
+from tests.conftest import FAST_SWEEP, compose_config, launch, record_calls, run_sweep
 
 
 def test_the_prefix_that_fits_and_budgets_in_fractions_or_bytes():
@@ -55,7 +53,7 @@ def test_the_law_recovers_its_exponents_from_cells_that_follow_it():
 )
 def test_bad_budget_options_name_themselves(override, message):
     with pytest.raises(OptionError, match=message):
-        build_sweep(compose_config("experiment=budget", override), check_data=False)
+        build_launch(compose_config("experiment=budget", override), check_data=False)
 
 
 def test_the_budget_experiment_trains_nested_subsets_and_reuses_whole_split_trainings(
@@ -73,12 +71,8 @@ def test_the_budget_experiment_trains_nested_subsets_and_reuses_whole_split_trai
     run_sweep(build_sweep(compose_config(*common)))  # the grid: whole-split trainings
     trained = []
     record_calls(monkeypatch, "train", "run", trained.append)
-    from sweep.experiments.budget import run_budget
-
-    sweep = build_sweep(
-        compose_config(*common, "experiment=budget", "experiment.budgets=[0.2,0.5,1.0]")
-    )
-    report = run_budget(sweep)
+    budget = launch(*common, "experiment=budget", "experiment.budgets=[0.2,0.5,1.0]")
+    report = budget.experiment.report(budget.session)
     with (report / "budget.csv").open() as stream:
         rows = list(csv.DictReader(stream))
     assert list(rows[0]) == COLUMNS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sweep.config import build_sweep, model_family
+from sweep.config.build import build_sweep, model_family
 from sweep.errors import OptionError
 from sweep.models.resized import ResizedFamily, ResizerOptions
 from sweep.models.resizer import FixedResizer, LearnableResizer, Resized, resized

@@ -19,15 +19,15 @@ from safetensors.torch import save_file
 from timm.data import ImageNetInfo
 from torchvision.transforms import v2
 
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.errors import OptionError
 from sweep.inputs.rgb import eval_geometry, eval_transform
 from sweep.models.errors import ModelUnavailableError
 from sweep.models.swav import SwavResNet
 from sweep.models.timm_classifier import TimmClassifier
+from sweep.models.trained import WEIGHTS_FILE
 from sweep.options import TrainOptions
 from sweep.tasks.classification import ClassificationTask
-from sweep.tasks.runtime import WEIGHTS_FILE
 from tests.conftest import compose_config, write_jpeg
 
 TINY = "test_vit"  # timm's own test architecture: 160 px, bicubic, crop_pct 0.95
@@ -313,9 +313,9 @@ def test_train_none_refuses_class_names_of_no_output_under_task_root(
 @pytest.mark.slow
 def test_a_train_none_sweep_scores_the_loaded_model_in_every_cell(source, weights, tmp_path):
     """No training happens: each cell's accuracy is the loaded model's on that cell's images."""
-    from sweep.run import plan_sweep, run_sweep
-    from sweep.screen import screen_images
+    from sweep.session.planning import plan_sweep, screen
     from sweep.stages.encode import encoded_files
+    from tests.conftest import run_sweep
 
     root = index_folder(tmp_path / "data", classes=("3", "42", "7"))  # sorted: colour = label
     cfg = compose_config(
@@ -340,7 +340,7 @@ def test_a_train_none_sweep_scores_the_loaded_model_in_every_cell(source, weight
         ("original", "original"),
         ("original", "4"),
     ]
-    plan = plan_sweep(sweep, screen_images(sweep))  # the finished sweep's own plan
+    plan = plan_sweep(sweep, screen(sweep))  # the finished sweep's own plan
     [train] = plan.trains.values()
     trained = sweep.store.path("train", train.key)
     summary = json.loads((trained / "summary.json").read_text())

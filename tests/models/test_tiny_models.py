@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from sweep.config import DEMO_TASKS, model_family
+from sweep.config.build import DEMO_TASKS, model_family
 from sweep.models.base import ModelFamily
 from sweep.tasks.base import TaskKind
 from tests.conftest import CONFIG_DIR, compose_config

@@ -8,9 +8,9 @@ import csv
 import numpy as np
 import pytest
 
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.errors import OptionError
-from sweep.run import plan_sweep
+from sweep.session.planning import plan_sweep
 from tests.conftest import FAST_SWEEP, compose_config, record_calls
 
 
@@ -105,8 +105,9 @@ def test_maps_without_the_grid_then_the_sweep_reuses_them(imagefolder, tmp_path,
     evaluating no cell; a sweep with the same arguments then reuses every map."""
     from mlflow.tracking import MlflowClient
 
-    from sweep.run import run_sweep
-    from sweep.sensitivity.__main__ import run_maps
+    from sweep.experiments.sensitivity_maps import SensitivityMaps
+    from sweep.session.experiment import Session
+    from tests.conftest import run_sweep
 
     overrides = (
         "sensitivity=both",
@@ -118,7 +119,8 @@ def test_maps_without_the_grid_then_the_sweep_reuses_them(imagefolder, tmp_path,
     calls = {"train": [], "evaluate": [], "sensitivity": []}
     for kind in calls:
         record_calls(monkeypatch, kind, "run", calls[kind].append)
-    folder = run_maps(sweep_of(imagefolder, tmp_path, *overrides, check_data=True))
+    sweep = sweep_of(imagefolder, tmp_path, *overrides, check_data=True)
+    folder = SensitivityMaps().bind(sweep).maps(Session(sweep))
     assert len(calls["train"]) == 2 and calls["evaluate"] == []
     assert len(calls["sensitivity"]) == 4
 

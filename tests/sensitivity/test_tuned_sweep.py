@@ -9,10 +9,9 @@ import pytest
 
 from sweep.codecs.base import ORIGINAL
 from sweep.codecs.tuning_map import TuningMap
-from sweep.run import run_sweep
-from sweep.screen import listed_screening
-from sweep.sensitivity.pipeline import bind_tuning_map
-from tests.conftest import record_calls
+from sweep.session.planning import bind_tuning_map
+from sweep.stages.validate import file_digests, listed_screening
+from tests.conftest import record_calls, run_sweep
 from tests.sensitivity.test_stage import sweep_of
 
 TUNED = ("codec=jpeg_tuned", "grid.train=[original,s1]", "grid.test=[original,s1,s8]")
@@ -66,7 +65,7 @@ def test_the_bound_map_is_the_mean_map_of_the_original_model(imagefolder, tmp_pa
     sweep = sweep_of(
         imagefolder, tmp_path, *TUNED, "tracking=none", "sensitivity.images=3", check_data=True
     )
-    bound = bind_tuning_map(sweep, listed_screening(sweep))
+    bound = bind_tuning_map(sweep, listed_screening(sweep.reader, file_digests(sweep.store)))
     assert isinstance(bound.tuning_map, TuningMap)
     with np.load(sweep.store.path("sensitivity", bound.tuning_map.key) / MAPS_FILE) as maps:
         mean = maps["clean_prob"].mean(axis=0)

@@ -12,17 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.data.files import LabelledFile
 from sweep.engine.execute import execute
 from sweep.errors import OptionError
 from sweep.inputs.files import DecodedImageDataset, ImageFileDataset
-from sweep.run import plan_sweep, stage_context
+from sweep.models.trained import WEIGHTS_FILE
+from sweep.session.planning import plan_sweep, stage_context
 from sweep.stages import decoded
 from sweep.stages.decoded import DecodedStage, decoded_files, write_cache
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.store import ArtifactStore
-from sweep.tasks.runtime import WEIGHTS_FILE
 from tests.conftest import FAST_SWEEP, FAST_TRAINING, compose_config
 
 MIXED_GRID = ("grid.train=[original,4,mixed]",)

@@ -12,20 +12,20 @@ import pytest
 import torch
 
 from sweep.analysis.outcomes import OUTCOMES_FILE, read_outcomes
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.data import pixels
 from sweep.data.demo_det import DemoDetReader
 from sweep.data.files import LabelledFile
 from sweep.engine.execute import execute, work_units
 from sweep.errors import OptionError
-from sweep.run import plan_sweep, stage_context
+from sweep.models.trained import WEIGHTS_FILE
+from sweep.session.planning import plan_sweep, stage_context
 from sweep.stages import evaluate
 from sweep.stages.kind import StageKind
 from sweep.stages.table import STAGE_KINDS
 from sweep.store import DONE
 from sweep.tasks.classification import ClassificationTask
 from sweep.tasks.detection import DetectionTask
-from sweep.tasks.runtime import WEIGHTS_FILE
 from sweep.tasks.segmentation import SegmentationTask
 from tests.conftest import CLASSES, FAST_SWEEP, compose_config, write_jpeg
 from tests.tasks.test_classification import MODEL as SWAV
@@ -338,7 +338,7 @@ def test_a_group_evaluates_only_its_unfinished_cells(trained, group_calls):
 @pytest.mark.slow
 def test_on_ray_grouped_cells_equal_cells_evaluated_one_at_a_time(trained):
     """Group tasks on a private Ray of two CPUs write what inline single cells write."""
-    from sweep.run import shutdown_ray
+    from sweep.session.planning import shutdown_ray
 
     evaluate_all(trained, 1)
     alone = stored(trained)

@@ -8,9 +8,9 @@ import torch
 
 from sweep.data.files import LabelledFile
 from sweep.models.swav import SwavResNet
+from sweep.models.trained import WEIGHTS_FILE
 from sweep.options import TrainOptions
 from sweep.tasks.classification import ClassificationTask, resample_accuracy
-from sweep.tasks.runtime import WEIGHTS_FILE
 
 
 def files_of(root, split: str) -> list[LabelledFile]:

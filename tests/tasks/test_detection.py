@@ -9,6 +9,7 @@ from sweep.data.demo_det import DemoDetReader
 from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
 from sweep.models.faster_rcnn import TinyFasterRCNN
+from sweep.models.trained import WEIGHTS_FILE
 from sweep.options import TrainOptions
 from sweep.tasks.detection import (
     METRIC,
@@ -19,7 +20,6 @@ from sweep.tasks.detection import (
     metric_target,
     target_tensors,
 )
-from sweep.tasks.runtime import WEIGHTS_FILE
 
 A, B = [10.0, 10.0, 30.0, 30.0], [50.0, 50.0, 80.0, 90.0]
 ELSEWHERE = [100.0, 0.0, 120.0, 20.0]

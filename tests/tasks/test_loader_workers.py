@@ -8,7 +8,7 @@ import types
 import pytest
 import torch
 
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.errors import OptionError
 from sweep.options import (
     AUTO_WORKERS,

@@ -9,12 +9,11 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from sweep.config import build_sweep
+from sweep.config.build import build_sweep
 from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
-from sweep.run import run_sweep
 from sweep.tasks.mixed import MixedDataset, MixedFiles
-from tests.conftest import FAST_SWEEP, compose_config, record_calls
+from tests.conftest import FAST_SWEEP, compose_config, record_calls, run_sweep
 
 
 class Tagged(torch.utils.data.Dataset):

@@ -14,8 +14,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
 from sweep.models.segformer import SegformerSegmenter
+from sweep.models.trained import WEIGHTS_FILE
 from sweep.options import TrainOptions
-from sweep.tasks.runtime import WEIGHTS_FILE
 from sweep.tasks.segmentation import (
     SegmentationMetrics,
     SegmentationTask,

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from sweep.tracking.metrics import (
+    PARAM_VALUE_LIMIT,
+    child_metrics,
+    dcr_metrics,
+    finite_metrics,
+    metric,
+    ordered_name,
+    params_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +34,8 @@ TRAIN_KEY_TAG = "train.key"
 COMPLETE_TAG = "sweep.logged"
 COMPARE_KEY_TAG = "compare.key"
 SENSITIVITY_TAG = "sensitivity.logged"
-# Where `make ui` serves a local results_dir's runs.
-LOCAL_UI = "http://127.0.0.1:5000"
 # Why a sweep's parent run ended before the sweep did (FAILED or KILLED).
 ERROR_TAG = "sweep.error"
-# MLflow's limit on a parameter value.
-PARAM_VALUE_LIMIT = 6000
 # MLflow 3 opens an experiment of this kind on its runs, not on the GenAI overview (traces).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
@@ -111,9 +115,9 @@ class Tracker:
         operations = [RunTag(f"ops.{k}", str(v)[:PARAM_VALUE_LIMIT]) for k, v in params.items()
                       if k.startswith(OPERATIONS)]  # fmt: skip
         # Repeated on a resumed run: MLflow accepts a parameter again with the same value.
-        self.client.log_batch(parent_id, params=_params(science), tags=operations)
-        extra = [_metric(key, value) for key, value in sorted((metrics or {}).items())]
-        self.client.log_batch(parent_id, metrics=_dcr_metrics(dcr_rows, positions) + extra)
+        self.client.log_batch(parent_id, params=params_of(science), tags=operations)
+        extra = [metric(key, value) for key, value in sorted((metrics or {}).items())]
+        self.client.log_batch(parent_id, metrics=dcr_metrics(dcr_rows, positions) + extra)
         for path in artifacts:
             self.client.log_artifact(parent_id, str(path))
         for setting, train_key in train_keys.items():
@@ -160,7 +164,7 @@ class Tracker:
         parent = self._find(f"tags.`{SWEEP_KEY_TAG}` = '{sweep_key}'")
         if parent is None:
             return None
-        self.client.log_batch(parent.info.run_id, metrics=_finite_metrics(metrics))
+        self.client.log_batch(parent.info.run_id, metrics=finite_metrics(metrics))
         for path in artifacts:
             self.client.log_artifact(parent.info.run_id, str(path), artifact_path=folder)
         return parent.info.run_id
@@ -180,7 +184,7 @@ class Tracker:
         run = found or self.client.create_run(
             self.experiment_id, run_name=run_name, tags={tag: key}
         )
-        self.client.log_batch(run.info.run_id, metrics=_finite_metrics(metrics))
+        self.client.log_batch(run.info.run_id, metrics=finite_metrics(metrics))
         for path in artifacts:
             self.client.log_artifact(run.info.run_id, str(path))
         self.client.set_terminated(run.info.run_id, "FINISHED")
@@ -200,7 +204,7 @@ class Tracker:
             self.experiment_id, run_name=run_name, tags={COMPARE_KEY_TAG: key}
         )
         metrics = [
-            _metric(f"dcr_within_1pct/{r[line]}/{r['metric']}/{r['curve']}", r["dcr_within"])
+            metric(f"dcr_within_1pct/{r[line]}/{r['metric']}/{r['curve']}", r["dcr_within"])
             for r in table
         ]
         self.client.log_batch(run.info.run_id, metrics=metrics)
@@ -229,13 +233,13 @@ class Tracker:
             log.info("MLflow run %s already holds these sensitivity maps", parent.info.run_id)
             return parent.info.run_id
         parent_id = parent.info.run_id
-        self.client.log_batch(parent_id, metrics=_finite_metrics(parent_metrics))
+        self.client.log_batch(parent_id, metrics=finite_metrics(parent_metrics))
         for path in parent_files:
             self.client.log_artifact(parent_id, str(path), artifact_path="sensitivity")
         for setting, train_key in train_keys.items():
             child = self._child(parent_id, setting, train_key)
             metrics = metrics_by_setting.get(setting, {})
-            self.client.log_batch(child.info.run_id, metrics=_finite_metrics(metrics))
+            self.client.log_batch(child.info.run_id, metrics=finite_metrics(metrics))
             for path in files_by_setting.get(setting, []):
                 self.client.log_artifact(child.info.run_id, str(path), artifact_path="sensitivity")
             # Finished runs take more logging: the sweep still logs its cells into them.
@@ -295,10 +299,10 @@ class Tracker:
             return
         for path in files:  # before the completion tag: a rerun logs what is missing
             self.client.log_artifact(child.info.run_id, str(path))
-        metrics = _child_metrics(cells, summary, positions)
+        metrics = child_metrics(cells, summary, positions)
         position = positions.get(setting)
         if position is not None and math.isfinite(position):
-            metrics.append(_metric("train_position", position))
+            metrics.append(metric("train_position", position))
         identity = {"train_setting": setting, **labels}
         # Runs sort by name in the runs table and the compare view: in compression order.
         name = RunTag(MLFLOW_RUN_NAME, f"train_{ordered_name(setting, positions)}")
@@ -310,101 +314,3 @@ class Tracker:
             tags=[RunTag(COMPLETE_TAG, "true"), name, *(RunTag(k, v) for k, v in identity.items())],
         )
         self.client.set_terminated(child.info.run_id, "FINISHED")
-
-
-def runs_url(uri: str, experiment_id: str, parent_id: str | None = None) -> str:
-    """The dashboard's page of an experiment's runs: the server of an http(s) tracking URI,
-    or `make ui`'s for a local database. MLflow 3's interface opens on its GenAI overview in a
-    browser that has not chosen "Model training"; `workflowType` chooses it.
-
-    With `parent_id`, the page of one sweep's models: its child runs, flat (MLflow nests
-    children under their collapsed parent unless the page is filtered and sorted by other
-    than start time) and sorted by `train_position`, so in the order of compression.
-    """
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
-    url = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-    if parent_id is None:
-        return url
-    query = urllib.parse.urlencode(
-        {
-            "searchFilter": f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'",
-            "orderByKey": "metrics.`train_position`",
-            "orderByAsc": "true",
-        },
-        quote_via=urllib.parse.quote,
-    )
-    return f"{url}&{query}"
-
-
-def _params(params: dict[str, str]) -> list[Param]:
-    return [Param(key, str(value)[:PARAM_VALUE_LIMIT]) for key, value in sorted(params.items())]
-
-
-def _metric(key: str, value: float, step: int = 0) -> Metric:
-    return Metric(key, float(value), int(time.time() * 1000), step)
-
-
-def _finite_metrics(values: dict[str, float]) -> list[Metric]:
-    """Metrics of the finite values, by name (MLflow refuses NaN and infinities)."""
-    return [_metric(key, value) for key, value in sorted(values.items()) if math.isfinite(value)]
-
-
-def ordered_name(setting: str, positions: dict[str, float] | None) -> str:
-    """A setting's part of a metric or run name, led by its position on the codec's axis so
-    that names sort in the order of compression: "015.0_15" after "004.0_4", "010.0_q90"
-    after "005.0_q95". The setting alone where its position is unknown."""
-    position = (positions or {}).get(setting)
-    if position is None or not math.isfinite(position):
-        return setting
-    return f"{max(position, 0.0):05.1f}_{setting}"
-
-
-def _dcr_metrics(dcr_rows: list[dict], positions: dict[str, float] | None = None) -> list[Metric]:
-    metrics = []
-    for row in dcr_rows:
-        setting = ordered_name(row["setting"], positions)
-        metrics.append(_metric(f"dcr/{row['split']}/{setting}", row["dcr"]))
-        metrics.append(_metric(f"dcr_raw/{row['split']}/{setting}", row["dcr_raw"]))
-    return metrics
-
-
-def _child_metrics(
-    cells: list[dict], summary: dict, positions: dict[str, float] | None = None
-) -> list[Metric]:
-    metrics = []
-    if cells and math.isfinite(cells[0]["train_dcr"]):  # NaN: a mix, with no DCR of its own
-        metrics.append(_metric("train_dcr", cells[0]["train_dcr"]))
-        metrics.append(_metric("train_dcr_raw", cells[0]["train_dcr_raw"]))
-    for cell in cells:
-        test, name = ordered_name(cell["test_setting"], positions), cell["metric"]
-        metrics.append(_metric(f"{name}/test_{test}", cell["value"]))
-        if math.isfinite(cell["relative"]):  # NaN when the original/original value is 0
-            metrics.append(_metric(f"relative_{name}/test_{test}", cell["relative"]))
-        metrics.append(_metric(f"test_dcr/test_{test}", cell["test_dcr"]))
-        # The cell's intervals (sweep/analysis/intervals.py), where the task kind has them.
-        for bound in ("ci_low", "ci_high"):
-            if bound in cell:
-                metrics.append(_metric(f"{name}_{bound}/test_{test}", cell[bound]))
-            if f"relative_{bound}" in cell:
-                metrics.append(
-                    _metric(f"relative_{name}_{bound}/test_{test}", cell[f"relative_{bound}"])
-                )
-    for epoch, loss in enumerate(summary.get("train_loss", [])):
-        metrics.append(_metric("train_loss", loss, step=epoch))
-    if "images_per_second" in summary:
-        metrics.append(_metric("train_images_per_second", summary["images_per_second"]))
-    for part, count in summary.get("parameters", {}).items():
-        metrics.append(_metric(f"parameters/{part}", count))
-    return metrics
-
-
-def flatten_config(node: dict, prefix: str = "") -> dict[str, str]:
-    """{"task": {"name": "demo"}} -> {"task.name": "demo"}; lists stay one value."""
-    flat = {}
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten_config(value, f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat

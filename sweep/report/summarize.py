@@ -1,7 +1,7 @@
 """The summarize step: a finished plan's outputs, read from the store, as the report folder.
 
-results.csv, heatmaps and DCR curves (sweep/report/), the distortion table and figure, the
-stage index, and the codec comparison across sweeps (sweep/compare.py). Every output is read
+The grid's rows (one per cell, seed and metric) and DCRs, the report folder with results.csv
+and its figures (results.py), the stage index, and the recommendation. Every output is read
 through its stage kind's `read`, so this module needs no store layout of its own.
 """
 
@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from sweep.analysis.intervals import REFERENCE, SweepIntervals
 from sweep.analysis.recommendation import SCENARIOS, recommend
 from sweep.codecs.base import MIXED, Codec
-from sweep.compare import write_comparison, write_model_comparison
-from sweep.config import Sweep
-from sweep.report import write_report
 from sweep.report.axis import SettingAxis
-from sweep.report.distortion_figure import plot_distortion
-from sweep.report.gate_figures import write_gate_report
-from sweep.report.tables import DISTORTION_COLUMNS, headline_rows, with_seed_means
-from sweep.screen import Screening
+from sweep.report.results import write_report
+from sweep.report.tables import headline_rows, with_seed_means
+from sweep.spec import Sweep
 from sweep.stages.graph import SweepPlan
 from sweep.stages.kind import Stage
 from sweep.stages.table import STAGE_KINDS
+from sweep.stages.validate import Screening
 from sweep.store import ArtifactStore, write_json_atomic, write_text_atomic
 from sweep.tables import write_csv
 
@@ -91,16 +87,6 @@ def collect_results(sweep: Sweep, plan: SweepPlan) -> tuple[list[dict], list[dic
     return with_seed_means(rows), dcr_rows
 
 
-def gate_cells(sweep: Sweep, plan: SweepPlan) -> dict[tuple[str, str], dict]:
-    """The gate statistics of every cell whose model gates its input channels."""
-    cells = {}
-    for cell, stage in plan.evaluations.items():
-        metrics = read_output(sweep.store, stage)
-        if "gate_open" in metrics:
-            cells[cell] = metrics
-    return cells
-
-
 def setting_axis(codec: Codec, plan: SweepPlan) -> SettingAxis:
     """The codec's settings as a figure axis (positions grow with compression)."""
     settings = {*plan.train_settings, *plan.test_settings} - {MIXED}
@@ -110,65 +96,6 @@ def setting_axis(codec: Codec, plan: SweepPlan) -> SettingAxis:
         step = (ordered[-1] - ordered[0]) / max(len(ordered) - 1, 1) or 1.0
         positions[MIXED] = ordered[-1] + step
     return SettingAxis(codec.axis_label, positions)
-
-
-# distortion.csv: DISTORTION_COLUMNS, then the mean, the 95% intervals of the median and the
-# mean (bootstrap over the measured images), and how many of the split's images were measured.
-DISTORTION_EXTRA_COLUMNS = [
-    "mean",
-    "median_ci_low",
-    "median_ci_high",
-    "mean_ci_low",
-    "mean_ci_high",
-    "measured",
-    "images",
-]
-# MLflow metrics of each split, setting and measure (finite values only).
-DISTORTION_METRIC_STATS = ("median", "p10", "p90", "mean", *DISTORTION_EXTRA_COLUMNS[1:5])
-
-
-def distortion_rows(sweep: Sweep, plan: SweepPlan) -> list[dict]:
-    """Per split, setting and measure: median, p10, p90, mean, the intervals of the median
-    and the mean, and counts, of the measured images (`measured` of the split's `images`)."""
-    rows = []
-    for (split, setting), stage in plan.distortions.items():
-        summary = read_output(sweep.store, stage)
-        sampled = {"measured": summary.get("measured"), "images": summary.get("images")}
-        for measure, stats in summary["measures"].items():
-            rows.append(
-                {"split": split, "setting": setting, "measure": measure, **stats, **sampled}
-            )
-    return rows
-
-
-def write_distortion(rows: list[dict], out: Path, codec: Codec, plan: SweepPlan) -> dict[str, Path]:
-    """distortion.csv and the figure of the test split (the first measured split otherwise)."""
-    if not rows:
-        return {}
-    columns = [*DISTORTION_COLUMNS, *DISTORTION_EXTRA_COLUMNS]
-    paths = {"distortion.csv": write_csv(rows, columns, out / "distortion.csv")}
-    splits = [r["split"] for r in rows]
-    split = "test" if "test" in splits else splits[0]
-    paths["distortion_by_setting"] = plot_distortion(
-        [r for r in rows if r["split"] == split],
-        out / "distortion_by_setting.png",
-        setting_axis(codec, plan),
-        target_is_distance=codec.settings_are_distances,
-    )
-    return paths
-
-
-def distortion_metrics(rows: list[dict]) -> dict[str, float]:
-    """MLflow metrics distortion/<split>/<setting>/<measure>/<stat> (finite only): median,
-    p10, p90, mean and the bounds of the median's and the mean's intervals."""
-    metrics = {}
-    for row in rows:
-        for stat in DISTORTION_METRIC_STATS:
-            value = row.get(stat)
-            if value is not None:
-                name = f"distortion/{row['split']}/{row['setting']}/{row['measure']}/{stat}"
-                metrics[name] = value
-    return metrics
 
 
 def stage_index(plan: SweepPlan) -> dict:
@@ -195,50 +122,11 @@ def index_ident(ident, kind: str, plan: SweepPlan) -> str:
     return "/".join(str(part) for part in parts)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """A comparison of sweeps redrawn after this one: its MLflow key and run name, the column
-    its lines differ in ("codec" or "model"), its files and its dcr_within_1pct.csv rows."""
-
-    key: str
-    run_name: str
-    line: str
-    paths: dict[str, Path]
-    table: list[dict]
-
-
-def compare_sweeps(sweep: Sweep) -> list[Comparison]:
-    """Redraws every codec's newest sweep of this task and model together, and every model's
-    newest sweep of this task and codec (see compare.py).
-
-    The sweep's own report is complete before this runs; a sibling report that cannot be
-    read is named in a warning and leaves this sweep's results untouched.
-    """
-    reports = sweep.results_dir / "reports"
-    task, model, codec = sweep.task_name, sweep.model.name, sweep.codec.name
-    comparisons = []
-    for line, key, write in (
-        ("codec", f"{task}/{model}", lambda: write_comparison(reports, task, model)),
-        ("model", f"models/{task}/{codec}", lambda: write_model_comparison(reports, task, codec)),
-    ):
-        try:
-            paths, table = write()
-        except (OSError, ValueError, KeyError) as error:
-            log.warning("%s comparison under %s not updated: %s", line, reports, error)
-            continue
-        if not paths:  # nothing to compare yet
-            continue
-        folder = next(iter(paths.values())).parent
-        lines = len({r[line] for r in table})
-        log.info("%s comparison (%d %s(s)): %s", line, lines, line, folder)
-        comparisons.append(Comparison(key, folder.name, line, paths, table))
-    return comparisons
-
-
 def write_sweep_report(
     sweep: Sweep, plan: SweepPlan, screening: Screening, rows: list[dict], dcr_rows: list[dict]
-) -> tuple[Path, dict[str, Path], list[dict]]:
-    """The sweep's report folder; returns it, its figures and tables, and distortion rows."""
+) -> tuple[Path, dict[str, Path]]:
+    """The sweep's report folder, with results.csv, its figures, the config, the stage
+    index, the class list and the screening's tables; returns it and its files."""
     out = report_dir(sweep, plan)
     paths = write_report(rows, dcr_rows, out, setting_axis(sweep.codec, plan))
     write_text_atomic(out / "config.yaml", sweep.config_yaml)
@@ -248,13 +136,10 @@ def write_sweep_report(
     write_text_atomic(out / "classes.txt", "".join(f"{name}\n" for name in plan.class_names))
     write_csv(screening.quarantined, ["split", "path", "reason"], out / "quarantine.csv")
     write_csv(screening.converted, ["split", "path", "kinds"], out / "conversions.csv")
-    distortion = distortion_rows(sweep, plan)
-    paths |= write_distortion(distortion, out, sweep.codec, plan)
-    paths |= write_gate_report(gate_cells(sweep, plan), out)
     if sweep.codec.tuning_map is not None:  # a codec tuned to a sensitivity map names it
         sweep.codec.tuning_map.to_json(out / "codec_map.json")
         paths["codec_map.json"] = out / "codec_map.json"
-    return out, paths, distortion
+    return out, paths
 
 
 def describe_setting(codec: Codec, setting: str) -> str:

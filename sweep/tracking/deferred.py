@@ -6,11 +6,12 @@ during it. With `defer`, the run's tracker is a `DeferringTracker`: the first ca
 one warning, and the stages, the store and the report go on as usual. At the end the run
 leaves a marker, `<results_dir>/tracking_pending/<sweep key>.json`, with the sweep's config.
 
-The next run that reaches the server first logs every pending sweep of that server: it rebuilds
-the sweep from the marker's config and runs it again, which reuses every finished stage (the
-rerun only reports) and logs idempotently into the runs found by their tags
-(`Tracker.log_sweep`), so nothing is duplicated; each logged sweep's marker is removed. Then it
-runs its own sweep (whose marker, if any, it removes once logged).
+The next run that reaches the server first logs every pending sweep of that server
+(`sweep.session.tracking.catch_up_deferred`): it rebuilds the sweep from the marker's config
+and runs it again, which reuses every finished stage (the rerun only reports) and logs
+idempotently into the runs found by their tags (`Tracker.log_sweep`), so nothing is
+duplicated; each logged sweep's marker is removed. Then it runs its own sweep (whose marker,
+if any, it removes once logged).
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sweep.config import Sweep, build_sweep, check_tracking_server
 from sweep.errors import OptionError
+from sweep.options import TrackingOptions
+from sweep.spec import Sweep
 from sweep.store import write_json_atomic
+from sweep.tracking.server import check_tracking_server
 
-if TYPE_CHECKING:
-    from sweep.track import Tracker
+if TYPE_CHECKING:  # MLflow loads only when tracking is on (`make_tracker`)
+    from sweep.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -152,42 +154,22 @@ def settle(tracker: Tracker | DeferringTracker, sweep: Sweep, sweep_key: str, re
     )
 
 
-def catch_up_deferred(
-    tracker: Tracker | DeferringTracker, sweep: Sweep, rerun: Callable[[Sweep], Path]
-) -> None:
-    """Logs the sweeps of results_dir whose logging to this run's server was deferred, when
-    the server answers: each is rebuilt from its marker's config and rerun (every stage
-    reused), before this run's own sweep so that its report stays the newest. A sweep that
-    cannot be rebuilt keeps its marker, with a warning; this run's own config is left to it."""
-    from omegaconf import OmegaConf
+def make_tracker(tracking: TrackingOptions, results_dir: Path) -> Tracker | DeferringTracker | None:
+    """The MLflow tracker with its database and experiment created (before any worker); with
+    tracking.on_unreachable=defer, one that defers logging when the server is unreachable.
+    None when tracking is off."""
+    if not tracking.enabled:
+        return None
+    # MLflow loads only when tracking is on: importing it costs a second or more.
+    from sweep.tracking.tracker import Tracker
 
-    if isinstance(tracker, DeferringTracker) and tracker.deferred is not None:
-        return
-    folder = Path(sweep.results_dir) / PENDING_FOLDER
-    for marker in sorted(folder.glob("*.json")):
-        try:
-            pending = json.loads(marker.read_text())
-        except (OSError, ValueError) as error:
-            log.warning("MLflow: cannot read the deferred-logging marker %s: %s", marker, error)
-            continue
-        if (pending.get("uri"), pending.get("experiment")) != (
-            sweep.tracking.uri,
-            sweep.tracking.experiment,
-        ):
-            log.info("MLflow: %s waits for %s", marker.name, pending.get("uri"))
-            continue
-        if pending.get("config") == sweep.config_yaml:  # this run logs it
-            continue
-        log.info("MLflow: logging sweep %s, deferred earlier", pending["sweep"])
-        try:
-            deferred_sweep = build_sweep(OmegaConf.create(pending["config"]))
-            rerun(deferred_sweep)
-        except Exception as error:
-            log.warning(
-                "MLflow: the deferred sweep %s is not logged yet (%s: %s); %s stays, and the "
-                "next run tries again",
-                pending["sweep"],
-                type(error).__name__,
-                error,
-                marker,
-            )
+    tracker = Tracker(tracking.uri, tracking.experiment, Path(results_dir) / "mlartifacts")
+    if tracking.on_unreachable == "defer":
+        return deferring_tracker(tracker, tracking.uri)
+    try:
+        tracker.prepare()
+    except Exception as error:  # MLflow raises many types for a bad store
+        raise OptionError(
+            f"MLflow cannot use {tracking.uri}: {error}", option="tracking.uri"
+        ) from None
+    return tracker

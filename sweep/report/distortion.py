@@ -1,4 +1,5 @@
-"""The measured distortion of the encoded images per codec setting, as one 2 x 2 figure."""
+"""The measured distortion of the encoded images per codec setting: distortion.csv, one
+2 x 2 figure, and MLflow metrics, read from the sweep's distortion stages."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sweep.codecs.base import Codec
 from sweep.figures import save_figure
 from sweep.report.axis import DEFAULT_AXIS, SettingAxis, set_setting_ticks  # noqa: E402
+from sweep.report.summarize import read_output, setting_axis
+from sweep.report.tables import DISTORTION_COLUMNS
+from sweep.spec import Sweep
+from sweep.stages.graph import SweepPlan
+from sweep.tables import write_csv
 
 # Panels of the distortion figure: (title, measures drawn in it).
 DISTORTION_PANELS = (
@@ -86,3 +93,62 @@ def plot_distortion(
         ax.grid(True, alpha=0.4)
     fig.suptitle("Measured distortion of the encoded images, per setting")
     return save_figure(fig, path)
+
+
+# distortion.csv: DISTORTION_COLUMNS, then the mean, the 95% intervals of the median and the
+# mean (bootstrap over the measured images), and how many of the split's images were measured.
+DISTORTION_EXTRA_COLUMNS = [
+    "mean",
+    "median_ci_low",
+    "median_ci_high",
+    "mean_ci_low",
+    "mean_ci_high",
+    "measured",
+    "images",
+]
+# MLflow metrics of each split, setting and measure (finite values only).
+DISTORTION_METRIC_STATS = ("median", "p10", "p90", "mean", *DISTORTION_EXTRA_COLUMNS[1:5])
+
+
+def distortion_rows(sweep: Sweep, plan: SweepPlan) -> list[dict]:
+    """Per split, setting and measure: median, p10, p90, mean, the intervals of the median
+    and the mean, and counts, of the measured images (`measured` of the split's `images`)."""
+    rows = []
+    for (split, setting), stage in plan.distortions.items():
+        summary = read_output(sweep.store, stage)
+        sampled = {"measured": summary.get("measured"), "images": summary.get("images")}
+        for measure, stats in summary["measures"].items():
+            rows.append(
+                {"split": split, "setting": setting, "measure": measure, **stats, **sampled}
+            )
+    return rows
+
+
+def write_distortion(rows: list[dict], out: Path, codec: Codec, plan: SweepPlan) -> dict[str, Path]:
+    """distortion.csv and the figure of the test split (the first measured split otherwise)."""
+    if not rows:
+        return {}
+    columns = [*DISTORTION_COLUMNS, *DISTORTION_EXTRA_COLUMNS]
+    paths = {"distortion.csv": write_csv(rows, columns, out / "distortion.csv")}
+    splits = [r["split"] for r in rows]
+    split = "test" if "test" in splits else splits[0]
+    paths["distortion_by_setting"] = plot_distortion(
+        [r for r in rows if r["split"] == split],
+        out / "distortion_by_setting.png",
+        setting_axis(codec, plan),
+        target_is_distance=codec.settings_are_distances,
+    )
+    return paths
+
+
+def distortion_metrics(rows: list[dict]) -> dict[str, float]:
+    """MLflow metrics distortion/<split>/<setting>/<measure>/<stat> (finite only): median,
+    p10, p90, mean and the bounds of the median's and the mean's intervals."""
+    metrics = {}
+    for row in rows:
+        for stat in DISTORTION_METRIC_STATS:
+            value = row.get(stat)
+            if value is not None:
+                name = f"distortion/{row['split']}/{row['setting']}/{row['measure']}/{stat}"
+                metrics[name] = value
+    return metrics

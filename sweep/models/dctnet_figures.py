@@ -6,7 +6,7 @@ deterministic decision), and `gate_probability`, the mean probability of opening
 selection frequency of the paper's figure 5, whose inference samples the gate. The report draws
 the selection frequency of the cells where the test data is stored like the training data
 (train setting = test setting), one row per trained model, on a linear 0-1 scale, and writes
-both statistics of every cell to a table.
+both statistics of every cell to a table. The report hook of DCTNet (`DctNet.report_figures`).
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
-"""The storage-budget experiment, `python -m sweep experiment=budget`.
-
-The question that pays (Mentzer & Montanari, "Scaling Training Data with Lossy Image
-Compression", 2024): with a fixed number of bytes for the training images, is it better to
-keep fewer originals or more compressed images? For every train setting and budget, the cell
-trains on the largest subset of train images whose bytes at that setting fit the budget, and
-is evaluated on the original test split (and, if asked, on the test split at its own setting).
+"""The budget experiment's cells: for every setting and budget, the largest seeded, nested
+subset of train images whose encoded bytes fit, trained and evaluated as ordinary stages.
 
 Subsets are nested and comparable: one seeded order of the split's images, and each cell takes
 the longest prefix of it that fits, so a larger budget holds every image of a smaller one and
-a more compressed setting holds every image a less compressed one holds. Encodes, trainings and
-evaluations are ordinary stages in the store: a cell whose subset is the whole split is the
-grid's own training, and a rerun reuses everything.
-
-The run has two phases: the encodes (a cell's subset depends on its images' encoded bytes),
-then the cells. The report (sweep/experiments/budget_report.py) tables and draws the cells and
-fits the scaling law (sweep/experiments/scaling_law.py).
+a more compressed setting holds every image a less compressed one holds. A cell whose subset
+is the whole split is the grid's own training, and a rerun reuses everything.
 """
 
 from __future__ import annotations
@@ -22,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from sweep.codecs.base import MIXED, ORIGINAL
-from sweep.config import Sweep
-from sweep.engine.execute import execute
+from sweep.codecs.base import ORIGINAL
+from sweep.errors import OptionError
+from sweep.spec import Sweep
 from sweep.stages import evaluate, train
 from sweep.stages.encode import EncodeStage
 from sweep.stages.evaluate import EvaluateStage
@@ -36,6 +25,61 @@ from sweep.stages.graph import Plan, PlanInputs, SweepPlan
 from sweep.stages.train import TrainStage, result_options
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    """The budget experiment's options (conf/experiment/budget.yaml), checked.
+
+    Args:
+        budgets: Storage budgets of the train split: fractions of the original train split's
+            bytes (a number up to 1), or bytes (a number above 1).
+        settings: Train settings compared at each budget (None: the grid's train settings);
+            they include original.
+        test_on_same_setting: Also evaluate each cell on the test split at its own setting
+            (always on the original test split).
+        subset_seed: Seed of the order in which images enter the budget: every setting and
+            budget takes the longest prefix of one seeded order that fits, so subsets are
+            nested (a larger budget holds every image of a smaller one).
+        equal_steps: Train every cell for as many images as a training on the whole split
+            (epochs scaled by whole split / subset), so that a cell's score reflects its data,
+            not a shorter training; false keeps train.epochs over the subset.
+    """
+
+    budgets: tuple[float, ...]
+    settings: tuple[str, ...] | None = None
+    test_on_same_setting: bool = False
+    subset_seed: int = 0
+    equal_steps: bool = True
+
+    def __post_init__(self) -> None:
+        # Built by Hydra from yaml lists: kept as tuples (the options are frozen).
+        object.__setattr__(self, "budgets", tuple(self.budgets or ()))
+        if self.settings is not None:
+            object.__setattr__(self, "settings", tuple(str(s) for s in self.settings))
+        for name in ("test_on_same_setting", "equal_steps"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionError(
+                    f"must be true or false, got {getattr(self, name)!r}", f"experiment.{name}"
+                )
+        if isinstance(self.subset_seed, bool) or not isinstance(self.subset_seed, int):
+            raise OptionError(
+                f"must be an integer, got {self.subset_seed!r}", "experiment.subset_seed"
+            )
+        if not self.budgets or any(
+            isinstance(b, bool) or not isinstance(b, int | float) or b <= 0 for b in self.budgets
+        ):
+            raise OptionError(
+                "must be a non-empty list of positive numbers: fractions of the original train "
+                f"split's bytes (e.g. [0.1, 0.2]) or bytes (e.g. [5e8]), got {list(self.budgets)}",
+                "experiment.budgets",
+            )
+        if len(set(self.budgets)) != len(self.budgets):
+            raise OptionError(f"lists a budget twice: {list(self.budgets)}", "experiment.budgets")
+
+    def budget_bytes(self, budget: float, original_bytes: int) -> int:
+        """A budget in bytes: a fraction of the original train split, or bytes."""
+        return int(budget * original_bytes) if budget <= 1 else int(budget)
 
 
 @dataclass(frozen=True)
@@ -74,10 +118,14 @@ def encoded_sizes(store, stage: EncodeStage) -> np.ndarray:
 
 
 def plan_cells(
-    base: SweepPlan, inputs: PlanInputs, sweep: Sweep, settings: list[str]
+    base: SweepPlan,
+    inputs: PlanInputs,
+    sweep: Sweep,
+    settings: list[str],
+    options: BudgetOptions,
 ) -> tuple[Plan, list[BudgetCell]]:
     """The cells' trainings and evaluations, over the finished encodes of `base`."""
-    options, store = sweep.budget, sweep.store
+    store = sweep.store
     sizes = {s: encoded_sizes(store, base.encodes[("train", s)]) for s in settings}
     split_images = len(sizes[ORIGINAL])
     original_bytes = int(sizes[ORIGINAL].sum())
@@ -141,36 +189,3 @@ def plan_cells(
                 )
                 plan.add(EvaluateStage(eval_key, stage, test_encode), (setting, budget, test))
     return plan, cells
-
-
-def run_budget(sweep: Sweep) -> Path:
-    """Runs the budget experiment to the end; returns its report folder."""
-    from sweep.experiments.budget_report import write_budget_report
-    from sweep.run import make_tracker, plan_inputs, plan_sweep, stage_context, workers_of
-    from sweep.screen import screen_images
-
-    options = sweep.budget
-    # A mix has no bytes of its own to fit a budget (sweep/tasks/mixed.py).
-    settings = [s for s in options.settings or sweep.train_settings if s != MIXED]
-    if ORIGINAL not in settings:
-        settings.insert(0, ORIGINAL)
-    tracker = make_tracker(sweep.tracking, sweep.results_dir)
-    tests = [ORIGINAL, *(settings if options.test_on_same_setting else [])]
-    shaped = replace(sweep, train_settings=settings, test_settings=list(dict.fromkeys(tests)))
-    with workers_of(sweep):
-        screening = screen_images(shaped)
-        base = plan_sweep(shaped, screening)
-        context = stage_context(shaped, base)
-        log.info(
-            "budget experiment: %d settings x %d budgets, %d train / %d test images",
-            len(settings),
-            len(options.budgets),
-            len(base.splits["train"]),
-            len(base.splits["test"]),
-        )
-        execute(base.narrowed_to(base.encodes.values()), context, sweep.cluster, sweep.progress)
-        # One seed: a cell is one training (the budget's question is about data, not seeds).
-        inputs = replace(plan_inputs(sweep, screening), seeds=(sweep.seed,))
-        plan, cells = plan_cells(base, inputs, shaped, settings)
-        execute(plan, context, sweep.cluster, sweep.progress)
-    return write_budget_report(shaped, plan, cells, tracker)

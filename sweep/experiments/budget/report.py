@@ -21,14 +21,14 @@ import numpy as np
 from sweep.analysis.bootstrap import percentile_interval, replicate_values
 from sweep.analysis.outcomes import OUTCOMES_FILE, aligned, read_outcomes
 from sweep.codecs.base import ORIGINAL
-from sweep.config import Sweep
-from sweep.experiments.budget import BudgetCell
-from sweep.experiments.scaling_law import exponent_intervals, fit_law
+from sweep.experiments.budget.cells import BudgetCell
+from sweep.experiments.budget.scaling_law import exponent_intervals, fit_law
 from sweep.figures import save_figure
+from sweep.report.summarize import describe_setting, json_safe, read_output
+from sweep.spec import Sweep
 from sweep.stages.graph import Plan
 from sweep.stages.kind import digest
 from sweep.store import write_json_atomic
-from sweep.summarize import describe_setting, json_safe, read_output
 from sweep.tables import write_csv
 
 COLUMNS = [

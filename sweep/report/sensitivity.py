@@ -23,7 +23,6 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from sweep.codecs.tuning_map import TuningMap
-from sweep.config import Sweep
 from sweep.errors import OptionError
 from sweep.sensitivity.figures import (
     RadiusProfile,
@@ -40,7 +39,9 @@ from sweep.sensitivity.statistics import (
     high_frequency_share,
     radius_profiles,
 )
+from sweep.spec import Sweep
 from sweep.stages.graph import SweepPlan
+from sweep.stages.kind import digest
 from sweep.stages.sensitivity import (
     KIND,
     SensitivityStage,
@@ -233,7 +234,7 @@ class SensitivityReport:
     files_by_setting: dict[str, list[Path]]
     metrics_by_setting: dict[str, dict[str, float]]
     parent_metrics: dict[str, float]
-    # The sensitivity stages reported: MLflow holds them once (sweep/track.py).
+    # The sensitivity stages reported: MLflow holds them once (sweep/tracking/tracker.py).
     stage_keys: list[str]
 
 
@@ -334,3 +335,20 @@ def grid_figures(
             )
         )
     return paths
+
+
+def log_sensitivity(tracker, plan: SweepPlan, out: Path, report: SensitivityReport | None) -> None:
+    """Logs a written sensitivity report to the sweep's MLflow parent and child runs
+    (`tracker`: a `sweep.tracking.tracker.Tracker`, or a deferring one)."""
+    if report is None:
+        return
+    tracker.log_sensitivity(
+        plan.key,
+        out.name,
+        digest(report.stage_keys),
+        {setting: stage.key for setting, stage in plan.trains.items()},
+        report.files_by_setting,
+        report.metrics_by_setting,
+        report.parent_files,
+        report.parent_metrics,
+    )

@@ -1,4 +1,5 @@
-"""One trained classifier's maps: load it, read its input images, run a method."""
+"""One trained classifier's sensitivity maps: load it, read its input images, run a method
+(sweep/sensitivity/methods.py). The sensitivity stage's worker imports it, with torch."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import torch
 from sweep.data.files import LabelledFile
 from sweep.inputs.files import ImageFileDataset
 from sweep.models.base import ModelFamily
+from sweep.models.trained import load_trained
 from sweep.sensitivity.methods import Classifier, Measured, finite_maps, gradient_maps
 from sweep.sensitivity.options import SensitivityOptions
-from sweep.tasks.runtime import load_trained, pick_device
+from sweep.tasks.runtime import pick_device
 
 
 def model_inputs(model: ModelFamily, files: list[LabelledFile]) -> torch.Tensor:

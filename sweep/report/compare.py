@@ -17,6 +17,7 @@ results.csv.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from sweep.report.axis import ORIGINAL  # noqa: E402
 from sweep.report.tables import headline_rows
+from sweep.spec import Sweep  # noqa: E402
 from sweep.store import atomic_write  # noqa: E402
 from sweep.tables import write_csv
+
+log = logging.getLogger(__name__)
 
 # Folders of comparisons (compare_<task>_<model>, compare_models_<task>_<codec>) among the
 # sweeps' reports.
@@ -246,3 +250,43 @@ def compare(
                 table.append(row | {"report": reports[label].parent.name})
     paths["dcr_within_1pct.csv"] = write_csv(table, WITHIN_COLUMNS, out / "dcr_within_1pct.csv")
     return paths, table
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A comparison of sweeps redrawn after this one: its MLflow key and run name, the column
+    its lines differ in ("codec" or "model"), its files and its dcr_within_1pct.csv rows."""
+
+    key: str
+    run_name: str
+    line: str
+    paths: dict[str, Path]
+    table: list[dict]
+
+
+def compare_sweeps(sweep: Sweep) -> list[Comparison]:
+    """Redraws every codec's newest sweep of this task and model together, and every model's
+    newest sweep of this task and codec (see compare.py).
+
+    The sweep's own report is complete before this runs; a sibling report that cannot be
+    read is named in a warning and leaves this sweep's results untouched.
+    """
+    reports = sweep.results_dir / "reports"
+    task, model, codec = sweep.task_name, sweep.model.name, sweep.codec.name
+    comparisons = []
+    for line, key, write in (
+        ("codec", f"{task}/{model}", lambda: write_comparison(reports, task, model)),
+        ("model", f"models/{task}/{codec}", lambda: write_model_comparison(reports, task, codec)),
+    ):
+        try:
+            paths, table = write()
+        except (OSError, ValueError, KeyError) as error:
+            log.warning("%s comparison under %s not updated: %s", line, reports, error)
+            continue
+        if not paths:  # nothing to compare yet
+            continue
+        folder = next(iter(paths.values())).parent
+        lines = len({r[line] for r in table})
+        log.info("%s comparison (%d %s(s)): %s", line, lines, line, folder)
+        comparisons.append(Comparison(key, folder.name, line, paths, table))
+    return comparisons

@@ -1,5 +1,6 @@
 """Sample test images before and after each trained learnable resizer (the reference tutorial's
-figure), one figure per train setting, for the model's child run.
+figure), one figure per train setting, for the model's child run: the report hook of a
+family with a learnable resizer (`ResizedFamily.report_figures`).
 
 Each row is one test image of the train setting's own test encode (what that model meets
 when the data is stored as it was trained): the input at the resizer's input size, the fixed
@@ -12,21 +13,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # headless: the driver may run on a cluster node
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from sweep.figures import save_figure
+from sweep.codecs.base import ORIGINAL
+from sweep.figures import plt, save_figure
+from sweep.models.base import TrainedModels
+from sweep.models.resizer import resized
+from sweep.models.trained import load_trained
 
 SAMPLES = 4
 
 
 def pixels_of(normalised, mean, std):
     """(3, H, W) normalised -> (H, W, 3) in [0, 1] for imshow."""
-    import torch
-
     shape = (3, 1, 1)
     image = normalised * torch.tensor(std).view(shape) + torch.tensor(mean).view(shape)
     return image.clamp(0, 1).permute(1, 2, 0)
@@ -34,10 +33,6 @@ def pixels_of(normalised, mean, std):
 
 def plot_resizer_samples(module, inputs, mean, std, title: str, path: Path) -> Path:
     """Draws inputs (B, 3, h, w), normalised, beside the fixed and the learned resize."""
-    import torch
-
-    from sweep.models.resizer import resized
-
     resizer = module.resizer.eval()
     with torch.no_grad():
         fixed = resized(inputs, resizer.size, resizer.interpolation)
@@ -62,31 +57,18 @@ def plot_resizer_samples(module, inputs, mean, std, title: str, path: Path) -> P
     return save_figure(fig, path)
 
 
-def write_resizer_figures(sweep, plan, out: Path) -> dict[str, list[Path]]:
-    """resizer/train=<setting>.png for every trained model with a learnable resizer, by train
-    setting (empty for any other model)."""
-    import torch
-
-    from sweep.models.resized import ResizedFamily
-    from sweep.stages.encode import encoded_files
-    from sweep.tasks.runtime import load_trained
-
-    model = sweep.model
-    if not isinstance(model, ResizedFamily) or model.kind != "learnable":
-        return {}
-    classes = len(sweep.reader.class_names())
+def write_resizer_figures(model, trained: TrainedModels, out: Path) -> dict[str, list[Path]]:
+    """resizer/train=<setting>.png for every trained model of a family with a learnable
+    resizer (`sweep.models.resized.ResizedFamily`), by train setting."""
     representation = model.input_representation()
     figures = {}
-    for setting, train in plan.trains.items():
-        encode = plan.encodes.get(("test", setting)) or plan.encodes[("test", "original")]
-        files = encoded_files(sweep.store, encode)[:SAMPLES]
+    for setting, weights in trained.weights.items():
+        shown = setting if setting in trained.test_settings else ORIGINAL
+        files = trained.test_files(shown)[:SAMPLES]
         dataset = representation.evaluation_dataset(files)
         inputs = torch.stack([dataset[index][0] for index in range(len(dataset))])
-        weights = sweep.store.path("train", train.key)
-        module = load_trained(model, weights, classes, torch.device("cpu"))
-        title = (
-            f"{model.name}, train={setting}: test images at {encode.setting} through the resizer"
-        )
+        module = load_trained(model, weights, trained.num_classes, torch.device("cpu"))
+        title = f"{model.name}, train={setting}: test images at {shown} through the resizer"
         path = out / "resizer" / f"train={setting}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         figures[setting] = [
