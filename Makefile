@@ -39,9 +39,10 @@ reliability: install ## bad images, driver and worker kills; compares every resu
 mmdet: install ## opt-in MMDetection backend (model=faster_rcnn_mmdet): builds mmcv 2.1.0 from source (10-25 min)
 	bash scripts/install_mmdet.sh $(PY)
 
-lint: install ## ruff check and format check
+lint: install ## ruff check, format check, and the layers (lint-imports: the contracts in pyproject.toml)
 	$(PY) -m ruff check sweep tests benchmarks reliability
 	$(PY) -m ruff format --check sweep tests benchmarks reliability
+	$(VENV)/bin/lint-imports
 
 format: install ## ruff format and autofix
 	$(PY) -m ruff format sweep tests benchmarks reliability

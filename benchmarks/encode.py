@@ -43,6 +43,8 @@ from pathlib import Path
 import imagecodecs
 import numpy as np
 
+from benchmarks.loader import decode_throughput
+from benchmarks.processes import tree_cpu_seconds
 from sweep.codecs.jxl import JxlCodec
 from sweep.data.demo import DemoReader
 from sweep.data.pixels import read_pixels
@@ -146,31 +148,6 @@ def _wait_for_file(flag: str) -> None:
         time.sleep(0.02)
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system) used so far by a process and all its live descendants."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents, times = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    total, stack = 0.0, [root]
-    children: dict[int, list[int]] = {}
-    for pid, parent in parents.items():
-        children.setdefault(parent, []).append(pid)
-    while stack:
-        pid = stack.pop()
-        total += times.get(pid, 0.0)
-        stack.extend(children.get(pid, []))
-    return total
-
-
 def stage_seconds(reader: DemoReader, items: list, workers: int, cores: int, folder: Path):
     """Seconds of the sweep's encode stage (all shards and the merge) on `workers` Ray CPUs,
     and the CPU seconds all of Ray's processes and this one used meanwhile.
@@ -215,8 +192,6 @@ def size_dependence(rounds: int) -> list[dict]:
 
 def run(rounds: int = ROUNDS) -> dict:
     import ray
-
-    from benchmarks.loader import decode_throughput
 
     cores = os.cpu_count() or 1
     cjxl = shutil.which("cjxl")

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.processes import tree_cpu_seconds as of_tree
 from sweep.data.files import DecodedFiles, LabelledFile
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.store import ArtifactStore
@@ -116,8 +117,6 @@ def write_jxl(folder: Path, images: list[np.ndarray], distance: str) -> list[Lab
 
 def tree_cpu_seconds() -> float:
     """CPU seconds used so far by this process and its live children (loader workers)."""
-    from benchmarks.encode import tree_cpu_seconds as of_tree
-
     return of_tree(os.getpid())
 
 

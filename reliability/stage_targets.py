@@ -1,6 +1,6 @@
 """The stage kinds a trial kills in: their Ray task names and their outputs in the store.
 
-Everything comes from the package's table of stage kinds (`sweep.stages.STAGE_KINDS`), so a
+Everything comes from the package's table of stage kinds (`sweep.stages.table.STAGE_KINDS`), so a
 new kind of the sweep is a kill target without being named here.
 """
 
@@ -19,7 +19,7 @@ def kill_targets() -> tuple[str, ...]:
 def task_title(stage: str) -> str:
     """The process title of a Ray worker running a task of the stage (e.g. ray::train_stage):
     Ray names a worker's process after the task it runs ("ray::IDLE" between tasks)."""
-    return f"ray::{_known(stage).task_name}"
+    return f"ray::{_known(stage).worker_titles[0]}"
 
 
 def store_patterns(stage: str) -> tuple[str, ...]:
@@ -33,7 +33,7 @@ def store_patterns(stage: str) -> tuple[str, ...]:
 def kill_at_once(stage: str) -> bool:
     """Whether a task of the stage ends too soon for a random delay before its worker's kill:
     a shard of small images takes a fraction of a second here."""
-    return _known(stage).sharded
+    return _known(stage).killed_at_once
 
 
 def _known(stage: str) -> StageKind:

@@ -201,7 +201,7 @@ class StageKind:
     @property
     def task_name(self) -> str:
         """The Ray task of its longest work (a worker's process title is `ray::<it>`)."""
-        return (self.shard or self.run_group or self.run).__name__
+        return self.worker_titles[0]
 
     @property
     def worker_titles(self) -> tuple[str, ...]:
