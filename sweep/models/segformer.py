@@ -10,7 +10,8 @@ from transformers import AutoConfig, SegformerConfig, SegformerForSemanticSegmen
 
 from sweep.errors import OptionError
 from sweep.models.base import ModelFamily
-from sweep.models.errors import ModelUnavailableError, hugging_face_unavailable
+from sweep.models.errors import ModelUnavailableError
+from sweep.models.local_weights import from_local_files
 
 # Parameters of the all-MLP decoder: trained from scratch, hence the larger learning rate.
 HEAD_PREFIX = "model.decode_head."
@@ -39,11 +40,11 @@ class SegformerSegmenter(ModelFamily):
     Args:
         name: Model name in results.
         task_kind: The task kind it serves ("segmentation").
-        pretrained: A Hugging Face id in the local cache or a save_pretrained folder. An
-            encoder (nvidia/mit-b0 .. mit-b5) gets a new decode head; a segmenter (such as
-            nvidia/segformer-b5-finetuned-cityscapes-1024-1024) keeps its head, with a new
-            classifier if its number of classes differs. None builds random weights from
-            `architecture`.
+        pretrained: A Hugging Face id in the local cache (never downloaded) or a
+            save_pretrained folder. An encoder (nvidia/mit-b0 .. mit-b5) gets a new decode
+            head; a segmenter (such as nvidia/segformer-b5-finetuned-cityscapes-1024-1024)
+            keeps its head, with a new classifier if its number of classes differs. None
+            builds random weights from `architecture`.
         architecture: SegformerConfig fields for a random-init model (ignored when pretrained).
         mean: Per-channel normalisation mean of the input.
         std: Per-channel normalisation standard deviation.
@@ -100,24 +101,24 @@ class SegformerSegmenter(ModelFamily):
         if self.pretrained is None:
             config = SegformerConfig(num_labels=num_classes, **(self.architecture or {}))
             return SegmentationLogits(SegformerForSemanticSegmentation(config))
-        try:
-            if load_pretrained:
-                # An encoder-only checkpoint gets a new decode head; a segmenter trained on
-                # other classes gets a new classifier (ignore_mismatched_sizes).
-                model = SegformerForSemanticSegmentation.from_pretrained(
-                    self.pretrained,
-                    num_labels=num_classes,
-                    ignore_mismatched_sizes=True,
-                    local_files_only=True,
-                )
-            else:
-                model = SegformerForSemanticSegmentation(self._config(num_labels=num_classes))
-        except OSError as error:
-            raise ModelUnavailableError(self.unavailable_message(error)) from None
+        if load_pretrained:
+            # An encoder-only checkpoint gets a new decode head; a segmenter trained on
+            # other classes gets a new classifier (ignore_mismatched_sizes).
+            model = from_local_files(
+                SegformerForSemanticSegmentation.from_pretrained,
+                self.pretrained,
+                num_labels=num_classes,
+                ignore_mismatched_sizes=True,
+            )
+        else:
+            config = self._config(with_weights=False, num_labels=num_classes)
+            model = SegformerForSemanticSegmentation(config)
         return SegmentationLogits(model)
 
-    def _config(self, **overrides) -> SegformerConfig:
-        config = AutoConfig.from_pretrained(self.pretrained, local_files_only=True, **overrides)
+    def _config(self, with_weights: bool = True, **overrides) -> SegformerConfig:
+        config = from_local_files(
+            AutoConfig.from_pretrained, self.pretrained, with_weights, **overrides
+        )
         if not isinstance(config, SegformerConfig):
             raise ModelUnavailableError(
                 f"model.pretrained={self.pretrained} is a {config.model_type} model, not a "
@@ -126,15 +127,10 @@ class SegformerSegmenter(ModelFamily):
         return config
 
     def check_available(self) -> None:
-        """Raises ModelUnavailableError before any work if the weights cannot be read."""
+        """Raises ModelUnavailableError before any work if the weights are not here (the
+        local files only: nothing is downloaded, and no host is asked)."""
         if self.pretrained is not None:
-            try:
-                self._config()
-            except OSError as error:
-                raise ModelUnavailableError(self.unavailable_message(error)) from None
-
-    def unavailable_message(self, error: Exception) -> str:
-        return hugging_face_unavailable(self.pretrained, error)
+            self._config()
 
     def parameter_groups(self, module: nn.Module, lr: float, weight_decay: float) -> list[dict]:
         """AdamW groups of the SegFormer recipe: the decode head at `head_lr_multiplier` x lr;

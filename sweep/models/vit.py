@@ -9,7 +9,7 @@ from torch import nn
 from transformers import ViTConfig, ViTForImageClassification
 
 from sweep.models.base import ModelFamily
-from sweep.models.errors import ModelUnavailableError, hugging_face_unavailable
+from sweep.models.local_weights import from_local_files
 
 
 class LogitsOf(nn.Module):
@@ -30,8 +30,8 @@ class VitClassifier(ModelFamily):
     Args:
         name: Model name in results.
         task_kind: The task kind it serves ("classification").
-        pretrained: A Hugging Face id in the local cache or a save_pretrained folder; None
-            builds random weights from `architecture`.
+        pretrained: A Hugging Face id in the local cache (never downloaded) or a
+            save_pretrained folder; None builds random weights from `architecture`.
         image_size: Side of the square input.
         mean: Per-channel normalisation mean.
         std: Per-channel normalisation standard deviation.
@@ -63,25 +63,25 @@ class VitClassifier(ModelFamily):
                 image_size=self.image_size, num_labels=num_classes, **(self.architecture or {})
             )
             return LogitsOf(ViTForImageClassification(config))
-        try:
-            if load_pretrained:
-                model = ViTForImageClassification.from_pretrained(
-                    self.pretrained, num_labels=num_classes, ignore_mismatched_sizes=True
-                )
-            else:
-                config = ViTConfig.from_pretrained(self.pretrained, num_labels=num_classes)
-                model = ViTForImageClassification(config)
-        except OSError as error:
-            raise ModelUnavailableError(self.unavailable_message(error)) from None
+        if load_pretrained:
+            model = from_local_files(
+                ViTForImageClassification.from_pretrained,
+                self.pretrained,
+                num_labels=num_classes,
+                ignore_mismatched_sizes=True,
+            )
+        else:
+            config = from_local_files(
+                ViTConfig.from_pretrained,
+                self.pretrained,
+                with_weights=False,
+                num_labels=num_classes,
+            )
+            model = ViTForImageClassification(config)
         return LogitsOf(model)
 
     def check_available(self) -> None:
-        """Raises ModelUnavailableError before any work if the weights cannot be read."""
+        """Raises ModelUnavailableError before any work if the weights are not here (the
+        local files only: nothing is downloaded, and no host is asked)."""
         if self.pretrained is not None:
-            try:
-                ViTConfig.from_pretrained(self.pretrained)
-            except OSError as error:
-                raise ModelUnavailableError(self.unavailable_message(error)) from None
-
-    def unavailable_message(self, error: Exception) -> str:
-        return hugging_face_unavailable(self.pretrained, error)
+            from_local_files(ViTConfig.from_pretrained, self.pretrained)
