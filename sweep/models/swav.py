@@ -104,14 +104,25 @@ class SwavResNet(ModelFamily):
         return Path(self.weights) if self.weights else hub_checkpoint_path()
 
     def check_available(self) -> None:
+        """Raises ModelUnavailableError, saying how to provide it, when the checkpoint is not
+        here (torch.hub's cache is only looked into: nothing is downloaded at run time)."""
         path = self.checkpoint_path()
-        if path is not None and not path.is_file():
+        if path is None or path.is_file():
+            return
+        if self.weights:
             raise ModelUnavailableError(
-                f"SwAV weights not found at {path}. On a machine with internet run "
-                f"python -c \"import torch; torch.hub.load('facebookresearch/swav:main', "
-                f"'resnet50')\" and copy {hub_checkpoint_path().parent} here, or download "
-                f"{SWAV_HUB_FILE} and pass model.weights=/path/to/{SWAV_HUB_FILE}."
+                f"model.weights={self.weights}: no file at {path.absolute()}. Pass a SwAV "
+                f"checkpoint such as {SWAV_HUB_FILE}, model.weights=null for torch.hub's cache, "
+                f"or model.weights=random."
             )
+        raise ModelUnavailableError(
+            f"model.weights=null reads SwAV's {SWAV_HUB_FILE} from the torch hub cache "
+            f"({path.parent}), and it is not there; nothing is downloaded at run time. On a "
+            f'machine with internet run python -c "import torch; torch.hub.load('
+            f"'facebookresearch/swav:main', 'resnet50')\" and copy {path.parent} here "
+            f"(TORCH_HOME moves that folder), or download {SWAV_HUB_FILE} and pass "
+            f"model.weights=/path/to/{SWAV_HUB_FILE}."
+        )
 
     def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:
         block, layers = LAYERS[self.depth]
