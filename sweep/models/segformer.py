@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoConfig, SegformerConfig, SegformerForSemanticSegmentation
+from transformers import AutoConfig, SegformerConfig
 
 from sweep.errors import OptionError
 from sweep.models.base import ModelFamily
@@ -98,6 +98,9 @@ class SegformerSegmenter(ModelFamily):
             load_pretrained: False builds the pretrained architecture without reading its
                 weights (for loading trained weights right after).
         """
+        # Lazy: transformers' modeling code imports torch._dynamo and torch.distributed (~2 s).
+        from transformers import SegformerForSemanticSegmentation
+
         if self.pretrained is None:
             config = SegformerConfig(num_labels=num_classes, **(self.architecture or {}))
             return SegmentationLogits(SegformerForSemanticSegmentation(config))

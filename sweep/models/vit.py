@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import ViTConfig, ViTForImageClassification
+from transformers import ViTConfig
 
 from sweep.models.base import ModelFamily
 from sweep.models.local_weights import from_local_files
@@ -58,6 +58,9 @@ class VitClassifier(ModelFamily):
             load_pretrained: False builds the pretrained architecture without reading its
                 weights (for loading fine-tuned weights right after).
         """
+        # Lazy: transformers' modeling code imports torch._dynamo and torch.distributed (~2 s).
+        from transformers import ViTForImageClassification
+
         if self.pretrained is None:
             config = ViTConfig(
                 image_size=self.image_size, num_labels=num_classes, **(self.architecture or {})
