@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from sweep.config.build import build_sweep
-from sweep.tracking.metrics import runs_url
+from sweep.tracking.names import runs_url
 from tests.conftest import FAST_SWEEP, compose_config, run_sweep
 from tests.test_mlflow_server import free_port, serving
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 from sweep.report.tables import add_relative
-from sweep.tracking.metrics import flatten_config, ordered_name
+from sweep.tracking.names import flatten_config, ordered_name
 from sweep.tracking.tracker import COMPLETE_TAG, Tracker
 
 
@@ -166,3 +166,12 @@ def test_codec_comparison_logs_into_one_run_updated_each_time(tmp_path):
     }
     # Another model of the same task gets its own comparison run.
     assert tracker.log_comparison("demo/other", "compare_demo_other", "codec", first, []) != run_id
+
+
+def test_the_parent_run_tag_is_mlflows():
+    """sweep/tracking/names.py spells MLflow's tag without importing MLflow."""
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from sweep.tracking.names import PARENT_RUN_TAG
+
+    assert PARENT_RUN_TAG == MLFLOW_PARENT_RUN_ID

@@ -23,7 +23,7 @@ from omegaconf.errors import MissingMandatoryValue
 from sweep.analysis.bootstrap import BootstrapOptions
 from sweep.analysis.recommendation import RecommendOptions
 from sweep.codecs.base import ORIGINAL, grid_settings
-from sweep.config.environment import check_environment, model_as_loaded
+from sweep.config.environment import check_environment, check_model, model_as_loaded
 from sweep.config.values import (
     ON_ERROR_CHOICES,
     choice,
@@ -41,7 +41,6 @@ from sweep.config.values import (
     train_options,
 )
 from sweep.errors import OptionError
-from sweep.experiments.bill.experiment import BillExperiment
 from sweep.models.base import ModelFamily
 from sweep.models.resized import with_resizer
 from sweep.options import TrainOptions
@@ -52,6 +51,8 @@ from sweep.tasks.base import TaskKind
 
 log = logging.getLogger(__name__)
 
+# What `dry_run=true` wraps the experiment in (sweep/experiments/bill/).
+BILL_TARGET = "sweep.experiments.bill.experiment.BillExperiment"
 # The built-in demo task of each task kind, named in errors.
 DEMO_TASKS = {"classification": "demo", "detection": "demo_det", "segmentation": "demo_seg"}
 
@@ -72,8 +73,10 @@ def build_launch(cfg: DictConfig, check_data: bool = True) -> Launch:
     """The sweep and the experiment of a composed config (`experiment=`, wrapped in the bill
     with `dry_run=true`), checked; raises OptionError before any work (`check_data`: see
     `build_sweep`)."""
-    experiment = build_experiment(cfg)
     sweep = build_sweep(cfg, check_data)
+    # After the sweep: an experiment's module loads the report and the engine, seconds that
+    # a refusal of the sweep's options, data or weights need not wait for.
+    experiment = build_experiment(cfg)
     return Launch(Session(sweep, rebuild=rebuild_sweep), experiment.bind(sweep))
 
 
@@ -95,7 +98,9 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         )
     if flag("dry_run", cfg.get("dry_run", False)):
         calibrate = flag("dry_run_calibrate", cfg.get("dry_run_calibrate", True))
-        return BillExperiment(experiment, calibrate)
+        # Built by its _target_ like every experiment: the bill's modules load for a dry run.
+        bill = instantiate({"_target_": BILL_TARGET, "_partial_": True, "calibrate": calibrate})
+        return bill(experiment)
     return experiment
 
 
@@ -139,11 +144,14 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
     results_dir = Path(cfg.results_dir).absolute()
     codec = instantiate_component("codec", cfg.codec)
     train_settings, mixed_settings = train_grid(cfg.grid, codec)
+    model = model_family(cfg.model)
+    if check_data:  # before the task kind: weights that are not here are refused at once
+        check_model(model)
     sweep = Sweep(
         task_name=str(cfg.task.name),
         task=instantiate_component("task.kind", cfg.task.kind),
         reader=instantiate_component("task.reader", cfg.task.reader),
-        model=model_family(cfg.model),
+        model=model,
         codec=codec,
         train_settings=train_settings,
         mixed_settings=mixed_settings,

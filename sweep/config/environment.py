@@ -28,10 +28,7 @@ def check_environment(sweep: Sweep) -> None:
             sweep.reader.items(split)
     except DatasetError as error:
         raise error.under("task.root") from None
-    try:
-        sweep.model.check_available()
-    except ModelUnavailableError as error:
-        raise OptionError(str(error), option="model") from None
+    check_model(sweep.model)
     if sweep.tracking.enabled:
         try:
             check_tracking_server(sweep.tracking.uri)
@@ -39,6 +36,17 @@ def check_environment(sweep: Sweep) -> None:
             if sweep.tracking.on_unreachable != "defer":
                 raise
             log.warning("%s; tracking.on_unreachable=defer: the sweep runs, logging waits", error)
+
+
+def check_model(model: ModelFamily) -> None:
+    """The model family's pretrained weights are here (read from the local cache or a file,
+    never downloaded); else an OptionError naming `model` that says how to provide them."""
+    if not isinstance(model, ModelFamily):
+        return  # the contract check names it
+    try:
+        model.check_available()
+    except ModelUnavailableError as error:
+        raise OptionError(str(error), option="model") from None
 
 
 def model_as_loaded(sweep: Sweep) -> ModelFamily:

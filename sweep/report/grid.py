@@ -34,7 +34,7 @@ from sweep.spec import Sweep
 from sweep.stages.encode import encoded_files
 from sweep.stages.graph import SweepPlan
 from sweep.stages.validate import Screening
-from sweep.tracking.metrics import flatten_config, runs_url
+from sweep.tracking.names import flatten_config, runs_url
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
 """MLflow tracking, from the driver only.
 
 tracker.py   a parent run per sweep, a child run per trained model, found again by tags
-metrics.py   what is logged: metric and run names in the order of compression, pages
+metrics.py   what is logged, as MLflow metrics and parameters
+names.py     setting names in the order of compression, flat parameters, the dashboard's
+             pages (no MLflow import: the report reads them)
 server.py    whether a tracking server answers
 deferred.py  the run's tracker, and logging deferred while the server is unreachable
 """

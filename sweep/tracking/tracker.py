@@ -23,9 +23,9 @@ from sweep.tracking.metrics import (
     dcr_metrics,
     finite_metrics,
     metric,
-    ordered_name,
     params_of,
 )
+from sweep.tracking.names import ordered_name
 
 log = logging.getLogger(__name__)
 
