@@ -1,6 +1,6 @@
 """A model's DCT sensitivity map, the input of codec=jpeg_tuned, and its JSON file.
 
-A map holds, per channel (Y, Cb, Cr), an 8x8 array S[i][j] in natural order (i: vertical
+A map holds, per channel (Y, Cb, Cr), an 8x8 array `S[i][j]` in natural order (i: vertical
 frequency, row; j: horizontal frequency, column; orthonormal 8x8 DCT-II as in JPEG): how much
 a trained model's prediction changes when that coefficient of one block moves. S >= 0, larger
 = more sensitive. The file:
@@ -39,7 +39,7 @@ class TuningMap:
         key: Store key of the sensitivity stage that measured it (20 hex characters when made
             by the sweep); part of every encode key of a codec tuned with it.
         label: Human name of its origin, e.g. "vit_tiny trained on original, gradient/clean_prob".
-        y: 8x8 sensitivity of luma coefficients, natural order [i][j].
+        y: 8x8 sensitivity of luma coefficients, natural order `[i][j]`.
         cb: 8x8 sensitivity of Cb coefficients.
         cr: 8x8 sensitivity of Cr coefficients.
         method: How it was measured ("gradient", "finite").

@@ -30,7 +30,9 @@ class DecodedFiles(list):
     Args:
         files: The files, in the cache's order.
         pixels: The cache's flat pixel file.
-        offsets, heights, widths: Each file's place and size in it.
+        offsets: Each file's first byte in `pixels`.
+        heights: Each file's height in pixels.
+        widths: Each file's width in pixels.
     """
 
     def __init__(self, files: list[LabelledFile], pixels: str, offsets, heights, widths):
