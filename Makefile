@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: help install demo test bench gpu-check reliability lint format ui clean mmdet
+.PHONY: help install demo test docs bench gpu-check reliability lint format ui clean mmdet
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ demo: install ## a full small sweep on the built-in demo data, on the CPU (under
 test: install ## the test suite (no network, no GPU needed)
 	$(PY) -m pytest -q
 
+docs: install ## the documentation site into site/ (mkdocs build --strict: any warning fails; open site/index.html)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 bench: install ## benchmarks as ratios against baselines of the same run (BENCH="sensitivity" picks)
 	$(PY) -m benchmarks $(BENCH)
 
@@ -40,13 +43,13 @@ mmdet: install ## opt-in MMDetection backend (model=faster_rcnn_mmdet): builds m
 	bash scripts/install_mmdet.sh $(PY)
 
 lint: install ## ruff check, format check, and the layers (lint-imports: the contracts in pyproject.toml)
-	$(PY) -m ruff check sweep tests benchmarks reliability
-	$(PY) -m ruff format --check sweep tests benchmarks reliability
+	$(PY) -m ruff check sweep tests benchmarks reliability docs
+	$(PY) -m ruff format --check sweep tests benchmarks reliability docs
 	$(VENV)/bin/lint-imports
 
 format: install ## ruff format and autofix
-	$(PY) -m ruff format sweep tests benchmarks reliability
-	$(PY) -m ruff check --fix sweep tests benchmarks reliability
+	$(PY) -m ruff format sweep tests benchmarks reliability docs
+	$(PY) -m ruff check --fix sweep tests benchmarks reliability docs
 
 ui: install ## the MLflow dashboard of results/ on http://127.0.0.1:5000 (this machine only; the sweep prints its runs page)
 	@echo "runs: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning (the sweep logs its own)"
