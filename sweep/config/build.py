@@ -23,7 +23,7 @@ from omegaconf.errors import MissingMandatoryValue
 from sweep.analysis.bootstrap import BootstrapOptions
 from sweep.analysis.recommendation import RecommendOptions
 from sweep.codecs.base import ORIGINAL, grid_settings
-from sweep.config.environment import check_environment, check_model, model_as_loaded
+from sweep.config.environment import check_inputs, check_tracking, model_as_loaded
 from sweep.config.values import (
     ON_ERROR_CHOICES,
     choice,
@@ -144,13 +144,15 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
     results_dir = Path(cfg.results_dir).absolute()
     codec = instantiate_component("codec", cfg.codec)
     train_settings, mixed_settings = train_grid(cfg.grid, codec)
+    reader = instantiate_component("task.reader", cfg.task.reader)
     model = model_family(cfg.model)
-    if check_data:  # before the task kind: weights that are not here are refused at once
-        check_model(model)
+    store = store_of(results_dir)
+    if check_data:  # before the task kind: missing data or weights are refused at once
+        check_inputs(store, reader, model)
     sweep = Sweep(
         task_name=str(cfg.task.name),
         task=instantiate_component("task.kind", cfg.task.kind),
-        reader=instantiate_component("task.reader", cfg.task.reader),
+        reader=reader,
         model=model,
         codec=codec,
         train_settings=train_settings,
@@ -160,7 +162,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         seed=seeds_of(cfg)[0],
         seeds=seeds_of(cfg),
         results_dir=results_dir,
-        store=store_of(results_dir),
+        store=store,
         cluster=cluster_options(cfg.cluster),
         tracking=tracking_options(cfg.tracking),
         progress=bool(cfg.progress),
@@ -195,7 +197,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         sweep.train_settings = [ORIGINAL]
     _check_tuning_map(sweep)
     if check_data:
-        check_environment(sweep)
+        check_tracking(sweep.tracking)
         if sweep.options.epochs == 0:
             sweep.model = model_as_loaded(sweep)
     return sweep

@@ -5,37 +5,46 @@ from __future__ import annotations
 
 import logging
 
-from sweep.data.base import DatasetError
+from sweep.data.base import DatasetError, DatasetReader
 from sweep.errors import OptionError
 from sweep.models.base import ModelFamily
 from sweep.models.errors import ModelUnavailableError
+from sweep.options import TrackingOptions
 from sweep.spec import Sweep
-from sweep.store import StoreError
+from sweep.store import ArtifactStore, StoreError
 from sweep.tracking.server import check_tracking_server
 
 log = logging.getLogger(__name__)
 
 
-def check_environment(sweep: Sweep) -> None:
-    """Checks what lies outside the config: results folder, dataset, weights, server."""
+def check_inputs(store: ArtifactStore, reader: DatasetReader, model: ModelFamily) -> None:
+    """The results folder can be written, the dataset is where the reader looks and in its
+    layout, and the model's pretrained weights are here; each checked before the task kind is
+    built (whose metric libraries take seconds to import), so a refusal is immediate."""
     try:
-        sweep.store.check_writable()
+        store.check_writable()
     except StoreError as error:
         raise OptionError(str(error), option="results_dir") from None
     try:
-        sweep.reader.prepare()
+        reader.prepare()
         for split in ("train", "test"):
-            sweep.reader.items(split)
+            reader.items(split)
     except DatasetError as error:
         raise error.under("task.root") from None
-    check_model(sweep.model)
-    if sweep.tracking.enabled:
-        try:
-            check_tracking_server(sweep.tracking.uri)
-        except OptionError as error:
-            if sweep.tracking.on_unreachable != "defer":
-                raise
-            log.warning("%s; tracking.on_unreachable=defer: the sweep runs, logging waits", error)
+    check_model(model)
+
+
+def check_tracking(tracking: TrackingOptions) -> None:
+    """An MLflow server answers at tracking.uri, or (with tracking.on_unreachable=defer) the
+    sweep runs and its logging waits, with a warning."""
+    if not tracking.enabled:
+        return
+    try:
+        check_tracking_server(tracking.uri)
+    except OptionError as error:
+        if tracking.on_unreachable != "defer":
+            raise
+        log.warning("%s; tracking.on_unreachable=defer: the sweep runs, logging waits", error)
 
 
 def check_model(model: ModelFamily) -> None:

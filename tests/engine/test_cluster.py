@@ -29,7 +29,7 @@ from sweep.errors import OptionError
 from sweep.options import ClusterOptions
 from tests.conftest import SMALLER_VIT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).with_name("ray")
 # The fastest sweep, without the distortion and sensitivity stages: they add time and no Ray path.
 FAST_RAY_SWEEP = (

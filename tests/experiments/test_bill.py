@@ -19,7 +19,7 @@ from sweep.experiments.bill.throughput import machine_device
 from sweep.session.planning import plan_sweep, screen
 from tests.conftest import compose_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # The demo task with a few images per class: generated in a second, hashed in less.
 SMALL_DEMO = (
     "task=demo",

@@ -30,7 +30,7 @@ from sweep.tracking.deferred import LOGGING_DEFERRED_EXIT, PENDING_FOLDER
 from sweep.tracking.tracker import COMPLETE_TAG, Tracker
 from tests.conftest import CLASSES, FAST_SWEEP, compose_config, run_sweep, write_jpeg
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # The fast sweep, without the stages no test here is about.
 FAST = (
     *FAST_SWEEP,
