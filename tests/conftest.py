@@ -121,3 +121,16 @@ def launch(*overrides: str):
     from sweep.config.build import build_launch
 
     return build_launch(compose_config(*overrides))
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """An S3 server on loopback with a fresh bucket (tests/s3_server.py), stopped after."""
+    from tests.s3_server import start_s3_server
+
+    server = start_s3_server(monkeypatch)
+    yield server
+    server.stop()
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()

@@ -13,16 +13,18 @@ import pillow_jxl  # noqa: F401
 from PIL import Image, ImageOps
 
 from sweep.data.formats import has_jpeg_reconstruction, sniff_format
+from sweep.store.locations import read_location
 
 
 def read_pixels(path: str | Path) -> np.ndarray:
-    """Decodes an image file to uint8 pixels: (H, W) for greyscale, (H, W, 3) otherwise.
+    """Decodes an image file (a path, a URL or a packed shard's member: see
+    `sweep.store.locations`) to uint8 pixels: (H, W) for greyscale, (H, W, 3) otherwise.
 
     Greyscale stays one channel, so that its raw size (H x W x 1) and its encode are honest;
     alpha is dropped; palette and CMYK become RGB; 16-bit samples are scaled to 8 bits (a plain
     conversion would clip them to white); EXIF orientation is applied.
     """
-    return decode_bytes(Path(path).read_bytes())
+    return decode_bytes(read_location(path))
 
 
 def decode_bytes(data: bytes) -> np.ndarray:

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from sweep.store import DONE, ArtifactStore, StoreError, write_json_atomic
+from sweep.store import DONE, ArtifactStore, ObjectStore, StoreError, open_store, write_json_atomic
+from sweep.store.manifest import Manifest
 
 
 def test_output_is_published_with_done_marker(tmp_path):
@@ -22,6 +23,8 @@ def test_output_is_published_with_done_marker(tmp_path):
     assert store.is_done("train", "abc")
     assert (store.path("train", "abc") / "model.pt").read_text() == "weights"
     assert (store.path("train", "abc") / DONE).is_file()
+    manifest = Manifest.from_json((store.path("train", "abc") / DONE).read_text())
+    assert manifest.payload == "" and manifest.files["model.pt"]["size"] == len("weights")
 
 
 def test_failed_writer_publishes_nothing_and_leaves_no_temporary(tmp_path):
@@ -80,7 +83,9 @@ def test_temporaries_of_dead_or_old_writers_are_removed(tmp_path):
     assert of_live_writer.exists() and of_other_host.exists()
 
 
-def test_urls_and_unwritable_folders_are_refused_with_the_path(tmp_path):
+def test_urls_open_an_object_store_and_unwritable_folders_are_refused(tmp_path):
+    assert isinstance(open_store("s3://bucket/store"), ObjectStore)
+    assert type(open_store(f"file://{tmp_path}/store")) is ArtifactStore
     with pytest.raises(StoreError, match="s3://bucket/store"):
         ArtifactStore("s3://bucket/store")
     blocker = tmp_path / "file"

@@ -1,0 +1,128 @@
+"""The store on S3 (moto's server on loopback): publishing without rename, a create-only
+manifest, races, the read cache, cleaning, and a dead server named in the error."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from sweep.store import DONE, ObjectStore, StoreError, open_store
+from sweep.store.locations import member, read_location
+from sweep.store.remote import PAYLOAD_PREFIX
+
+
+def test_an_output_is_its_payload_then_its_manifest(s3_server, tmp_path):
+    store = open_store(f"{s3_server.url}/store", cache_dir=tmp_path / "cache")
+    assert isinstance(store, ObjectStore)
+    assert not store.is_done("train", "abc")
+    with store.writing("train", "abc") as out:
+        (out / "model.pt").write_bytes(b"weights")
+        (out / "sub").mkdir()
+        (out / "sub" / "more.json").write_text("{}")
+        assert s3_server.objects("store") == []  # nothing uploaded before the body ends
+    assert store.is_done("train", "abc")
+    objects = s3_server.objects("store/train/abc")
+    assert f"{s3_server.bucket}/store/train/abc/{DONE}" in objects
+    manifest = json.loads(
+        s3_server.filesystem().cat_file(f"{s3_server.bucket}/store/train/abc/{DONE}")
+    )
+    assert manifest["payload"].startswith(PAYLOAD_PREFIX)
+    assert manifest["files"]["model.pt"]["size"] == 7
+    assert len(manifest["files"]["model.pt"]["sha256"]) == 64
+    assert (store.path("train", "abc") / "model.pt").read_bytes() == b"weights"
+    assert (store.path("train", "abc") / "sub" / "more.json").read_text() == "{}"
+    # A store unpickled elsewhere (a Ray worker) sees the same output.
+    assert (
+        open_store(f"{s3_server.url}/store", tmp_path / "other").read_json(
+            "train", "abc", "sub/more.json"
+        )
+        == {}
+    )
+
+
+def test_a_failed_writer_uploads_nothing(s3_server, tmp_path):
+    store = open_store(f"{s3_server.url}/store", cache_dir=tmp_path)
+    with pytest.raises(RuntimeError), store.writing("train", "abc") as out:
+        (out / "model.pt").write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert not store.is_done("train", "abc")
+    assert s3_server.objects("store") == []
+
+
+def test_racing_writers_publish_one_complete_output(s3_server, tmp_path):
+    """Eight writers race on one key: one manifest, naming one complete payload; the losers
+    remove theirs. moto's conditional writes are not atomic under races, so any number may
+    think they won: each still published a whole payload, and the manifest names one."""
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def write(number: int) -> None:
+        try:
+            store = open_store(f"{s3_server.url}/store", cache_dir=tmp_path / str(number))
+            with store.writing("encode", "k") as out:
+                (out / "value").write_text("same result")
+                barrier.wait()
+        except Exception as error:  # pragma: no cover - shown by the assert
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    reader = open_store(f"{s3_server.url}/store", cache_dir=tmp_path / "reader")
+    manifest = reader.manifest("encode", "k")
+    assert (reader.path("encode", "k") / "value").read_text() == "same result"
+    named = f"{s3_server.bucket}/store/encode/k/{manifest.payload}/value"
+    assert named in s3_server.objects("store/encode/k")
+    # Stale unnamed payloads (of losers that thought they won) go with `clean`; the named stays.
+    reader.remove_stale_temporaries(max_age_seconds=-1)
+    assert s3_server.objects("store/encode/k") == sorted(
+        [named, f"{s3_server.bucket}/store/encode/k/{DONE}"]
+    )
+
+
+def test_an_unpublished_payload_is_cleaned_only_when_old(s3_server, tmp_path):
+    fs = s3_server.filesystem()
+    fs.pipe_file(f"{s3_server.bucket}/store/train/abc/{PAYLOAD_PREFIX}dead-1-x/model.pt", b"w")
+    store = open_store(f"{s3_server.url}/store", cache_dir=tmp_path)
+    assert store.remove_stale_temporaries(max_age_seconds=3600) == 0
+    assert store.remove_stale_temporaries(max_age_seconds=-1) == 1
+    assert s3_server.objects("store") == []
+
+
+def test_members_of_a_pack_are_read_by_range_through_the_cache(s3_server, tmp_path):
+    store = open_store(f"{s3_server.url}/store", cache_dir=tmp_path / "cache", cache_bytes=10**6)
+    with store.writing("encode-shards", "k/00000000-00000003") as out:
+        (out / "pack.bin").write_bytes(b"aaabbbbcc")
+    pack = store.location("encode-shards", "k/00000000-00000003", "pack.bin")
+    assert pack.startswith("s3://")
+    assert read_location(member(pack, 3, 4)) == b"bbbb"
+    cached = list((tmp_path / "cache" / "objects").rglob("pack.bin"))
+    assert len(cached) == 1  # the whole object, fetched once
+    s3_server.filesystem().rm(pack.removeprefix("s3://"))
+    assert read_location(member(pack, 7, 2)) == b"cc"  # the second read is the node's copy
+
+
+def test_the_cache_keeps_at_most_its_bytes(s3_server, tmp_path):
+    store = open_store(f"{s3_server.url}/store", cache_dir=tmp_path / "cache", cache_bytes=25)
+    for index in range(4):
+        with store.writing("encode-shards", f"k/{index}") as out:
+            (out / "pack.bin").write_bytes(bytes([index]) * 10)
+        store.file("encode-shards", f"k/{index}", "pack.bin")
+    kept = [p for p in (tmp_path / "cache" / "objects").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in kept) <= 25
+    assert store.file("encode-shards", "k/0", "pack.bin").read_bytes() == b"\0" * 10
+
+
+def test_a_dead_server_is_named_with_what_to_check(s3_server, tmp_path):
+    store = open_store(f"{s3_server.url}/store", cache_dir=tmp_path)
+    s3_server.stop()
+    with pytest.raises(StoreError) as raised:
+        store.check_writable()
+    message = str(raised.value)
+    assert f"{s3_server.url}/store" in message
+    assert "AWS_ENDPOINT_URL_S3" in message and "testing" not in message
