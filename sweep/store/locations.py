@@ -55,6 +55,25 @@ def cache_of(url: str) -> ReadCache | None:
     return None
 
 
+def join_location(root: str | Path, relpath: str) -> str:
+    """A dataset file's location: its root (a folder or a URL) joined with its relative name."""
+    text = str(root)
+    if is_url(text):
+        return text.rstrip("/") + "/" + relpath.lstrip("/")
+    return str(Path(text) / relpath)
+
+
+def size_of(location: str | Path) -> int:
+    """The size in bytes of a location (its range, or the whole file or object)."""
+    base, start, stop = split_location(location)
+    if stop is not None:
+        return stop - start
+    if not is_url(base):
+        return Path(base).stat().st_size
+    fs, path = filesystem(base)
+    return int(fs.size(path))
+
+
 def read_location(location: str | Path) -> bytes:
     """The bytes at a location (the whole file, or its range)."""
     base, start, stop = split_location(location)
