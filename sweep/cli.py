@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import hydra
@@ -21,9 +20,11 @@ from omegaconf import DictConfig
 
 from sweep.config.build import build_launch
 from sweep.config.compose import CONFIG_DIR, composed
+from sweep.config.values import local_dir_of, store_of
 from sweep.engine.lock import LockHeldError
 from sweep.errors import OptionError, SweepError
 from sweep.store import ArtifactStore, StoreError
+from sweep.store.objects import is_url
 
 USAGE_ERROR = 2
 # Another driver holds results_dir's lock (sysexits' EX_TEMPFAIL: try again later).
@@ -42,7 +43,9 @@ def check_overrides(overrides: list[str], config_name: str = "config") -> None:
     """
     try:
         cfg = composed(overrides, config_name)
-        ArtifactStore(Path(cfg.results_dir)).check_writable()
+        ArtifactStore(local_dir_of(cfg)).check_writable()  # Hydra's run folder goes there
+        if is_url(cfg.results_dir):
+            store_of(cfg).check_writable()
     except OptionError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_ERROR)

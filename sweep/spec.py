@@ -40,6 +40,7 @@ class Sweep:
     test_settings: list[str]
     options: TrainOptions
     seed: int
+    # This machine's own folder: results_dir, or local_dir when results_dir is a URL.
     results_dir: Path
     store: ArtifactStore
     cluster: ClusterOptions
@@ -61,6 +62,9 @@ class Sweep:
     mixed_settings: tuple[str, ...] = ()
     # Seconds to wait for another driver holding results_dir's lock (sweep/engine/lock.py).
     lock_wait: float = 0.0
+    # results_dir when it is an object-store URL (the store is under it, and the reports are
+    # uploaded beside it); None for a local results_dir.
+    results_url: str | None = None
 
     @property
     def labels(self) -> dict[str, str]:

@@ -13,7 +13,10 @@ from hydra.utils import instantiate
 
 from sweep.config.build import build_sweep
 from sweep.data.files import LabelledFile
+from sweep.data.formats import sniff_format
 from sweep.errors import OptionError
+from sweep.store import ArtifactStore
+from sweep.store.locations import member, read_location
 from sweep.tasks.segmentation import SegmentationMetrics
 from sweep.tasks.segmentation_samples import load_labelled_image
 from tests.conftest import compose_config, record_calls, run_sweep
@@ -98,9 +101,11 @@ def test_cityscapes_sweep_encodes_images_and_keeps_masks_byte_identical(tmp_path
         )
         assert mask == source_mask and mask.read_bytes() == source_mask.read_bytes()
         if record["setting"] == "4":  # the camera image is re-encoded, the mask never
-            encoded = tmp_path / "results" / "store" / record["file"]
-            assert encoded.suffix == ".jxl"
-            assert encoded.read_bytes() != (root / record["source"]).read_bytes()
+            store = ArtifactStore(tmp_path / "results" / "store")
+            pack = store.location("encode-shards", record["shard"], "pack.bin")
+            encoded = read_location(member(pack, record["offset"], record["size"]))
+            assert sniff_format(encoded[:32]) == "jxl"
+            assert encoded != (root / record["source"]).read_bytes()
 
 
 def test_voc_seg_sweep_reads_palette_masks(tmp_path):

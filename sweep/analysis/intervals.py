@@ -77,11 +77,15 @@ def measure_intervals(
         return None
     cells = {}
     for cell, stage in evaluations.items():
-        path = store.path("evaluate", stage.key) / OUTCOMES_FILE
-        if not path.is_file():
-            log.warning("intervals: cell %s has no %s; no intervals this run", cell, path)
+        if not store.has_file("evaluate", stage.key, OUTCOMES_FILE):
+            log.warning(
+                "intervals: cell %s has no %s in %s; no intervals this run",
+                cell,
+                OUTCOMES_FILE,
+                store.location("evaluate", stage.key, "metrics.json"),
+            )
             return None
-        cells[cell] = read_outcomes(path)
+        cells[cell] = read_outcomes(store.file("evaluate", stage.key, OUTCOMES_FILE))
     outcomes = aligned(cells)
     if not outcomes or not len(next(iter(next(iter(outcomes.values())).values()))):
         log.warning("intervals: no test image is in every cell; no intervals")

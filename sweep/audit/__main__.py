@@ -18,7 +18,7 @@ from sweep.audit.scan import audit_files
 from sweep.audit.tables import summarize
 from sweep.cli import main_of, run_reporting_errors
 from sweep.config.build import instantiate_component
-from sweep.config.values import tracking_options
+from sweep.config.values import local_dir_of, tracking_options
 from sweep.data.base import SPLITS, DatasetError
 from sweep.errors import OptionError
 from sweep.store import ArtifactStore, StoreError
@@ -40,7 +40,7 @@ def run_audit(cfg: DictConfig) -> Path:
         files = [(split, item.relpath) for split in SPLITS for item in reader.items(split)]
     except DatasetError as error:
         raise error.under("task.root") from None
-    results_dir = Path(cfg.results_dir).absolute()
+    results_dir = local_dir_of(cfg)
     try:
         ArtifactStore(results_dir / "audits").check_writable()
     except StoreError as error:

@@ -12,7 +12,6 @@ import importlib
 import logging
 import re
 from dataclasses import dataclass, fields, is_dataclass
-from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -31,6 +30,7 @@ from sweep.config.values import (
     distortion_options,
     flag,
     folder_name,
+    local_dir_of,
     lock_wait,
     seeds_of,
     self_checked_options,
@@ -47,6 +47,7 @@ from sweep.options import TrainOptions
 from sweep.sensitivity.options import TASK_KIND as SENSITIVITY_TASK_KIND
 from sweep.session.experiment import Experiment, Session
 from sweep.spec import Sweep
+from sweep.store.objects import is_url
 from sweep.tasks.base import TaskKind
 
 log = logging.getLogger(__name__)
@@ -141,12 +142,12 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         missing = [found.group(1) if found else error.full_key]
     if missing:
         raise OptionError("is required", option=missing[0])
-    results_dir = Path(cfg.results_dir).absolute()
+    results_dir = local_dir_of(cfg)
     codec = instantiate_component("codec", cfg.codec)
     train_settings, mixed_settings = train_grid(cfg.grid, codec)
     reader = instantiate_component("task.reader", cfg.task.reader)
     model = model_family(cfg.model)
-    store = store_of(results_dir)
+    store = store_of(cfg)
     if check_data:  # before the task kind: missing data or weights are refused at once
         check_inputs(store, reader, model)
     sweep = Sweep(
@@ -162,6 +163,7 @@ def build_sweep(cfg: DictConfig, check_data: bool = True) -> Sweep:
         seed=seeds_of(cfg)[0],
         seeds=seeds_of(cfg),
         results_dir=results_dir,
+        results_url=str(cfg.results_dir) if is_url(cfg.results_dir) else None,
         store=store,
         cluster=cluster_options(cfg.cluster),
         tracking=tracking_options(cfg.tracking),

@@ -17,7 +17,9 @@ from sweep.distortion.sampling import ALL as MEASURE_ALL
 from sweep.errors import OptionError
 from sweep.options import AMP_CHOICES, AUTO_WORKERS, ClusterOptions, TrackingOptions, TrainOptions
 from sweep.sensitivity.options import SensitivityOptions, sensitivity_options
-from sweep.store import ArtifactStore, StoreError
+from sweep.store import ArtifactStore, StoreError, open_store
+from sweep.store.cache import DEFAULT_CACHE_BYTES
+from sweep.store.locations import join_location
 
 CLUSTER_MODES = ("ray", "inline")
 # The built-in demo task of each task kind, named in errors.
@@ -65,11 +67,22 @@ def folder_name(option: str, name: str) -> str:
     return str(name)
 
 
-def store_of(results_dir: Path) -> ArtifactStore:
+def store_of(cfg: DictConfig) -> ArtifactStore:
+    """The artifact store under results_dir (a folder or an object-store URL), with each
+    node's read cache as `store.cache_dir` and `store.cache_bytes` say."""
+    section = cfg.get("store") or {}
+    cache_bytes = integer("store.cache_bytes", section.get("cache_bytes", DEFAULT_CACHE_BYTES), 1)
     try:
-        return ArtifactStore(results_dir / "store")
+        return open_store(
+            join_location(str(cfg.results_dir), "store"), section.get("cache_dir"), cache_bytes
+        )
     except StoreError as error:
         raise OptionError(str(error), option="results_dir") from None
+
+
+def local_dir_of(cfg: DictConfig) -> Path:
+    """This machine's own folder (`local_dir`: results_dir itself unless that is a URL)."""
+    return Path(cfg.get("local_dir") or cfg.results_dir).absolute()
 
 
 def train_grid(grid: DictConfig, codec: Codec) -> tuple[list[str], tuple[str, ...]]:

@@ -14,6 +14,9 @@ encoder's padding, so both paths drop it and agree on every block they keep.
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sweep.data.formats import sniff_file
+from sweep.data.formats import sniff_format
 from sweep.dct import BLOCK, block_dct, rgb_to_ycbcr
+from sweep.store.locations import read_location
 
 # A 4:2:0 macroblock: 2x2 luma blocks and one block of each chroma plane.
 MACROBLOCK = 2 * BLOCK
@@ -89,21 +93,37 @@ def _dequantised(jpeg) -> Coefficients:
 
 def _layout_fits(path: str | Path):
     """The opened jpeglib file when its coefficients are in the layout, else None."""
-    if sniff_file(path) != "jpeg":
+    try:
+        data = read_location(path)
+    except OSError:  # unreadable here: the pixel path raises the error that names the file
+        return None
+    if sniff_format(data[:32]) != "jpeg":
         return None
     try:
-        jpeg = jpeglib.read_dct(str(path))
+        jpeg = read_dct_bytes(data)
         space = jpeg.jpeg_color_space.name
-    except OSError:  # unreadable here: the pixel path raises the error that names the file
+    except OSError:
         return None
     if space == "JCS_GRAYSCALE" and jpeg.num_components == 1:
         pass
     elif space != "JCS_YCbCr" or jpeg.samp_factor.tolist() != SAMPLING_420:
         return None
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(data)) as image:
         if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
             return None
     return jpeg
+
+
+def read_dct_bytes(data: bytes):
+    """jpeglib's coefficients of a JPEG's bytes: jpeglib reads files only, so the bytes (a
+    packed shard's member) go through a temporary file, in memory where /dev/shm exists."""
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.NamedTemporaryFile(suffix=".jpg", dir=folder) as stream:
+        stream.write(data)
+        stream.flush()
+        jpeg = jpeglib.read_dct(stream.name)
+        jpeg.load()  # read now: the file is gone after this block
+        return jpeg
 
 
 def from_pixels(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from sweep.data.files import DecodedFiles, LabelledFile
 from sweep.data.pixels import read_pixels, to_rgb
+from sweep.store.locations import local_file, read_ahead, same_object
 
 
 class ImageFileDataset(Dataset):
@@ -23,7 +24,8 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label, _ = self.files[index]
-
+        if index + 1 < len(self.files) and not same_object(path, self.files[index + 1].path):
+            read_ahead(self.files[index + 1].path)  # a packed shard's next pack, on a store
         pixels = to_rgb(read_pixels(path))  # (H, W, 3) uint8
         image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # (3, H, W)
         return self.transform(image), label
@@ -51,7 +53,8 @@ class DecodedImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         files = self.files
         if self.mapped is None:
-            self.mapped = np.memmap(files.pixels, dtype=np.uint8, mode="r")
+            # This node's copy when the cache is on object storage (fetched once).
+            self.mapped = np.memmap(local_file(files.pixels), dtype=np.uint8, mode="r")
         start = int(files.offsets[index])
         height, width = int(files.heights[index]), int(files.widths[index])
         pixels = self.mapped[start : start + height * width * 3].reshape(height, width, 3)

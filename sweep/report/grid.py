@@ -34,6 +34,7 @@ from sweep.spec import Sweep
 from sweep.stages.encode import encoded_files
 from sweep.stages.graph import SweepPlan
 from sweep.stages.validate import Screening
+from sweep.store.objects import join, upload_folder
 from sweep.tracking.names import flatten_config, runs_url
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,10 @@ def report_grid(
     )
     maps = write_sensitivity_report(sweep, plan, out)
     comparisons = compare_sweeps(sweep)
+    if sweep.results_url is not None:  # the report beside the store, for every machine
+        uploaded = join(sweep.results_url, "reports", out.name)
+        upload_folder(out, uploaded)
+        log.info("report uploaded to %s", uploaded)
     if tracker is not None:
         metrics = screening.counts() | distortion_metrics(distortion)
         own = (sweep.codec.name, sweep.model.name)

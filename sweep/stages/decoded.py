@@ -143,8 +143,8 @@ def decoded_files(
 ) -> DecodedFiles:
     """The encode's files (`encoded_files`, in its order) with their pixels' places in the
     finished cache of `stage`."""
-    folder = store.path(KIND.name, stage.key)
-    with np.load(folder / INDEX_FILE) as index:
+    folder = f"{store.url}/{KIND.name}/{stage.key}"
+    with np.load(store.file(KIND.name, stage.key, INDEX_FILE)) as index:
         offsets, heights, widths = index["offsets"], index["heights"], index["widths"]
     if len(offsets) != len(files):
         raise ValueError(
@@ -152,7 +152,8 @@ def decoded_files(
             f"({stage.encode.split} at {stage.setting}) {len(files)}: delete the folder and "
             "rerun the sweep to decode it again"
         )
-    return DecodedFiles(files, str(folder / PIXELS_FILE), offsets, heights, widths)
+    pixels = store.location(KIND.name, stage.key, PIXELS_FILE)  # mapped where it is read
+    return DecodedFiles(files, pixels, offsets, heights, widths)
 
 
 def bill_caches(stages: list[DecodedStage], scope: BillScope) -> Cost:

@@ -28,11 +28,12 @@ from sweep.distortion import (
 from sweep.distortion.sampling import sample_identity, sampled_indices
 from sweep.stages.billing import BillScope
 from sweep.stages.encode import KIND as ENCODE_KIND
-from sweep.stages.encode import EncodeStage
+from sweep.stages.encode import EncodeStage, record_location
 from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import Cost, Stage, StageContext, StageKind
 from sweep.stages.shards import shard_key, shard_ranges, write_shard
 from sweep.store import ArtifactStore
+from sweep.store.locations import join_location, read_location
 
 NAME = "distortion"
 SHARD_FOLDER = "distortion-shards"
@@ -145,11 +146,13 @@ def measure_shard(
         record = {"index": index, "source": item.relpath}
         if stage.setting == ORIGINAL:
             return record | {"distortion": identical_values(measurement)}
-        source = Path(dataset_root) / item.relpath
+        source = join_location(dataset_root, item.relpath)
         try:
             encoded_record = encoded[position - start]
             reference = read_pixels(source)
-            distorted = codec.decode((store.root / encoded_record["file"]).read_bytes())
+            distorted = codec.decode(
+                read_location(record_location(store, stage.encode, encoded_record))
+            )
             values = measure_image(reference, distorted, measurement)
         except Exception as error:  # any failure of one image: recorded, never fatal
             values = dict.fromkeys(measurement.fields)
@@ -166,7 +169,7 @@ def encode_records_at(
     if not indices:
         return []
     wanted = set(indices)
-    with (store.path(ENCODE_KIND.name, stage.key) / "records.jsonl").open() as stream:
+    with store.file(ENCODE_KIND.name, stage.key, "records.jsonl").open() as stream:
         lines = itertools.islice(stream, indices[0], indices[-1] + 1)
         return [
             json.loads(line) for number, line in enumerate(lines, indices[0]) if number in wanted
@@ -220,8 +223,8 @@ def publish_sampled(
         return store.read_json(KIND.name, stage.key, "summary.json")
     records = []
     for index in range(len(stage.shards)):
-        shard = store.path(SHARD_FOLDER, shard_key(stage, index))
-        records.extend(json.loads((shard / "records.json").read_text()))
+        shard = store.file(SHARD_FOLDER, shard_key(stage, index), "records.json")
+        records.extend(json.loads(shard.read_text()))
     if [record["index"] for record in records] != list(stage.indices):
         raise RuntimeError(f"{SHARD_FOLDER} {stage.key}: shard records do not cover the sample")
     summary = summarize(records)
@@ -236,7 +239,7 @@ def publish_sampled(
 def distortion_records(store: ArtifactStore, stage: DistortionStage) -> list[dict]:
     """Per-image distortion of a finished distortion stage's sampled images, in split order:
     {"index" (in the split), "source", "distortion": {field: value}, ["error"]}."""
-    with (store.path(KIND.name, stage.key) / "records.jsonl").open() as stream:
+    with store.file(KIND.name, stage.key, "records.jsonl").open() as stream:
         return [json.loads(line) for line in stream]
 
 

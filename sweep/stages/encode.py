@@ -3,14 +3,18 @@
 The original setting keeps the source files (nothing is copied or decoded); every other
 setting decodes each source to pixels and encodes them with the codec. Annotations pass through
 untouched and label masks are never re-encoded. The merged stage holds one record per image
-(`records.jsonl`: source, target, mask, file, sizes, geometry) and the split's DCR
-(`summary.json`).
+(`records.jsonl`: source, target, mask, where its bytes lie, sizes, geometry) and the split's
+DCR (`summary.json`).
 
-No record holds an absolute path, and no key holds the dataset's place: a record's "file" is
-relative to the store (an encoded file, "file_in": "store") or to the dataset root (the
-original setting's source, "file_in": "dataset"), and its "mask" always to the dataset root.
-`encoded_files` joins them with the roots of the run that reads them, so a moved dataset (or
-store) reuses every encode, and every stage after it.
+Each shard packs its encoded images into one file, `pack.bin` (`sweep.store.packs`), and its
+records give each image's "offset" and "size" there ("file_in": "pack"): a stage is a few
+large objects, not one per image, and a reader reads an image by its byte range.
+
+No record holds an absolute path, and no key holds the dataset's place: a packed image is named
+by its shard's key, which the store resolves, and the original setting's source ("file_in":
+"dataset") and every "mask" relative to the dataset root. `encoded_files` joins them with the
+roots of the run that reads them, so a moved dataset (or store) reuses every encode, and every
+stage after it.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from sweep.stages.graph import PlanInputs, SweepPlan
 from sweep.stages.kind import Cost, Stage, StageContext, StageKind
 from sweep.stages.shards import publish_merged, shard_ranges, write_shard
 from sweep.store import ArtifactStore
+from sweep.store.locations import join_location, member
+from sweep.store.packs import PACK_FILE, PackWriter
 
 NAME = "encode"
 SHARD_FOLDER = "encode-shards"
-# Where a record's "file" lies: under the store root or under the dataset root.
-IN_STORE, IN_DATASET = "store", "dataset"
+# Where a record's bytes lie: in its shard's pack, or in the dataset (the original setting).
+IN_PACK, IN_DATASET = "pack", "dataset"
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,6 @@ def plan_encodes(plan: SweepPlan, inputs: PlanInputs) -> None:
             plan.add(stage, (split, setting))
 
 
-def stored_as(shard_key: str) -> str:
-    """Where a shard's files lie relative to the store root (records point there, so that a
-    moved store stays readable)."""
-    return f"{SHARD_FOLDER}/{shard_key}"
-
-
 def encode_shard(
     context: StageContext, stage: EncodeStage, shard_index: int, items: list[ImageItem]
 ) -> int:
@@ -84,8 +84,11 @@ def encode_shard(
     # index -> (pixels, bytes) of an image its batch encoded, or the error that stopped it
     # (raised, naming the file, when the image's turn comes).
     prepared: dict[int, tuple[np.ndarray, bytes] | Exception] = {}
+    packs: list[PackWriter] = []  # the shard's pack, opened in the folder being written
 
     def record_of(index: int, item: ImageItem, out: Path, key: str) -> dict:
+        if not packs:
+            packs.append(PackWriter(out))
         outcome = None  # the original setting decodes and encodes nothing
         if stage.setting != ORIGINAL:
             if index not in prepared:
@@ -95,25 +98,27 @@ def encode_shard(
             outcome = prepared.pop(index)
             if isinstance(outcome, Exception):
                 raise outcome
-        record = encode_image(
-            stage.setting, index, item, dataset_root, codec, out, stored_as(key), outcome
-        )
-        return relative_record(record, item, stage.setting)
+        record = encode_image(stage.setting, index, item, dataset_root, codec, packs[0], outcome)
+        return relative_record(record, item, stage.setting, key)
+
+    def close_pack() -> None:
+        for pack in packs:
+            pack.close()
 
     return write_shard(
-        context.store, SHARD_FOLDER, stage, shard_index, dataset_root, items, record_of
+        context.store, SHARD_FOLDER, stage, shard_index, dataset_root, items, record_of, close_pack
     )
 
 
-def relative_record(record: dict, item: ImageItem, setting: str) -> dict:
+def relative_record(record: dict, item: ImageItem, setting: str, shard: str) -> dict:
     """An image's record as stored: files in the dataset named relative to its root, and
-    where "file" lies said by "file_in" (`encode_image` gives the dataset's files as the
-    absolute paths of this run, which a moved dataset would leave dangling)."""
+    where its bytes lie said by "file_in" (`encode_image` gives the dataset's files as the
+    locations of this run, which a moved dataset would leave dangling)."""
     if item.mask is not None:
         record["mask"] = item.mask
     if setting == ORIGINAL:  # the dataset's own file
         return record | {"file": item.relpath, "file_in": IN_DATASET}
-    return record | {"file_in": IN_STORE}
+    return record | {"shard": shard, "file_in": IN_PACK}
 
 
 def finalize_encode(context: StageContext, stage: EncodeStage, *shards_done: int) -> dict:
@@ -146,7 +151,7 @@ def summarize_records(stage: EncodeStage, records: list[dict]) -> dict:
 def read_encode_records(store: ArtifactStore, stage: EncodeStage, start: int, stop: int):
     """Records [start, stop) of a finished encode (its merged records.jsonl); their "file" is
     relative to the root that "file_in" names (see `encoded_files`)."""
-    with (store.path(KIND.name, stage.key) / "records.jsonl").open() as stream:
+    with store.file(KIND.name, stage.key, "records.jsonl").open() as stream:
         return [json.loads(line) for line in itertools.islice(stream, start, stop)]
 
 
@@ -158,21 +163,29 @@ def read_summary(store: ArtifactStore, stage: EncodeStage) -> dict:
 def encoded_files(store: ArtifactStore, stage: EncodeStage) -> list[LabelledFile]:
     """The image files of a finished encode with their annotations, in split order.
 
-    Paths are resolved against this run's roots: an encoded file against the store's, the
-    original setting's source and every mask against the dataset's (`stage.dataset_root`).
+    Locations are resolved against this run's roots: a packed image's against its shard's
+    pack in the store (a byte range of it: `sweep.store.locations`), the original setting's
+    source and every mask against the dataset's (`stage.dataset_root`).
     """
     files = []
-    with (store.path(KIND.name, stage.key) / "records.jsonl").open() as stream:
+    with store.file(KIND.name, stage.key, "records.jsonl").open() as stream:
         for line in stream:
             record = json.loads(line)
-            if record["file_in"] == IN_DATASET:
-                path = in_dataset(stage, record["file"])
-            else:
-                path = str(store.root / record["file"])
             mask = record.get("mask")
             mask = None if mask is None else in_dataset(stage, mask)
-            files.append(LabelledFile(path, record["target"], mask))
+            files.append(
+                LabelledFile(record_location(store, stage, record), record["target"], mask)
+            )
     return files
+
+
+def record_location(store: ArtifactStore, stage: EncodeStage, record: dict) -> str:
+    """Where an encode record's image bytes lie in this run: a pack's range, or a dataset
+    file."""
+    if record["file_in"] == IN_DATASET:
+        return in_dataset(stage, record["file"])
+    pack = store.location(SHARD_FOLDER, record["shard"], PACK_FILE)
+    return member(pack, record["offset"], record["size"])
 
 
 def in_dataset(stage: EncodeStage, relpath: str) -> str:
@@ -183,13 +196,13 @@ def in_dataset(stage: EncodeStage, relpath: str) -> str:
             f"but its stage was made without the dataset root (EncodeStage.dataset_root, "
             f"which `plan_encodes` sets)"
         )
-    return str(Path(stage.dataset_root) / relpath)
+    return join_location(stage.dataset_root, relpath)
 
 
 def encoded_sources(store: ArtifactStore, stage: EncodeStage) -> list[str]:
     """Each encoded file's source path in the dataset, in the order of `encoded_files`: the
     image's identity across settings."""
-    with (store.path(KIND.name, stage.key) / "records.jsonl").open() as stream:
+    with store.file(KIND.name, stage.key, "records.jsonl").open() as stream:
         return [json.loads(line)["source"] for line in stream]
 
 
@@ -216,7 +229,9 @@ KIND = StageKind(
     # 2: records carry "target" (any annotation) and "mask" instead of "label".
     # 3: no "root" in the key and a content "dataset" fingerprint; records name dataset files
     # relative to the dataset root ("file_in", relative "mask").
-    schema=3,
+    # 4: each shard packs its images into one pack.bin, read by byte range ("file_in": "pack",
+    # "shard", "offset", "size"); every earlier encode, and every stage after it, is stale.
+    schema=4,
     inputs=(),
     key_fields=("split", "dataset", "codec"),
     run=finalize_encode,

@@ -6,6 +6,7 @@ start-up before its first image.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +14,19 @@ from PIL import Image
 
 from sweep.codecs.base import ORIGINAL, Codec
 from sweep.data.base import ImageItem
-from sweep.data.formats import sniff_file
-from sweep.data.pixels import read_pixels
+from sweep.data.formats import sniff_format
+from sweep.data.pixels import decode_bytes, read_pixels
+from sweep.store.locations import join_location, read_location, size_of
+from sweep.store.packs import PackWriter
 
 
-def image_geometry(path: Path) -> tuple[int, int, int]:
+def image_geometry(location: str) -> tuple[int, int, int]:
     """(height, width, channels) of the pixels the sweep would decode, from the header."""
-    if sniff_file(path) == "jxl":
-        pixels = read_pixels(path)
+    data = read_location(location)
+    if sniff_format(data[:32]) == "jxl":
+        pixels = decode_bytes(data)
         return pixels.shape[0], pixels.shape[1], 1 if pixels.ndim == 2 else pixels.shape[2]
-    with Image.open(path) as image:
+    with Image.open(io.BytesIO(data)) as image:
         grey = image.mode in ("L", "LA", "La", "I", "F") or image.mode.startswith("I;16")
         channels = 1 if grey else 3
         return image.height, image.width, channels
@@ -46,7 +50,7 @@ def next_batch(items: list[ImageItem], dataset_root: Path) -> list[ImageItem]:
         batch.append(item)
         try:
             # A compressed file holds several times fewer bytes than its pixels.
-            held += 8 * (Path(dataset_root) / item.relpath).stat().st_size
+            held += 8 * size_of(join_location(dataset_root, item.relpath))
         except OSError:
             pass  # the decode names the file
     return batch
@@ -60,7 +64,7 @@ def encode_batch(
     decoded: list[np.ndarray | Exception] = []
     for item in items:
         try:
-            decoded.append(read_pixels(Path(dataset_root) / item.relpath))
+            decoded.append(read_pixels(join_location(dataset_root, item.relpath)))
         except Exception as error:  # raised at the image's turn, naming its file
             decoded.append(error)
     outcomes: list[tuple[np.ndarray, bytes] | Exception] = []
@@ -70,8 +74,8 @@ def encode_batch(
             continue
         try:
             # Only a transcoder reads the source file's bytes; the others are spared the read.
-            source = Path(dataset_root) / item.relpath
-            source_bytes = source.read_bytes() if reads_source_bytes(codec) else b""
+            source = join_location(dataset_root, item.relpath)
+            source_bytes = read_location(source) if reads_source_bytes(codec) else b""
             outcomes.append((pixels, codec.encode_source(source_bytes, pixels, setting)))
         except Exception as error:
             outcomes.append(error)
@@ -84,30 +88,28 @@ def encode_image(
     item: ImageItem,
     dataset_root: Path,
     codec: Codec,
-    out: Path,
-    stored_as: str,
+    pack: PackWriter,
     encoded: tuple[np.ndarray, bytes] | None = None,
 ) -> dict:
-    """Encodes one image into `out` and returns its record (sizes, geometry, file).
-
-    `stored_as` is `out`'s path relative to the store root, where the record points.
+    """Encodes one image into the shard's pack and returns its record (sizes, geometry, and
+    the "offset" and "size" of its bytes in the pack).
 
     `encoded` is the image's decoded pixels and encoded bytes when a batch made them already.
     """
-    source = Path(dataset_root) / item.relpath
+    source = join_location(dataset_root, item.relpath)
     record = {
         "index": index,
         "source": item.relpath,
         "target": item.target,
-        "original_bytes": source.stat().st_size,
+        "original_bytes": size_of(source),
     }
     if item.mask is not None:
         # Label masks are never re-encoded: every setting reads the dataset's own file.
-        record["mask"] = str(Path(dataset_root) / item.mask)
+        record["mask"] = join_location(dataset_root, item.mask)
     if setting == ORIGINAL:
         # The original setting keeps the source bytes: nothing is copied or decoded.
         height, width, channels = image_geometry(source)
-        record |= {"file": str(source), "encoded_bytes": record["original_bytes"]}
+        record |= {"file": source, "encoded_bytes": record["original_bytes"]}
     else:
         if encoded is None:
             [encoded] = encode_batch([item], dataset_root, codec, setting)
@@ -116,10 +118,7 @@ def encode_image(
         pixels, data = encoded
         height, width = pixels.shape[:2]
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-        name = f"{index:08d}{codec.extension}"
-        (out / name).write_bytes(data)
-        # Relative to the store root, so that a moved store stays readable.
-        record |= {"file": f"{stored_as}/{name}", "encoded_bytes": len(data)}
+        record |= {"offset": pack.append(data), "size": len(data), "encoded_bytes": len(data)}
     return record | {
         "height": height,
         "width": width,

@@ -15,6 +15,7 @@ from sweep.data.base import ImageItem
 from sweep.errors import SweepError
 from sweep.stages.kind import Stage
 from sweep.store import ArtifactStore
+from sweep.store.locations import join_location
 
 
 class ImageReadError(SweepError):
@@ -44,11 +45,13 @@ def write_shard(
     dataset_root: Path,
     items: list[ImageItem],
     record_of: Callable[[int, ImageItem, Path, str], dict],
+    finish: Callable[[], None] | None = None,
 ) -> int:
     """Publishes the records of one shard; returns its image count (0 if done before).
 
     `record_of(index, item, out, key)` makes one image's record (writing files into `out`);
-    whatever goes wrong with an image becomes an ImageReadError naming the file.
+    whatever goes wrong with an image becomes an ImageReadError naming the file. `finish()`
+    runs after the last image, before the shard is published (it closes a pack).
     """
     key = shard_key(stage, shard_index)
     if store.is_done(shard_folder, key):
@@ -63,8 +66,10 @@ def write_shard(
                 raise
             except Exception as error:
                 raise ImageReadError(
-                    f"{Path(dataset_root) / item.relpath}: {type(error).__name__}: {error}"
+                    f"{join_location(dataset_root, item.relpath)}: {type(error).__name__}: {error}"
                 ) from None
+        if finish is not None:
+            finish()
         (out / "records.json").write_text(json.dumps(records))
     return len(items)
 
@@ -73,8 +78,9 @@ def merge_shards(store: ArtifactStore, shard_folder: str, stage: Stage) -> list[
     """The records of every shard of a stage, checked to cover each image exactly once."""
     records = []
     for index in range(len(stage.shards)):
-        shard = store.path(shard_folder, shard_key(stage, index))
-        records.extend(json.loads((shard / "records.json").read_text()))
+        # Only the records: a remote shard's pack stays where it is.
+        shard = store.file(shard_folder, shard_key(stage, index), "records.json")
+        records.extend(json.loads(shard.read_text()))
     expected = list(range(stage.shards[-1][1])) if stage.shards else []
     if [record["index"] for record in records] != expected:
         raise RuntimeError(f"{shard_folder} {stage.key}: shard records do not cover every image")

@@ -142,7 +142,7 @@ class Screening:
 def file_digests(store: ArtifactStore) -> FileDigests:
     """The content digests of dataset files, cached in the store: a file is read once while
     its size and modification time stay, and once more at each new place."""
-    return FileDigests(store.root / DIGEST_FOLDER)
+    return FileDigests(store.local_dir / DIGEST_FOLDER)
 
 
 def listed_screening(reader: DatasetReader, digests: FileDigests) -> Screening:

@@ -78,6 +78,10 @@ class ArtifactStore:
         """Where any node reads a file of a finished output (`sweep.store.locations`)."""
         return str(self.file(stage, key, name))
 
+    def has_file(self, stage: str, key: str, name: str) -> bool:
+        """Whether a finished output holds a file (an output of an older schema may not)."""
+        return self.file(stage, key, name).is_file()
+
     def is_done(self, stage: str, key: str) -> bool:
         return (self.path(stage, key) / DONE).is_file()
 

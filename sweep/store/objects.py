@@ -36,6 +36,25 @@ def local_path(root: str | Path) -> Path:
     return Path(text).absolute()
 
 
+def local_dir_of(results_dir: str) -> str:
+    """This machine's own folder for a results_dir: the folder itself, or for a URL a folder
+    named after it under ~/.cache/sweep/ (the lock, Hydra's runs, the local MLflow database,
+    the demo data and the reports before they are uploaded)."""
+    if not is_url(results_dir):
+        return str(local_path(results_dir))
+    scheme, _, rest = str(results_dir).partition("://")
+    return str(Path.home() / ".cache" / "sweep" / "results" / scheme / rest.strip("/"))
+
+
+def upload_folder(folder: Path, url: str) -> None:
+    """Copies a local folder's files under a URL (a report beside an object-store store)."""
+    fs, base = filesystem(url)
+    names = [
+        p.relative_to(folder).as_posix() for p in sorted(Path(folder).rglob("*")) if p.is_file()
+    ]
+    fs.put([str(Path(folder) / name) for name in names], [f"{base}/{name}" for name in names])
+
+
 def join(url: str, *parts: str) -> str:
     return "/".join([url.rstrip("/"), *(part.strip("/") for part in parts if part)])
 

@@ -95,6 +95,9 @@ class ObjectStore(ArtifactStore):
             raise FileNotFoundError(f"{self.output_url(stage, key)} holds no {name}")
         return join(self.output_url(stage, key), manifest.payload, name)
 
+    def has_file(self, stage: str, key: str, name: str) -> bool:
+        return name in self.manifest(stage, key).files
+
     def file(self, stage: str, key: str, name: str) -> Path:
         """This node's copy of a file of a finished output (fetched once, then cached)."""
         url = self.location(stage, key, name)

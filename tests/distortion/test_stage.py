@@ -4,7 +4,6 @@ never re-encoding, never changing an encoded byte."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +18,7 @@ from sweep.session.planning import plan_sweep, stage_context
 from sweep.stages.distortion import distortion_records
 from sweep.stages.encode import encoded_files
 from sweep.stages.table import STAGE_KINDS
+from sweep.store.locations import read_location
 from tests.conftest import compose_config
 
 
@@ -107,7 +107,7 @@ def test_measuring_leaves_the_encoded_bytes_unchanged(imagefolder, tmp_path):
         assert plans[1].encodes[key].key == stage.key
         # encoded_files: the original setting's records name files in the dataset.
         files = [
-            [Path(file.path).read_bytes() for file in encoded_files(store, stage)]
+            [read_location(file.path) for file in encoded_files(store, stage)]
             for store in (measured.store, unmeasured.store)
         ]
         assert files[0] == files[1]
@@ -146,7 +146,11 @@ def test_an_image_that_cannot_be_measured_is_recorded_not_fatal(imagefolder, tmp
     encodes = plan.narrowed_to([stage.encode])
     execute(encodes, context, sweep.cluster, show_progress=False)  # encodes only
     first = read_records(sweep.store, "encode", stage.encode.key)[0]
-    (sweep.store.root / first["file"]).write_bytes(b"not a jxl")
+    # Its bytes in the shard's pack spoiled in place; the other images stay readable.
+    pack = sweep.store.file("encode-shards", first["shard"], "pack.bin")
+    with open(pack, "r+b") as stream:
+        stream.seek(first["offset"])
+        stream.write(b"\0" * first["size"])
     execute(plan.narrowed_to([stage]), context, sweep.cluster, show_progress=False)
     records = read_records(sweep.store, "distortion", stage.key)
     assert records[0]["distortion"] == {"psnr": None} and first["source"] in records[0]["error"]

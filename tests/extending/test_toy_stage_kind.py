@@ -48,12 +48,12 @@ def plan_counts(plan: SweepPlan, inputs: PlanInputs) -> None:
 
 
 def count_bytes(context: StageContext, stage: ByteCountStage, *upstream) -> dict:
-    from pathlib import Path
+    from sweep.store.locations import size_of
 
     if context.store.is_done(NAME, stage.key):
         return read(context.store, stage)
     files = encoded_files(context.store, stage.encode)
-    summary = {"files": len(files), "bytes": sum(Path(f.path).stat().st_size for f in files)}
+    summary = {"files": len(files), "bytes": sum(size_of(f.path) for f in files)}
     with context.store.writing(NAME, stage.key) as out:
         (out / "summary.json").write_text(json.dumps(summary))
     return summary

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sweep.codecs.jxl import JxlCodec
+from sweep.data.formats import sniff_format
 from sweep.data.imagefolder import ImageFolderReader
 from sweep.stages.encode import (
     EncodeStage,
@@ -18,6 +19,7 @@ from sweep.stages.encode import (
 from sweep.stages.kind import StageContext
 from sweep.stages.shards import ImageReadError, shard_ranges
 from sweep.store import ArtifactStore
+from sweep.store.locations import read_location, split_location
 
 
 def context_of(store: ArtifactStore, root, codec=None) -> StageContext:
@@ -80,16 +82,21 @@ def test_records_name_dataset_files_relative_to_the_root_of_the_reading_run(imag
         encoded_files(store, dataclasses.replace(stage, dataset_root=None))
 
 
-def test_lossy_setting_writes_jxl_files_with_their_sizes(imagefolder, tmp_path):
+def test_lossy_setting_packs_jxl_images_with_their_sizes(imagefolder, tmp_path):
     store, reader = ArtifactStore(tmp_path / "store"), ImageFolderReader(imagefolder)
     stage = encode_split(store, reader, "4")
     files = encoded_files(store, stage)
-    assert len(files) == 18 and all(f.path.endswith(".jxl") for f in files)
-    assert all(f.path.startswith(str(store.root / "encode-shards")) for f in files)
+    assert len(files) == 18
+    assert all(sniff_format(read_location(f.path)[:32]) == "jxl" for f in files)
+    # One pack per shard, each image a byte range of it; nothing else holds image bytes.
+    packs = sorted((store.root / "encode-shards").rglob("pack.bin"))
+    assert len(packs) == len(stage.shards) >= 2
+    assert {split_location(f.path)[0] for f in files} == {str(p) for p in packs}
+    assert not [p for p in (store.root / "encode-shards").rglob("*.jxl")]
     assert [f.target for f in files] == [item.target for item in reader.read_split("train")]
     summary = store.read_json("encode", stage.key, "summary.json")
-    written = sum(len(open(f.path, "rb").read()) for f in files)
-    assert summary["encoded_bytes"] == written
+    written = sum(len(read_location(f.path)) for f in files)
+    assert summary["encoded_bytes"] == written == sum(p.stat().st_size for p in packs)
     assert 0 < summary["dcr"] < 1 and summary["dcr_raw"] > summary["dcr"]
 
 
@@ -184,4 +191,4 @@ def test_encoded_bytes_are_the_codecs_bytes_of_the_decoded_source(
     codec = JxlCodec(distances=[4])
     for item, file in zip(reader.read_split("train"), encoded_files(store, stage), strict=True):
         expected = codec.encode(read_pixels(imagefolder / item.relpath), "4")
-        assert open(file.path, "rb").read() == expected
+        assert read_location(file.path) == expected

@@ -47,11 +47,11 @@ def test_a_key_takes_exactly_the_declared_fields():
 
 
 def test_flat_fields_keep_the_keys_of_stores_written_before_the_table():
-    """The encode key as schema 3 computes it: codec identity at the top level, and never the
-    dataset's place (records name dataset files relative to it)."""
+    """The encode key as schema 4 computes it (3's, with packed shards): codec identity at the
+    top level, and never the dataset's place (records name dataset files relative to it)."""
     encode = STAGE_KINDS["encode"]
     codec = {"codec": "jxl", "library": "libjxl 0.11.2", "setting": "4"}
-    flat = {"stage": "encode", "schema": 3, "split": "train", "dataset": "d", **codec}
+    flat = {"stage": "encode", "schema": 4, "split": "train", "dataset": "d", **codec}
     assert encode.key(split="train", dataset="d", codec=codec) == digest(flat)
     with pytest.raises(TypeError, match="takes the fields"):
         encode.key(split="train", dataset="d", codec=codec, root="/data")

@@ -43,7 +43,7 @@ def predicted_screening(sweep: Sweep) -> tuple[Plan, Screening]:
     made as the sweep makes them (`sweep.stages.validate`), so that the plan's keys are the
     real run's: a finished validation's verdicts are applied, an unfinished one is assumed to
     keep every image."""
-    digests = ReadOnlyDigests(sweep.store.root / DIGEST_FOLDER)
+    digests = ReadOnlyDigests(sweep.store.local_dir / DIGEST_FOLDER)
     validation = plan_validation(sweep.reader, sweep.cluster.encode_shard_size, digests)
     screening = screening_of(validation, sweep.store, sweep.reader.root, unfinished_kept=True)
     return validation, screening

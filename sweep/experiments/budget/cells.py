@@ -113,7 +113,7 @@ def fitting_prefix(sizes_in_order: np.ndarray, budget_bytes: int) -> int:
 
 def encoded_sizes(store, stage: EncodeStage) -> np.ndarray:
     """Each encoded image's bytes, in split order."""
-    with (store.path("encode", stage.key) / "records.jsonl").open() as stream:
+    with store.file("encode", stage.key, "records.jsonl").open() as stream:
         return np.array([json.loads(line)["encoded_bytes"] for line in stream], dtype=np.int64)
 
 

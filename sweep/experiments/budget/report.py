@@ -46,10 +46,9 @@ def cell_replicates(sweep: Sweep, plan: Plan, metric: str) -> dict[tuple, np.nda
         return None
     cells = {}
     for ident, stage in plan.of_kind("evaluate").items():
-        path = sweep.store.path("evaluate", stage.key) / OUTCOMES_FILE
-        if not path.is_file():
+        if not sweep.store.has_file("evaluate", stage.key, OUTCOMES_FILE):
             return None
-        cells[ident] = read_outcomes(path)
+        cells[ident] = read_outcomes(sweep.store.file("evaluate", stage.key, OUTCOMES_FILE))
     values = replicate_values(aligned(cells), sweep.task.resample, sweep.intervals)
     return {ident: v[metric] for ident, v in values.items()}
 
