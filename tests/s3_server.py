@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -46,8 +47,11 @@ class S3Server:
         self.server.stop()
 
 
-def start_s3_server(monkeypatch) -> S3Server:
-    """Starts the server, points this process's AWS environment at it and makes a bucket."""
+def start_s3_server(monkeypatch, bucket: str | None = None) -> S3Server:
+    """Starts the server, points this process's AWS environment at it and makes a bucket
+    (or, given one an earlier server of this process made, serves it again: moto keeps its
+    buckets in the process)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -56,7 +60,8 @@ def start_s3_server(monkeypatch) -> S3Server:
         monkeypatch.setenv(name, value)
     # A file system cached by an earlier test would still talk to that test's server.
     s3fs.S3FileSystem.clear_instance_cache()
-    bucket = f"sweep-{uuid.uuid4().hex[:8]}"
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
+    if bucket is None:
+        bucket = f"sweep-{uuid.uuid4().hex[:8]}"
+        s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
     assert os.environ["AWS_ENDPOINT_URL_S3"] == endpoint
     return S3Server(server, endpoint, bucket)
