@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from sweep.store import DONE, ObjectStore, StoreError, open_store
+from sweep.store.__main__ import main
 from sweep.store.locations import member, read_location
 from sweep.store.remote import PAYLOAD_PREFIX
 
@@ -92,6 +93,19 @@ def test_an_unpublished_payload_is_cleaned_only_when_old(s3_server, tmp_path):
     assert store.remove_stale_temporaries(max_age_seconds=3600) == 0
     assert store.remove_stale_temporaries(max_age_seconds=-1) == 1
     assert s3_server.objects("store") == []
+
+
+def test_the_clean_command_removes_unnamed_payloads_and_keeps_outputs(s3_server, tmp_path, capsys):
+    store = open_store(f"{s3_server.url}/sweep/store", cache_dir=tmp_path)
+    with store.writing("train", "kept") as out:
+        (out / "model.pt").write_bytes(b"w")
+    fs = s3_server.filesystem()
+    fs.pipe_file(f"{s3_server.bucket}/sweep/store/train/x/{PAYLOAD_PREFIX}dead-1-x/model.pt", b"w")
+    assert main(["clean", f"{s3_server.url}/sweep"]) == 0  # too young: kept
+    assert len(s3_server.objects("sweep/store")) == 3
+    assert main(["clean", f"{s3_server.url}/sweep", "--older-than-hours=-1"]) == 0
+    assert "removed 1 unpublished" in capsys.readouterr().out
+    assert store.is_done("train", "kept") and len(s3_server.objects("sweep/store")) == 2
 
 
 def test_members_of_a_pack_are_read_by_range_through_the_cache(s3_server, tmp_path):
