@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,12 +276,21 @@ def wait_until(condition, timeout: float, what: str, log: Path | None = None) ->
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory) -> Iterator[TwoNodeCluster]:
     """A head and a worker node of one CPU each, on their own ports, temp dir and token."""
+    with two_node_cluster(tmp_path_factory.mktemp("ray_logs") / "ray_start.log") as cluster:
+        yield cluster
+
+
+@contextmanager
+def two_node_cluster(
+    log: Path, head_env: dict | None = None, worker_env: dict | None = None
+) -> Iterator[TwoNodeCluster]:
+    """Starts the two nodes (each with its own extra environment, if given), yields them and
+    ends every process they started, by process group."""
     if not RAY.exists():
         pytest.skip(f"no `ray` command next to {sys.executable}")
     # Ray's unix sockets live under the temp dir, and a socket path may not exceed 107 bytes:
     # a short folder of our own, not pytest's deep tmp_path.
     temp = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
-    log = tmp_path_factory.mktemp("ray_logs") / "ray_start.log"
     token = secrets.token_hex(32)
     # RAY_AUTH_TOKEN comes before any token file, so the user's ~/.ray/auth_token plays no part.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
@@ -305,7 +315,7 @@ def two_nodes(tmp_path_factory) -> Iterator[TwoNodeCluster]:
             f"--ray-client-server-port={client}",
             f"--dashboard-agent-listen-port={head_agent}",
         ]
-        started.append(ray_start([*head_args, *node], env, log))
+        started.append(ray_start([*head_args, *node], env | (head_env or {}), log))
         wait_until(lambda: len(cluster.alive_nodes()) == 1, 120, "the head did not start", log)
         # The address as the head announces it (Ray replaces 127.0.0.1 by the node's IP).
         announced = temp / "ray_current_cluster"
@@ -315,7 +325,7 @@ def two_nodes(tmp_path_factory) -> Iterator[TwoNodeCluster]:
             f"--address={cluster.address}",
             f"--dashboard-agent-listen-port={worker_agent}",
         ]
-        started.append(ray_start([*worker_args, *node], env, log))
+        started.append(ray_start([*worker_args, *node], env | (worker_env or {}), log))
         wait_until(lambda: len(cluster.alive_nodes()) == 2, 120, "the worker did not join", log)
         yield cluster
     finally:
