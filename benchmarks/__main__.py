@@ -6,7 +6,16 @@ from __future__ import annotations
 import json
 import sys
 
-from benchmarks import audit, dct_models, distortion, encode, evaluation, loader, sensitivity
+from benchmarks import (
+    audit,
+    dct_models,
+    distortion,
+    encode,
+    evaluation,
+    loader,
+    sensitivity,
+    storage,
+)
 
 BENCHMARKS = {
     "encode": encode,
@@ -16,6 +25,7 @@ BENCHMARKS = {
     "dct_models": dct_models,
     "loader": loader,
     "evaluation": evaluation,
+    "storage": storage,
 }
 
 

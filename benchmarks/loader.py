@@ -39,6 +39,7 @@ from benchmarks.processes import tree_cpu_seconds as of_tree
 from sweep.data.files import DecodedFiles, LabelledFile
 from sweep.stages.encode import EncodeStage, encoded_files
 from sweep.store import ArtifactStore
+from sweep.store.locations import size_of
 
 WIDTH, HEIGHT = 512, 384
 JPEG_QUALITY = 90
@@ -206,7 +207,7 @@ def format_rates(files: list[LabelledFile], rounds: int) -> dict:
     vit = VitClassifier(name="vit", pretrained=None, image_size=224)  # conf/model/vit.yaml
     training = vit.input_representation().training_dataset(files, MIN_CROP_SCALE)
     _, geometry = vit_recipe()
-    sizes = [os.path.getsize(file.path) for file in files]
+    sizes = [size_of(file.path) for file in files]
     return {
         "bits_per_pixel": 8 * sum(sizes) / (len(files) * WIDTH * HEIGHT),
         "decode": one_process(ImageFileDataset(files, transform=lambda image: image), rounds),
