@@ -140,3 +140,42 @@ def test_a_dead_server_is_named_with_what_to_check(s3_server, tmp_path):
     message = str(raised.value)
     assert f"{s3_server.url}/store" in message
     assert "AWS_ENDPOINT_URL_S3" in message and "testing" not in message
+
+
+def test_a_conditional_write_conflict_is_tried_again(monkeypatch, tmp_path):
+    """S3 answers a conditional write that races another in flight with 409
+    ConditionalRequestConflict: the manifest write is sent again; 412 means another won."""
+    from sweep.store import objects
+
+    answers = [OSError("An error occurred (ConditionalRequestConflict) (409)"), None]
+    written = []
+
+    class Stream:
+        def __enter__(self):
+            answer = answers.pop(0)
+            if answer is not None:
+                raise answer
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            written.append(data)
+
+    class FileSystem:
+        def open(self, path, mode):
+            assert mode == "xb"
+            return Stream()
+
+    monkeypatch.setattr(objects, "filesystem", lambda url: (FileSystem(), url))
+    monkeypatch.setattr(objects, "CONFLICT_PAUSE_SECONDS", 0.0)
+    assert objects.write_if_absent("s3://b/k/DONE", b"manifest") is True
+    assert written == [b"manifest"] and answers == []
+
+    class Taken(FileSystem):
+        def open(self, path, mode):
+            raise FileExistsError(path)
+
+    monkeypatch.setattr(objects, "filesystem", lambda url: (Taken(), url))
+    assert objects.write_if_absent("s3://b/k/DONE", b"manifest") is False
