@@ -170,14 +170,23 @@ class ObjectStore(ArtifactStore):
                     prefixes[prefix] = max(prefixes.get(prefix, 0.0), modified(info))
             removed = 0
             now = time.time()
-            for prefix, newest in prefixes.items():
-                output, name = prefix.rsplit("/", 1)
-                named = output in manifests and (
-                    Manifest.from_json(fs.cat_file(manifests[output]).decode()).payload == name
-                )
-                if not named and now - newest > max_age_seconds:
-                    fs.rm(prefix, recursive=True)
-                    removed += 1
+            by_output: dict[str, list[str]] = {}
+            for prefix in prefixes:
+                by_output.setdefault(prefix.rsplit("/", 1)[0], []).append(prefix)
+            for output, own in by_output.items():
+                stale = [p for p in own if now - prefixes[p] > max_age_seconds]
+                if not stale or (len(own) == 1 and output in manifests):
+                    # A published output with one prefix: its manifest names that one (a
+                    # payload is uploaded before the manifest, and only unnamed ones go).
+                    continue
+                named = None
+                if output in manifests:  # a published output: its manifest names one prefix
+                    text = fs.cat_file(manifests[output]).decode()
+                    named = f"{output}/{Manifest.from_json(text).payload}"
+                for prefix in stale:
+                    if prefix != named:
+                        fs.rm(prefix, recursive=True)
+                        removed += 1
             return removed
 
     def check_writable(self) -> None:
