@@ -24,24 +24,29 @@ class DecodedFiles(list):
     """Labelled files whose decoded pixels a decode cache holds (sweep/stages/decoded.py).
 
     File i's pixels, (heights[i], widths[i], 3) uint8 RGB in row-major order, are the bytes
-    [offsets[i], offsets[i] + heights[i] * widths[i] * 3) of the flat file `pixels`: exactly
-    what decoding the file gives (`sweep.data.pixels.read_pixels`, then `to_rgb`).
+    [offsets[i], offsets[i] + heights[i] * widths[i] * 3) of the part file `pixels[parts[i]]`:
+    exactly what decoding the file gives (`sweep.data.pixels.read_pixels`, then `to_rgb`).
 
     Args:
         files: The files, in the cache's order.
-        pixels: The cache's flat pixel file.
-        offsets: Each file's first byte in `pixels`.
+        pixels: The locations of the cache's part files (a path or a store's URL each).
+        offsets: Each file's first byte in its part.
         heights: Each file's height in pixels.
         widths: Each file's width in pixels.
+        parts: Each file's part (an index into `pixels`).
     """
 
-    def __init__(self, files: list[LabelledFile], pixels: str, offsets, heights, widths):
-        if not len(files) == len(offsets) == len(heights) == len(widths):
+    def __init__(
+        self, files: list[LabelledFile], pixels: list[str], offsets, heights, widths, parts
+    ):
+        if not len(files) == len(offsets) == len(heights) == len(widths) == len(parts):
             raise ValueError(
-                f"the decode cache {pixels} indexes {len(offsets)} images for {len(files)} files"
+                f"the decode cache {pixels[:1]} indexes {len(offsets)} images for {len(files)} "
+                "files"
             )
         super().__init__(files)
         self.pixels, self.offsets, self.heights, self.widths = pixels, offsets, heights, widths
+        self.parts = parts
 
     def subset(self, indices) -> DecodedFiles:
         """The files at `indices` (positions in this list), with their pixels' places."""
@@ -56,4 +61,5 @@ class DecodedFiles(list):
             pick(self.offsets),
             pick(self.heights),
             pick(self.widths),
+            pick(self.parts),
         )

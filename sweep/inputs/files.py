@@ -35,29 +35,32 @@ class DecodedImageDataset(Dataset):
     """`ImageFileDataset`'s samples read from a decode cache instead of decoding the files:
     the same (3, H, W) uint8 tensor goes through the transform (see `DecodedFiles`).
 
-    Each process maps the cache's file itself on its first read, so that loader workers
-    share the page cache and a pickled dataset never carries the pixels.
+    Each process maps each of the cache's part files itself on its first read of it, so that
+    loader workers share the page cache and a pickled dataset never carries the pixels.
     """
 
     def __init__(self, files: DecodedFiles, transform) -> None:
         self.files = files
         self.transform = transform
-        self.mapped: np.ndarray | None = None
+        self.mapped: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getstate__(self) -> dict:
-        return self.__dict__ | {"mapped": None}  # a worker maps the file again
+        return self.__dict__ | {"mapped": {}}  # a worker maps the parts again
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         files = self.files
-        if self.mapped is None:
+        part = int(files.parts[index])
+        if part not in self.mapped:
             # This node's copy when the cache is on object storage (fetched once).
-            self.mapped = np.memmap(local_file(files.pixels), dtype=np.uint8, mode="r")
+            location = local_file(files.pixels[part])
+            self.mapped[part] = np.memmap(location, dtype=np.uint8, mode="r")
         start = int(files.offsets[index])
         height, width = int(files.heights[index]), int(files.widths[index])
-        pixels = self.mapped[start : start + height * width * 3].reshape(height, width, 3)
+        mapped = self.mapped[part]
+        pixels = mapped[start : start + height * width * 3].reshape(height, width, 3)
         # Copied out of the read-only map: (H, W, 3) -> (3, H, W), as ImageFileDataset gives.
         image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)
         return self.transform(image), files[index].target

@@ -9,9 +9,11 @@ read their JPEG files, and evaluations keep reading files (grouped evaluation de
 setting once already).
 
 The cache holds exactly what decoding gives (`read_pixels`, then `to_rgb`), at full size:
-PIXELS_FILE is every image's (H, W, 3) uint8 pixels, row-major, one after another in the
-encode's file order (images of different sizes allowed), written as a stream, so that the
-split is never held in memory; INDEX_FILE holds each image's offset, height and width. A
+the part files `pixels-00000.u8`, ... hold every image's (H, W, 3) uint8 pixels, row-major,
+one after another in the encode's file order (images of different sizes allowed), at most
+PART_BYTES a part (an image is never split), written as a stream, so that the split is never
+held in memory; INDEX_FILE holds each image's part, offset, height and width. Parts of a few
+hundred MB are objects an object store serves well, and what a node fetches to its cache. A
 training reads the same pixels either way, so the option is in no training key; the cache's
 key is the encode's and the decoders' identity.
 """
@@ -36,10 +38,18 @@ from sweep.stages.kind import Cost, Stage, StageContext, StageKind
 from sweep.store import ArtifactStore
 
 NAME = "decoded"
-PIXELS_FILE = "pixels.u8"
 INDEX_FILE = "index.npz"
 # What the pixels are: full size, RGB, uint8, (H, W, 3) row-major. Part of the key.
-LAYOUT = "rgb uint8 hwc, full size, concatenated"
+LAYOUT = "rgb uint8 hwc, full size, concatenated in parts"
+# The most bytes of pixels a part holds (~430 Food-101 images at 512x384), unless one image
+# is larger alone.
+PART_BYTES = 256 * 2**20
+
+
+def part_name(part: int) -> str:
+    return f"pixels-{part:05d}.u8"
+
+
 log = logging.getLogger(__name__)
 
 
@@ -91,16 +101,25 @@ def write_cache(files: list[LabelledFile], out: Path) -> dict:
     offsets = np.zeros(len(files), dtype=np.int64)
     heights = np.zeros(len(files), dtype=np.int64)
     widths = np.zeros(len(files), dtype=np.int64)
-    written = 0
-    with (out / PIXELS_FILE).open("wb") as stream:
+    parts = np.zeros(len(files), dtype=np.int64)
+    written, part, in_part = 0, 0, 0
+    stream = (out / part_name(part)).open("wb")
+    try:
         for index, file in enumerate(files):
             pixels = np.ascontiguousarray(to_rgb(read_pixels(file.path)))  # (H, W, 3) uint8
-            offsets[index] = written
+            if in_part and in_part + pixels.nbytes > PART_BYTES:
+                stream.close()
+                part, in_part = part + 1, 0
+                stream = (out / part_name(part)).open("wb")
+            offsets[index], parts[index] = in_part, part
             heights[index], widths[index] = pixels.shape[:2]
             stream.write(pixels.tobytes())
+            in_part += pixels.nbytes
             written += pixels.nbytes
-    np.savez(out / INDEX_FILE, offsets=offsets, heights=heights, widths=widths)
-    return {"images": len(files), "bytes": written}
+    finally:
+        stream.close()
+    np.savez(out / INDEX_FILE, offsets=offsets, heights=heights, widths=widths, parts=parts)
+    return {"images": len(files), "bytes": written, "parts": part + 1}
 
 
 def decode_worker(context: StageContext, stage: DecodedStage, *upstream: object) -> dict:
@@ -146,14 +165,19 @@ def decoded_files(
     folder = f"{store.url}/{KIND.name}/{stage.key}"
     with np.load(store.file(KIND.name, stage.key, INDEX_FILE)) as index:
         offsets, heights, widths = index["offsets"], index["heights"], index["widths"]
+        parts = index["parts"]
     if len(offsets) != len(files):
         raise ValueError(
             f"the decode cache {folder} holds {len(offsets)} images, its encode "
             f"({stage.encode.split} at {stage.setting}) {len(files)}: delete the folder and "
             "rerun the sweep to decode it again"
         )
-    pixels = store.location(KIND.name, stage.key, PIXELS_FILE)  # mapped where it is read
-    return DecodedFiles(files, pixels, offsets, heights, widths)
+    # Mapped where they are read (a node's copy, from an object store).
+    pixels = [
+        store.location(KIND.name, stage.key, part_name(p))
+        for p in range(int(parts.max(initial=0)) + 1)
+    ]
+    return DecodedFiles(files, pixels, offsets, heights, widths, parts)
 
 
 def bill_caches(stages: list[DecodedStage], scope: BillScope) -> Cost:
@@ -172,7 +196,9 @@ def bill_caches(stages: list[DecodedStage], scope: BillScope) -> Cost:
 
 KIND = StageKind(
     name=NAME,
-    schema=1,
+    # 2: the pixels in parts of at most PART_BYTES (pixels-00000.u8, ...); every cache of
+    # schema 1 is stale (only caches: no training key holds one).
+    schema=2,
     inputs=("encode",),
     key_fields=("encode", "decoder", "layout"),
     run=decode_worker,

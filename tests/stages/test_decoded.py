@@ -147,7 +147,11 @@ def write_image(path: Path, shape: tuple[int, ...], seed: int) -> LabelledFile:
     return LabelledFile(str(path), seed)
 
 
-def test_images_of_different_sizes_and_modes_read_back_as_decoded(tmp_path):
+@pytest.mark.parametrize("part_bytes", [256 * 2**20, 2500], ids=["one part", "three parts"])
+def test_images_of_different_sizes_and_modes_read_back_as_decoded(
+    tmp_path, monkeypatch, part_bytes
+):
+    monkeypatch.setattr(decoded, "PART_BYTES", part_bytes)
     files = [
         write_image(tmp_path / "wide.png", (20, 36, 3), 0),
         write_image(tmp_path / "grey.png", (17, 9), 1),  # one channel: repeated to RGB
@@ -157,9 +161,11 @@ def test_images_of_different_sizes_and_modes_read_back_as_decoded(tmp_path):
     stage = DecodedStage("cache", EncodeStage("encode", "train", "original", ()))
     with store.writing(decoded.NAME, stage.key) as out:
         summary = write_cache(files, out)
-    assert summary == {"images": 3, "bytes": (20 * 36 + 17 * 9 + 40 * 24) * 3}
-    pixels_file = store.path(decoded.NAME, stage.key) / decoded.PIXELS_FILE
-    assert pixels_file.stat().st_size == summary["bytes"]
+    parts = 1 if part_bytes > 10**6 else 3  # 2160, 459 and 2880 bytes: no two fit in 2500
+    assert summary == {"images": 3, "bytes": (20 * 36 + 17 * 9 + 40 * 24) * 3, "parts": parts}
+    part_files = sorted(store.path(decoded.NAME, stage.key).glob("pixels-*.u8"))
+    assert len(part_files) == parts
+    assert sum(p.stat().st_size for p in part_files) == summary["bytes"]
     cached = decoded_files(store, stage, files)
     dataset = DecodedImageDataset(cached, unchanged)
     fresh = ImageFileDataset(files, unchanged)
@@ -167,7 +173,7 @@ def test_images_of_different_sizes_and_modes_read_back_as_decoded(tmp_path):
         assert torch.equal(dataset[index][0], fresh[index][0])
     # A worker gets the dataset without the map (it maps the file itself).
     copy = pickle.loads(pickle.dumps(dataset))
-    assert copy.mapped is None and torch.equal(copy[1][0], fresh[1][0])
+    assert copy.mapped == {} and torch.equal(copy[1][0], fresh[1][0])
     # A subset (a budget training's) keeps each file's place in the cache.
     picked = DecodedImageDataset(cached.subset([2, 0]), unchanged)
     assert torch.equal(picked[0][0], fresh[2][0]) and torch.equal(picked[1][0], fresh[0][0])
