@@ -179,3 +179,16 @@ def test_a_conditional_write_conflict_is_tried_again(monkeypatch, tmp_path):
 
     monkeypatch.setattr(objects, "filesystem", lambda url: (Taken(), url))
     assert objects.write_if_absent("s3://b/k/DONE", b"manifest") is False
+
+
+def test_a_results_dir_on_a_dead_server_exits_2_naming_it(s3_server, tmp_path, capsys):
+    from sweep.cli import check_overrides
+
+    url = f"{s3_server.url}/sweep"
+    s3_server.stop()
+    with pytest.raises(SystemExit) as exited:
+        check_overrides([f"results_dir={url}", f"local_dir={tmp_path / 'local'}"])
+    assert exited.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith("error: results_dir: ") and f"{url}/store" in message
+    assert "AWS_ENDPOINT_URL_S3" in message
