@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from sweep.config.build import build_sweep
-from sweep.data.formats import sniff_file
+from sweep.data.formats import sniff_format
 from sweep.data.pixels import read_pixels
 from sweep.errors import OptionError
 from sweep.session.planning import plan_sweep, stage_context
 from sweep.stages.encode import encode_shard, encoded_files, finalize_encode
+from sweep.store.locations import read_location
 from tests.conftest import compose_config, run_sweep
 from tests.data.test_voc import write_voc_folder
 
@@ -62,7 +63,7 @@ def test_encoding_keeps_boxes_labels_and_difficult_flags_untouched(tmp_path):
             encoded = read_pixels(record.path)
             assert encoded.shape == source.shape  # same resolution: the boxes still fit
             expected_format = "jpeg" if stage.setting == "original" else "jxl"
-            assert sniff_file(Path(record.path)) == expected_format
+            assert sniff_format(read_location(record.path)[:32]) == expected_format
     # The records as written on disk, JSON and all: a difficult flag and an empty image.
     train = plan.encodes[("train", "4")]
     lines = (sweep.store.path("encode", train.key) / "records.jsonl").read_text().splitlines()

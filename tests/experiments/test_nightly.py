@@ -248,11 +248,11 @@ def test_a_full_disk_during_encode_names_the_path_and_leaves_nothing_half_writte
 
     encode_image = encode_module.encode_image
 
-    def disk_full(setting, index, item, root, codec, out, *args, **kwargs):
+    def disk_full(setting, index, item, root, codec, pack, *args, **kwargs):
         if setting == "10":
-            (out / "partial.jxl").write_bytes(b"half an ima")
+            pack.append(b"half an ima")  # the shard's pack, in the folder being written
             raise OSError(errno.ENOSPC, "No space left on device")
-        return encode_image(setting, index, item, root, codec, out, *args, **kwargs)
+        return encode_image(setting, index, item, root, codec, pack, *args, **kwargs)
 
     monkeypatch.setattr(encode_module, "encode_image", disk_full)
     store = results / "store"
@@ -262,7 +262,11 @@ def test_a_full_disk_during_encode_names_the_path_and_leaves_nothing_half_writte
     message = str(full.value)
     assert f"no space left to write {store / 'encode-shards'}" in message
     assert "Free space" in message and "rerun the same command" in message
-    assert not list(store.rglob("*.tmp-*")) and not list(store.rglob("partial.jxl"))
+    assert not list(store.rglob("*.tmp-*"))
+    # Every pack left in the store is a published shard's, with its whole manifest.
+    for pack in store.rglob("pack.bin"):
+        manifest = json.loads((pack.parent / "DONE").read_text())
+        assert manifest["files"]["pack.bin"]["size"] == pack.stat().st_size
     # No shard of the failed encode was published, nor the encode.
     published = {p.parent.parent.name for p in store.glob("encode-shards/*/*/DONE")}
     assert published <= {p.parent.name for p in store.glob("encode/*/DONE")}

@@ -189,6 +189,8 @@ def test_a_results_dir_on_a_dead_server_exits_2_naming_it(s3_server, tmp_path, c
     with pytest.raises(SystemExit) as exited:
         check_overrides([f"results_dir={url}", f"local_dir={tmp_path / 'local'}"])
     assert exited.value.code == 2
-    message = capsys.readouterr().err
+    [message] = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")
+    ]
     assert message.startswith("error: results_dir: ") and f"{url}/store" in message
     assert "AWS_ENDPOINT_URL_S3" in message
