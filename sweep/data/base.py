@@ -15,20 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from sweep.data.digests import FileDigests
-from sweep.errors import OptionError
+from sweep.data.errors import DatasetError
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jxl"})
-
-
-class DatasetError(OptionError):
-    """A dataset folder that does not have the expected layout; the message names the path.
-
-    Args:
-        message: What is wrong, naming the file, and what to do.
-        option: The config option to change when the fix is an option rather than the files
-            (e.g. "task.reader.classes"); None names the dataset itself (task.root).
-    """
 
 
 @dataclass(frozen=True)
