@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from upath import UPath
+
 from sweep.data.digests import FileDigests
 from sweep.data.errors import DatasetError
+from sweep.data.roots import DISK_FILES, DatasetFiles, files_of, is_object_path
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jxl"})
@@ -39,13 +42,28 @@ class ImageItem:
 
 
 class DatasetReader(ABC):
-    """Lists the images, annotations and classes of a dataset in a local folder."""
+    """Lists the images, annotations and classes of a dataset in a local folder or under an
+    object-store URL (`sweep.data.roots`: a Path, or a UPath over fsspec)."""
 
-    root: Path
+    root: Path | UPath
+
+    @property
+    def files(self) -> DatasetFiles:
+        """The root's files: asked of the disk, or of one listing of the object store."""
+        held = self.__dict__.get("_files")
+        if held is None or held[0] is not self.root:
+            held = self.__dict__["_files"] = (self.root, files_of(self.root))
+        return held[1]
 
     def prepare(self) -> None:
         """Checks the layout (and, for generated data, writes it). Raises DatasetError."""
-        if not self.root.is_dir():
+        if not self.files.is_dir(self.root):
+            if is_object_path(self.root):
+                raise DatasetError(
+                    f"dataset root {self.root} holds no objects: set task.root to the URL of "
+                    f"the folder that holds the dataset (on an object store, the prefix of its "
+                    f"files' names), or upload the dataset there"
+                )
             raise DatasetError(f"dataset root {self.root} does not exist or is not a folder")
 
     @abstractmethod
@@ -78,7 +96,7 @@ class DatasetReader(ABC):
         """
         names = [item.relpath for item in items]
         names += [item.mask for item in items if item.mask is not None]
-        found = (digests or FileDigests()).of(self.root, names)
+        found = (digests or FileDigests()).of(self.root, names, self.files.listing())
         digest = hashlib.sha256()
         for item in items:
             record = [item.relpath, item.target, *found[item.relpath]]
@@ -88,8 +106,10 @@ class DatasetReader(ABC):
         digest.update(json.dumps(self.class_names()).encode())
         return digest.hexdigest()[:24]
 
-    def resolve(self, relpath: str) -> Path:
+    def resolve(self, relpath: str) -> Path | UPath:
         """Absolute path of an item under the root; refuses names that leave it lexically.
+
+        Under an object-store root it is a UPath, whose str() is the object's full URL.
 
         The check is on the name only: a split-file entry with '../' or an absolute path is
         refused, while symlinks inside the root are followed wherever they point (a
@@ -105,5 +125,6 @@ class DatasetReader(ABC):
         return self.root / normal
 
 
-def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+def is_image_file(path: Path | UPath, files: DatasetFiles = DISK_FILES) -> bool:
+    """A file (of `files`, the root's) with an image's extension."""
+    return files.is_file(path) and path.suffix.lower() in IMAGE_SUFFIXES

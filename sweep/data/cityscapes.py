@@ -6,6 +6,7 @@
 The test split of the sweep is `val` (the official test labels are not public). Label ids become
 the 19 training classes through the table of cityscapesScripts' `labels.py` (the `trainId`
 column); every other id (void, and the classes evaluated by no benchmark) is ignored (255).
+The root is a local folder or an object store's URL (sweep/data/roots.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from sweep.data.base import SPLITS, DatasetError, DatasetReader, ImageItem
 from sweep.data.masks import checked_mask_item, lookup_table
+from sweep.data.roots import dataset_root
 from sweep.errors import OptionError
 
 # cityscapesScripts labels.py: the labelId of trainId 0..18, in trainId order.
@@ -40,7 +42,7 @@ class CityscapesReader(DatasetReader):
     also decides how its masks are read, and the table is part of the dataset fingerprint.
 
     Args:
-        root: Folder holding leftImg8bit/ and gtFine/.
+        root: Folder (or object-store URL) holding leftImg8bit/ and gtFine/.
         classes: Training class names (default: the 19 Cityscapes classes).
         label_ids: Raw mask id of each class in `classes` (default: the official trainId table);
             every other id is ignored.
@@ -52,7 +54,7 @@ class CityscapesReader(DatasetReader):
         classes: Sequence[str] = CITYSCAPES_CLASSES,
         label_ids: Sequence[int] = CITYSCAPES_LABEL_IDS,
     ) -> None:
-        self.root = Path(root).absolute()
+        self.root = dataset_root(root)
         self.classes = list(classes)
         self.label_ids = [int(i) for i in label_ids]
         if len(self.classes) != len(self.label_ids):
@@ -71,7 +73,7 @@ class CityscapesReader(DatasetReader):
         for folder in ("leftImg8bit", "gtFine"):
             for split in SPLITS:
                 path = self.root / folder / SPLIT_FOLDERS[split]
-                if not path.is_dir():
+                if not self.files.is_dir(path):
                     raise DatasetError(
                         f"{path} is missing: the Cityscapes layout is "
                         f"{self.root}/leftImg8bit/{{train,val}}/<city>/*{IMAGE_SUFFIX} with "
@@ -85,11 +87,14 @@ class CityscapesReader(DatasetReader):
         folder = SPLIT_FOLDERS[split]
         images = self.root / "leftImg8bit" / folder
         target = {"label_ids": self.label_ids}
-        items = []
-        for image in sorted(images.glob(f"*/*{IMAGE_SUFFIX}")):
+        pairs = []
+        for image in sorted(self.files.glob(images, f"*/*{IMAGE_SUFFIX}")):
             city, name = image.parent.name, image.name[: -len(IMAGE_SUFFIX)]
-            mask = self.root / "gtFine" / folder / city / f"{name}{MASK_SUFFIX}"
-            items.append(checked_mask_item(self.root, image, mask, target))
+            pairs.append((image, self.root / "gtFine" / folder / city / f"{name}{MASK_SUFFIX}"))
+        # Headers are read many at once from an object store.
+        items = self.files.map(
+            lambda pair: checked_mask_item(self.root, *pair, target, self.files), pairs
+        )
         if not items:
             raise DatasetError(f"{images} holds no <city>/*{IMAGE_SUFFIX} images")
         return items

@@ -3,7 +3,8 @@
 `task.reader.classes` takes three forms:
 
 * a list of names in label order, `task.reader.classes=[car,person]`;
-* a file of one name a line (blank lines ignored), `task.reader.classes=/data/classes.txt`;
+* a file of one name a line (blank lines ignored), `task.reader.classes=/data/classes.txt`
+  (or an object store's URL, `s3://bucket/data/classes.txt`);
 * `discover`: the sorted names found in the training annotations (readers whose annotations
   name their classes, such as VOC's XML files).
 
@@ -19,8 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from upath import UPath
+
 from sweep.data.base import DatasetError
+from sweep.data.roots import dataset_root
 from sweep.errors import OptionError, require_choice
+from sweep.store.objects import is_url
 
 CLASSES_OPTION = "task.reader.classes"
 UNKNOWN_OPTION = "task.reader.unknown_classes"
@@ -42,7 +47,7 @@ class ClassList:
     """
 
     names: tuple[str, ...] | None = None
-    file: Path | None = None
+    file: Path | UPath | None = None
     discover: bool = False
 
     def load(self) -> list[str]:
@@ -81,6 +86,8 @@ def class_list(
         return ClassList(names=tuple(default))
     if isinstance(value, str):
         if value.strip() != DISCOVER:
+            if is_url(value):
+                return ClassList(file=dataset_root(value))
             return ClassList(file=Path(value).expanduser().absolute())
         if discover_refusal is not None:
             raise OptionError(
@@ -99,8 +106,9 @@ def class_list(
     return ClassList(names=tuple(names))
 
 
-def read_class_file(path: Path) -> list[str]:
-    """The class names of a file, one a line, in label order (blank lines ignored)."""
+def read_class_file(path: Path | UPath) -> list[str]:
+    """The class names of a file (or object), one a line, in label order (blank lines
+    ignored)."""
     if not path.is_file():
         raise DatasetError(
             f"{CLASSES_OPTION}: the class file {path} does not exist (a relative path is taken "

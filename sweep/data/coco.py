@@ -32,9 +32,12 @@ from collections import Counter
 from functools import cached_property
 from pathlib import Path
 
+from upath import UPath
+
 from sweep.data.base import DatasetError, DatasetReader, ImageItem
 from sweep.data.class_coverage import check_test_classes, class_counts, log_skipped
 from sweep.data.classes import UNKNOWN_OPTION, unknown_class_policy
+from sweep.data.roots import dataset_root
 from sweep.errors import OptionError
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,8 @@ class CocoReader(DatasetReader):
     """Reads COCO instance annotations and pairs each image with its boxes.
 
     Args:
-        root: The folder holding annotations/ and the image folders (the COCO 2017 archives
-            unpacked into one folder).
+        root: The folder (or object-store URL) holding annotations/ and the image folders
+            (the COCO 2017 archives unpacked into one folder).
         train_split: Name of the train split: annotations/instances_<name>.json and <name>/.
         test_split: Name of the test split.
         unknown_classes: "error": an annotation whose category is not among the training
@@ -65,7 +68,7 @@ class CocoReader(DatasetReader):
         test_split: str = "val2017",
         unknown_classes: str = "error",
     ) -> None:
-        self.root = Path(root).absolute()
+        self.root = dataset_root(root)
         self.splits = {
             "train": split_name(train_split, "task.train_split"),
             "test": split_name(test_split, "task.test_split"),
@@ -74,17 +77,17 @@ class CocoReader(DatasetReader):
         self._skipped: dict[str, Counter[str]] = {}
         self._dropped: dict[str, list[int]] = {}
 
-    def annotation_file(self, split: str) -> Path:
+    def annotation_file(self, split: str) -> Path | UPath:
         return self.root / "annotations" / f"instances_{self.splits[split]}.json"
 
-    def image_folder(self, split: str) -> Path:
+    def image_folder(self, split: str) -> Path | UPath:
         return self.root / self.splits[split]
 
     def prepare(self) -> None:
         super().prepare()
         for split in ("train", "test"):
             for path in (self.annotation_file(split), self.image_folder(split)):
-                if not path.exists():
+                if not self.files.exists(path):
                     raise DatasetError(
                         f"{path} is missing: task=coco expects the COCO layout "
                         f"annotations/instances_<split>.json and <split>/<file_name> under "
@@ -156,7 +159,7 @@ class CocoReader(DatasetReader):
                 image = self.resolve(relpath)
             except DatasetError as error:
                 raise DatasetError(f"{path}: image id {image_id}: {error}") from None
-            if not image.is_file():
+            if not self.files.is_file(image):
                 raise DatasetError(f"{path}: image id {image_id}: {image} does not exist")
             items.append(ImageItem(relpath, targets[image_id]))
         if not items:
@@ -241,8 +244,8 @@ def empty_target() -> dict:
     return {"boxes": [], "labels": [], "difficult": []}
 
 
-def load_annotation_file(path: Path) -> dict:
-    """A COCO annotation file as JSON: an object with images and categories."""
+def load_annotation_file(path: Path | UPath) -> dict:
+    """A COCO annotation file (or object) as JSON: an object with images and categories."""
     try:
         with path.open(encoding="utf-8") as stream:
             document = json.load(stream)

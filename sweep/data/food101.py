@@ -1,4 +1,7 @@
-"""Food-101: <root>/images/<class>/<id>.jpg, split lists in <root>/meta/{train,test}.txt."""
+"""Food-101: <root>/images/<class>/<id>.jpg, split lists in <root>/meta/{train,test}.txt.
+
+The root is a local folder or an object store's URL (sweep/data/roots.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from sweep.data.base import SPLITS, DatasetError, DatasetReader, ImageItem
+from sweep.data.roots import dataset_root
 
 
 class Food101Reader(DatasetReader):
@@ -15,16 +19,17 @@ class Food101Reader(DatasetReader):
     the folders under images/. Split files list "<class>/<id>" without the extension.
 
     Args:
-        root: The folder that holds images/ and meta/ (the archive's food-101/).
+        root: The folder (or object-store URL) that holds images/ and meta/ (the archive's
+            food-101/).
     """
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).absolute()
+        self.root = dataset_root(root)
 
     def prepare(self) -> None:
         super().prepare()
         for needed in ["images", *(f"meta/{split}.txt" for split in SPLITS)]:
-            if not (self.root / needed).exists():
+            if not self.files.exists(self.root / needed):
                 raise DatasetError(
                     f"{self.root / needed} is missing: task=food101 expects the Food-101 "
                     f"layout (images/<class>/<id>.jpg, meta/train.txt, meta/test.txt) "
@@ -34,9 +39,10 @@ class Food101Reader(DatasetReader):
     @cached_property
     def _classes(self) -> list[str]:
         listed = self.root / "meta" / "classes.txt"
-        if listed.exists():
+        if self.files.exists(listed):
             return [line.strip() for line in listed.read_text().splitlines() if line.strip()]
-        return sorted(p.name for p in (self.root / "images").iterdir() if p.is_dir())
+        images = self.files.iterdir(self.root / "images")
+        return sorted(p.name for p in images if self.files.is_dir(p))
 
     def class_names(self) -> list[str]:
         return self._classes
@@ -57,7 +63,7 @@ class Food101Reader(DatasetReader):
                 )
             relpath = f"images/{entry}.jpg"
             path = self.resolve(relpath)
-            if not path.is_file():
+            if not self.files.is_file(path):
                 raise DatasetError(f"{split_file}:{number}: {path} does not exist")
             items.append(ImageItem(relpath, labels[class_name]))
         if not items:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from sweep.store.locations import member, read_location
+from sweep.store.objects import is_url
+
+# How many first bytes tell a format.
+HEAD_BYTES = 32
 # (magic prefix, offset, format); checked in order.
 MAGIC = (
     (b"\xff\xd8\xff", 0, "jpeg"),
@@ -45,9 +50,15 @@ def sniff_format(head: bytes) -> str:
 
 
 def sniff_file(path) -> str:
-    """The format of a file from its first 32 bytes."""
+    """The format of a file (or of an object, by its URL) from its first 32 bytes."""
+    if is_url(path):
+        try:
+            head = read_location(member(str(path), 0, HEAD_BYTES))  # one ranged GET
+        except OSError:  # an empty object has no first byte to ask a range of
+            head = read_location(str(path))[:HEAD_BYTES]
+        return sniff_format(head)
     with open(path, "rb") as stream:
-        return sniff_format(stream.read(32))
+        return sniff_format(stream.read(HEAD_BYTES))
 
 
 def has_jpeg_reconstruction(data: bytes) -> bool:

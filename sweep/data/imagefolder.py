@@ -1,4 +1,7 @@
-"""A classification folder: <root>/train/<class>/<image> and <root>/test/<class>/<image>."""
+"""A classification folder: <root>/train/<class>/<image> and <root>/test/<class>/<image>.
+
+The root is a local folder or an object store's URL (sweep/data/roots.py).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +9,23 @@ from functools import cached_property
 from pathlib import Path
 
 from sweep.data.base import SPLITS, DatasetError, DatasetReader, ImageItem, is_image_file
+from sweep.data.roots import dataset_root
 
 
 class ImageFolderReader(DatasetReader):
     """Classes are the sub-folders of train/; test/ may not hold a class that train/ lacks.
 
     Args:
-        root: Folder holding train/ and test/.
+        root: Folder (or object-store URL) holding train/ and test/.
     """
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).absolute()
+        self.root = dataset_root(root)
 
     def prepare(self) -> None:
         super().prepare()
         for split in SPLITS:
-            if not (self.root / split).is_dir():
+            if not self.files.is_dir(self.root / split):
                 raise DatasetError(
                     f"{self.root / split} is missing: task=imagefolder expects "
                     f"{self.root}/train/<class>/* and {self.root}/test/<class>/*"
@@ -35,7 +39,7 @@ class ImageFolderReader(DatasetReader):
             )
 
     def _class_dirs(self, split: str) -> set[str]:
-        return {p.name for p in (self.root / split).iterdir() if p.is_dir()}
+        return {p.name for p in self.files.iterdir(self.root / split) if self.files.is_dir(p)}
 
     @cached_property
     def _classes(self) -> list[str]:
@@ -48,10 +52,10 @@ class ImageFolderReader(DatasetReader):
         items = []
         for label, name in enumerate(self.class_names()):
             class_dir = self.root / split / name
-            if not class_dir.is_dir():
+            if not self.files.is_dir(class_dir):
                 continue
-            for path in sorted(class_dir.iterdir()):
-                if is_image_file(path):
+            for path in sorted(self.files.iterdir(class_dir)):
+                if is_image_file(path, self.files):
                     items.append(ImageItem(f"{split}/{name}/{path.name}", label))
         if not items:
             raise DatasetError(f"{self.root / split} holds no images")

@@ -10,13 +10,18 @@ Masks are only ever resized with nearest-neighbour sampling, so no pixel gets an
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from upath import UPath
 
 from sweep.data.base import DatasetError, ImageItem
+from sweep.data.roots import DISK_FILES, DatasetFiles
+from sweep.store.locations import read_location
+from sweep.store.objects import is_url
 
 # The "don't care" label of Cityscapes, VOC and mmsegmentation.
 IGNORE_INDEX = 255
@@ -66,15 +71,16 @@ def class_index_label_ids(classes: Sequence[str], ignore_index: int = IGNORE_IND
     return list(range(len(classes)))
 
 
-def read_label_mask(path: str | Path) -> np.ndarray:
-    """The raw label index of every pixel, as a (H, W) uint8 array.
+def read_label_mask(path: str | Path | UPath) -> np.ndarray:
+    """The raw label index of every pixel, as a (H, W) uint8 array, from a file or (for a
+    URL) an object-store's object.
 
     Raises:
         DatasetError: If the file is not a single-channel 8-bit label image (an RGB colour
             rendering such as Cityscapes' `*_color.png`, for example); the message names it.
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(read_location(str(path))) if is_url(path) else path) as image:
             if image.mode not in INDEX_MODES:
                 raise DatasetError(
                     f"{path}: a label mask must be a single-channel 8-bit image of label "
@@ -88,33 +94,35 @@ def read_label_mask(path: str | Path) -> np.ndarray:
         raise DatasetError(f"{path}: the label mask cannot be decoded ({error})") from None
 
 
-def read_training_mask(path: str | Path, table: np.ndarray) -> np.ndarray:
+def read_training_mask(path: str | Path | UPath, table: np.ndarray) -> np.ndarray:
     """The training class of every pixel (IGNORE_INDEX where the label is not a class)."""
     return table[read_label_mask(path)]
 
 
-def check_label_mask(image_path: Path, mask_path: Path) -> None:
+def check_label_mask(
+    image_path: Path | UPath, mask_path: Path | UPath, files: DatasetFiles = DISK_FILES
+) -> None:
     """Checks from the headers that a mask exists, holds label indices, and fits its image.
 
     An image whose header cannot be read is left to the bad-image policy (the sweep decodes
     every image once and quarantines the unreadable ones); a bad mask is an error here.
+    `files` are the dataset root's (`DatasetReader.files`), which know what exists and read
+    headers from a disk or an object store.
 
     Raises:
         DatasetError: Naming both files when the sizes differ, or the mask when it is missing,
             unreadable or not a label image.
     """
-    if not mask_path.is_file():
+    if not files.is_file(mask_path):
         raise DatasetError(f"{mask_path} is missing: it is the label mask of {image_path}")
     try:
-        with Image.open(mask_path) as mask:
-            mode, mask_size = mask.mode, mask.size
+        mode, mask_size = files.image_header(mask_path)
     except (OSError, SyntaxError, ValueError) as error:
         raise DatasetError(f"{mask_path}: not a readable label mask ({error})") from None
     if mode not in INDEX_MODES:
         read_label_mask(mask_path)  # raises the explanation
     try:
-        with Image.open(image_path) as image:
-            image_size = image.size
+        _, image_size = files.image_header(image_path)
     except (OSError, SyntaxError, ValueError):
         return
     if mask_size != image_size:
@@ -124,10 +132,16 @@ def check_label_mask(image_path: Path, mask_path: Path) -> None:
         )
 
 
-def checked_mask_item(root: Path, image: Path, mask: Path, target: dict) -> ImageItem:
+def checked_mask_item(
+    root: Path | UPath,
+    image: Path | UPath,
+    mask: Path | UPath,
+    target: dict,
+    files: DatasetFiles = DISK_FILES,
+) -> ImageItem:
     """An image of a segmentation split with its label mask, both named relative to the
     dataset root, after `check_label_mask`."""
-    check_label_mask(image, mask)
+    check_label_mask(image, mask, files)
     return ImageItem(
         relpath=image.relative_to(root).as_posix(),
         target=target,

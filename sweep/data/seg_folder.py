@@ -9,17 +9,20 @@ images/train/city/a.jpg pairs with masks/train/city/a.png) and its image's size.
 hold class indices: the value i is class i of `classes`, the ignore index (255 by default)
 counts in no loss or metric, and any other value is ignored as well. Masks are single-channel
 8-bit PNGs, greyscale or palette (the palette index is the value), as sweep/data/masks.py reads.
+The root is a local folder or an object store's URL (sweep/data/roots.py).
 """
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from sweep.data.base import SPLITS, DatasetError, DatasetReader, ImageItem, is_image_file
+from upath import UPath
+
+from sweep.data.base import IMAGE_SUFFIXES, SPLITS, DatasetError, DatasetReader, ImageItem
 from sweep.data.classes import class_list
 from sweep.data.masks import IGNORE_INDEX, checked_mask_item, class_index_label_ids
+from sweep.data.roots import DISK_FILES, DatasetFiles, dataset_root
 from sweep.errors import OptionError
 
 MASK_SUFFIX = ".png"
@@ -33,7 +36,7 @@ class SegmentationFolderReader(DatasetReader):
     dataset fingerprint through `class_names()` and the targets.
 
     Args:
-        root: The folder holding images/ and masks/.
+        root: The folder (or object-store URL) holding images/ and masks/.
         classes: Class names in index order: a list, or a file of one name a line (the
             yaml's default is <root>/classes.txt). Masks hold indices, not names, so the
             classes cannot be discovered.
@@ -47,7 +50,7 @@ class SegmentationFolderReader(DatasetReader):
         classes: str | list[str] | None = None,
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
-        self.root = Path(root).absolute()
+        self.root = dataset_root(root)
         self.classes = class_list(
             classes, discover_refusal="segmentation masks hold class indices, not names"
         )
@@ -68,7 +71,7 @@ class SegmentationFolderReader(DatasetReader):
         for folder in ("images", "masks"):
             for split in SPLITS:
                 path = self.root / folder / split
-                if not path.is_dir():
+                if not self.files.is_dir(path):
                     raise DatasetError(
                         f"{path} is missing: task=seg_folder expects "
                         f"{self.root}/images/{{train,test}}/<name>.<ext> with "
@@ -88,34 +91,34 @@ class SegmentationFolderReader(DatasetReader):
     def read_split(self, split: str) -> list[ImageItem]:
         images = self.root / "images" / split
         target = {"label_ids": class_index_label_ids(self.class_names(), self.ignore_index)}
-        items, masks_taken = [], {}
-        for image in image_files(images):
-            relative = image.relative_to(images)
-            mask = self.root / "masks" / split / relative.with_suffix(MASK_SUFFIX)
+        # Pairs up to the first image whose mask another image takes; the masks before it are
+        # checked (many at once from a store) before that is refused, as one by one.
+        pairs, masks_taken, refusal = [], {}, None
+        for image in image_files(images, self.files):
+            relative = PurePosixPath(image.relative_to(images).as_posix())
+            mask = self.root / "masks" / split / relative.with_suffix(MASK_SUFFIX).as_posix()
             if mask in masks_taken:
-                raise DatasetError(
+                refusal = DatasetError(
                     f"{image} and {masks_taken[mask]} would share the mask {mask}: a mask is "
                     f"named like its image with .png, so rename one of the two images"
                 )
+                break
             masks_taken[mask] = image
-            items.append(checked_mask_item(self.root, image, mask, target))
+            pairs.append((image, mask))
+        items = self.files.map(
+            lambda pair: checked_mask_item(self.root, *pair, target, self.files), pairs
+        )
+        if refusal is not None:
+            raise refusal
         if not items:
             raise DatasetError(f"{images} holds no images")
         return items
 
 
-def image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path | UPath, files: DatasetFiles = DISK_FILES) -> list[Path | UPath]:
     """The image files under a folder and its sub-folders, sorted by relative path.
 
-    Symlinked sub-folders are followed (a folder assembled from links to other disks), each
-    real folder once, so a link back up the tree cannot loop.
+    On a disk, symlinked sub-folders are followed (a folder assembled from links to other
+    disks), each real folder once, so a link back up the tree cannot loop (`DiskFiles.walk`).
     """
-    found, visited = [], set()
-    for current, folders, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(current)
-        if real in visited:
-            folders.clear()
-            continue
-        visited.add(real)
-        found += [path for name in files if is_image_file(path := Path(current) / name)]
-    return sorted(found, key=lambda path: path.relative_to(folder).as_posix())
+    return [path for path in files.walk(folder) if path.suffix.lower() in IMAGE_SUFFIXES]

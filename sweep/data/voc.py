@@ -8,16 +8,22 @@ VOC), so that a box covering the whole image is [0, 0, width, height].
 Boxes refer to the stored pixels. The sweep's pixel reader applies EXIF orientation, which would
 move every box of a rotated photograph; VOC's JPEGs carry no orientation, and the bad-image
 check counts any file that does under `exif_orientation` in conversions.csv.
+
+The root is a local folder or an object store's URL (sweep/data/roots.py); from a store, the
+annotation files are fetched many at once.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+
+from upath import UPath
 
 from sweep.data.base import DatasetError, DatasetReader, ImageItem
 from sweep.data.class_coverage import check_test_classes, class_counts, log_skipped
@@ -28,6 +34,8 @@ from sweep.data.classes import (
     unknown_class_message,
     unknown_class_policy,
 )
+from sweep.data.roots import dataset_root, is_object_path
+from sweep.store.locations import read_location
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,8 @@ class VocReader(DatasetReader):
     trains without them and evaluates them as in the VOC protocol (neither found nor missed).
 
     Args:
-        root: The folder holding JPEGImages/, Annotations/ and ImageSets/ (VOCdevkit/VOC2012).
+        root: The folder (or object-store URL) holding JPEGImages/, Annotations/ and
+            ImageSets/ (VOCdevkit/VOC2012).
         classes: Class names in label order: None for the 20 VOC classes in their standard
             order, a list, a file of one name a line, or "discover" for the sorted names of
             the training annotations (see sweep/data/classes.py).
@@ -82,25 +91,24 @@ class VocReader(DatasetReader):
         test_list: str = "val",
         unknown_classes: str = "error",
     ) -> None:
-        self.root = Path(root).absolute()
+        self.root = dataset_root(root)
         self.classes = class_list(classes, default=VOC_CLASSES)
         self.lists = {"train": train_list, "test": test_list}
         self.unknown_classes = unknown_class_policy(unknown_classes)
         self._skipped: dict[str, Counter[str]] = {}
 
-    def list_file(self, split: str) -> Path:
+    def list_file(self, split: str) -> Path | UPath:
         return self.root / "ImageSets" / "Main" / f"{self.lists[split]}.txt"
 
     def prepare(self) -> None:
         super().prepare()
-        for needed in (
-            "JPEGImages",
-            "Annotations",
+        for path in (
+            self.root / "JPEGImages",
+            self.root / "Annotations",
             self.list_file("train"),
             self.list_file("test"),
         ):
-            path = self.root / needed
-            if not path.exists():
+            if not self.files.exists(path):
                 raise DatasetError(
                     f"{path} is missing: task=voc expects the Pascal VOC layout (JPEGImages/, "
                     f"Annotations/<id>.xml, ImageSets/Main/{self.lists['train']}.txt and "
@@ -166,37 +174,51 @@ class VocReader(DatasetReader):
 
     def _parse_list(self, split: str) -> list[tuple[str, list[VocObject]]]:
         list_file = self.list_file(split)
-        if not list_file.is_file():
+        if not self.files.is_file(list_file):
             raise DatasetError(f"{list_file} is missing: it lists the images of the {split} split")
-        listed, seen = [], set()
+        # The lines are checked first, up to the first refusal; the annotations of the lines
+        # before it are parsed (many at once from a store) before that refusal is raised, so
+        # the first bad line is the one named, as when reading line by line.
+        listed, seen, refusal = [], set(), None
         for number, line in enumerate(list_file.read_text().splitlines(), start=1):
             fields = line.split()
             if not fields:
                 continue
             # Main/<list>.txt holds one id a line; class lists add a flag, which is ignored.
-            image_id = fields[0]
-            if image_id in seen:
-                raise DatasetError(f"{list_file}:{number}: '{image_id}' is listed twice")
-            seen.add(image_id)
-            relpath = f"JPEGImages/{image_id}.jpg"
             try:
-                image = self.resolve(relpath)
-                annotation = self.resolve(f"Annotations/{image_id}.xml")
+                listed.append(self._listed_image(list_file, number, fields[0], seen))
             except DatasetError as error:
-                raise DatasetError(f"{list_file}:{number}: {error}") from None
-            if not image.is_file():
-                raise DatasetError(f"{list_file}:{number}: {image} does not exist")
-            if not annotation.is_file():
-                raise DatasetError(
-                    f"{list_file}:{number}: the annotation {annotation} of '{image_id}' "
-                    f"does not exist"
-                )
-            listed.append((relpath, parse_annotation(annotation)))
-        if not listed:
+                refusal = error
+                break
+        parsed = self.files.map(lambda entry: (entry[0], parse_annotation(entry[1])), listed)
+        if refusal is not None:
+            raise refusal
+        if not parsed:
             raise DatasetError(f"{list_file} lists no images")
-        return listed
+        return parsed
 
-    def read_annotation(self, path: Path) -> dict:
+    def _listed_image(
+        self, list_file: Path | UPath, number: int, image_id: str, seen: set[str]
+    ) -> tuple[str, Path | UPath]:
+        """(image relpath, annotation path) of a list's line, both checked to exist."""
+        if image_id in seen:
+            raise DatasetError(f"{list_file}:{number}: '{image_id}' is listed twice")
+        seen.add(image_id)
+        relpath = f"JPEGImages/{image_id}.jpg"
+        try:
+            image = self.resolve(relpath)
+            annotation = self.resolve(f"Annotations/{image_id}.xml")
+        except DatasetError as error:
+            raise DatasetError(f"{list_file}:{number}: {error}") from None
+        if not self.files.is_file(image):
+            raise DatasetError(f"{list_file}:{number}: {image} does not exist")
+        if not self.files.is_file(annotation):
+            raise DatasetError(
+                f"{list_file}:{number}: the annotation {annotation} of '{image_id}' does not exist"
+            )
+        return relpath, annotation
+
+    def read_annotation(self, path: Path | UPath) -> dict:
         """The target of one annotation file: boxes (0-based pixel edges), labels, difficult."""
         return self._target(parse_annotation(path), Counter())
 
@@ -218,10 +240,12 @@ class VocReader(DatasetReader):
         return {"boxes": boxes, "labels": labels, "difficult": difficult}
 
 
-def parse_annotation(path: Path) -> list[VocObject]:
-    """The objects of one annotation file, boxes checked and in 0-based pixel edges."""
+def parse_annotation(path: Path | UPath) -> list[VocObject]:
+    """The objects of one annotation file (or object), boxes checked and in 0-based pixel
+    edges."""
+    source = io.BytesIO(read_location(str(path))) if is_object_path(path) else path
     try:
-        root = ET.parse(path).getroot()
+        root = ET.parse(source).getroot()
     except ET.ParseError as error:
         raise DatasetError(f"{path}: not a readable VOC annotation ({error})") from None
     objects = []
