@@ -22,6 +22,7 @@ from sweep.stages.graph import Plan
 from sweep.stages.kind import Cost, Stage, StageContext, StageKind, digest
 from sweep.stages.shards import ImageReadError, merge_shards, shard_ranges, write_shard
 from sweep.store import ArtifactStore
+from sweep.store.locations import join_location
 
 NAME = "validate"
 SHARD_FOLDER = "validate-shards"
@@ -66,7 +67,7 @@ def validate_shard(
     dataset_root = context.dataset_root
 
     def verdict_of(index: int, item: ImageItem, out: Path, key: str) -> dict:
-        path = Path(dataset_root) / item.relpath
+        path = join_location(dataset_root, item.relpath)  # a file, or an object's URL
         found = inspect_image(path)
         if context.fail_fast and found["status"] == QUARANTINED:
             raise ImageReadError(
@@ -174,7 +175,7 @@ def plan_validation(reader: DatasetReader, shard_size: int, digests: FileDigests
 def screening_of(
     plan: Plan,
     store: ArtifactStore,
-    dataset_root: Path,
+    dataset_root: Path | str,
     fail_fast: bool = False,
     unfinished_kept: bool = False,
 ) -> Screening:
@@ -200,7 +201,7 @@ def screening_of(
             if found["status"] == QUARANTINED:
                 if fail_fast:
                     raise ImageReadError(
-                        f"{Path(dataset_root) / item.relpath}: {found['reason']} "
+                        f"{join_location(dataset_root, item.relpath)}: {found['reason']} "
                         f"(data.on_error=fail)"
                     )
                 screening.quarantined.append(
