@@ -32,6 +32,17 @@ from sweep.data.seg_folder import SegmentationFolderReader
 from sweep.data.validate import inspect_image
 from sweep.data.voc import VocReader
 from sweep.data.voc_seg import VocSegmentationReader
+from sweep.stages.kind import StageContext
+from sweep.stages.validate import NAME as VALIDATE
+from sweep.stages.validate import (
+    Screening,
+    file_digests,
+    finalize_validation,
+    plan_validation,
+    screening_of,
+    validate_shard,
+)
+from sweep.store import open_store
 from tests.data.coco_files import write_coco
 from tests.data.test_cityscapes import write_cityscapes
 from tests.data.test_seg_folder import write_seg_folder
@@ -250,3 +261,34 @@ def test_an_unreachable_store_is_named_with_what_to_check(monkeypatch):
             ImageFolderReader("s3://no-server/data").prepare()
     finally:
         S3FileSystem.clear_instance_cache()
+
+
+def test_the_validation_of_a_bucket_is_the_disks(bucket, imagefolder, tmp_path):
+    """Screening decodes the objects at their URLs (sweep/stages/validate.py): the same
+    verdicts, and the same keys, so a dataset validated on the disk is not validated again."""
+    (imagefolder / "train" / "cat" / "bad.jpg").write_bytes(b"not an image")
+    fs = bucket.filesystem()
+    fs.put(f"{imagefolder}/", f"{bucket.bucket}/screened/", recursive=True)
+    store = open_store(tmp_path / "store")
+    screenings = [
+        validated(ImageFolderReader(root), store)
+        for root in (f"{bucket.url}/screened", imagefolder)
+    ]
+    assert (
+        screenings[0].quarantined
+        == screenings[1].quarantined
+        == [{"split": "train", "path": "train/cat/bad.jpg", "reason": "not an image"}]
+    )
+    assert screenings[0].fingerprints == screenings[1].fingerprints
+
+
+def validated(reader: DatasetReader, store) -> Screening:
+    """The reader's validation run inline, shard by shard, and applied."""
+    plan = plan_validation(reader, 8, file_digests(store))
+    context = StageContext(store, reader.root)
+    for stage in plan.of_kind(VALIDATE).values():
+        items = plan.splits[stage.split]
+        for index, (start, stop) in enumerate(stage.shards):
+            validate_shard(context, stage, index, items[start:stop])
+        finalize_validation(context, stage)
+    return screening_of(plan, store, reader.root)
