@@ -111,3 +111,20 @@ def test_the_server_dying_mid_encode_names_the_store_and_the_rerun_loses_nothing
     # Shards of the train and the test split, at original (records only) and at 4.
     encodes = 2 * (len(shard_ranges(18, 5)) + len(shard_ranges(9, 5)))
     assert len(reencoded) == encodes - 2  # the published shards were kept
+
+
+@pytest.mark.slow
+def test_a_dataset_in_the_bucket_sweeps_as_its_copy_on_disk_and_reruns_nothing(
+    s3_server, imagefolder, tmp_path, monkeypatch
+):
+    """task.root=s3://...: the same results as the disk's copy; and, the dataset's content being
+    its identity, the bucket's copy reuses every stage the disk's copy finished."""
+    s3_server.filesystem().put(str(imagefolder), f"{s3_server.bucket}/data", recursive=True)
+    results = tmp_path / "results"
+    on_disk = run_sweep(sweep_into(results, imagefolder, tmp_path))
+    # From nothing: every stage reads the bucket's images (validate, encode, train, evaluate).
+    fresh = run_sweep(sweep_into(tmp_path / "fresh", f"{s3_server.url}/data", tmp_path))
+    assert (fresh / "results.csv").read_text() == (on_disk / "results.csv").read_text()
+    refuse_every_stage(monkeypatch)
+    in_bucket = run_sweep(sweep_into(results, f"{s3_server.url}/data", tmp_path))
+    assert (in_bucket / "results.csv").read_text() == (on_disk / "results.csv").read_text()

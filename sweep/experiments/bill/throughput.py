@@ -28,6 +28,7 @@ from sweep.spec import Sweep
 from sweep.stages import train
 from sweep.stages.encoding import reads_source_bytes
 from sweep.stages.graph import Plan, SweepPlan
+from sweep.store.locations import join_location
 
 # The bounded timed run: seconds for the codec and distortion, for training steps, and the
 # most training steps timed after the first (which pays allocation and warm-up).
@@ -103,10 +104,10 @@ def measured_training(summaries: list[dict], device: str) -> Throughput | None:
 
 def sample_files(sweep: Sweep, items: list[ImageItem], count: int) -> list[LabelledFile]:
     """The first `count` listed images of a split as the files a training reads (originals)."""
-    root = Path(sweep.reader.root)
+    root = sweep.reader.root
     return [
-        LabelledFile(str(root / item.relpath), item.target,
-                     None if item.mask is None else str(root / item.mask))
+        LabelledFile(join_location(root, item.relpath), item.target,
+                     None if item.mask is None else join_location(root, item.mask))
         for item in items[:count]
     ]  # fmt: skip
 
@@ -118,7 +119,7 @@ def time_codec(sweep: Sweep, plan: SweepPlan, settings: list[str], measure: bool
     items = (plan.splits["test"] or plan.splits["train"])[:CODEC_SAMPLE]
     if not items:
         return {}
-    paths = [Path(sweep.reader.root) / item.relpath for item in items]
+    paths = [join_location(sweep.reader.root, item.relpath) for item in items]
     started = time.perf_counter()
     pixels = [read_pixels(path) for path in paths]
     decode_seconds = (time.perf_counter() - started) / len(paths)
