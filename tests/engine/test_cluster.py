@@ -359,6 +359,31 @@ def results_of(results_dir: Path) -> str:
     return (report / "results.csv").read_text()
 
 
+def inline_results(imagefolder: Path, tmp_path: Path, grid: tuple[str, ...]) -> str:
+    """results.csv of the same sweep without Ray, under tmp_path/inline."""
+    inline = run(
+        sweep_command(
+            *grid,
+            f"task.root={imagefolder}",
+            f"results_dir={tmp_path / 'inline'}",
+            "cluster=inline",
+        )
+    )
+    assert inline.returncode == 0, inline.stderr[-3000:]
+    return results_of(tmp_path / "inline")
+
+
+def wait_for_both_nodes(cluster: TwoNodeCluster, before: dict[str, str]) -> None:
+    """Waits until the tasks finished since `before` ran on every node (workers report their
+    tasks' states to the head a moment after they run)."""
+
+    def ran_on_both_nodes() -> bool:
+        ours = {task: node for task, node in cluster.finished_tasks().items() if task not in before}
+        return set(ours.values()) == set(cluster.alive_nodes())
+
+    wait_until(ran_on_both_nodes, 30, "the sweep's tasks did not run on both nodes")
+
+
 @pytest.mark.slow
 def test_sweep_on_two_nodes_matches_a_run_without_ray(two_nodes, imagefolder, tmp_path):
     before = two_nodes.finished_tasks()
@@ -374,25 +399,8 @@ def test_sweep_on_two_nodes_matches_a_run_without_ray(two_nodes, imagefolder, tm
         env=two_nodes.env,
     )
     assert joined.returncode == 0, joined.stderr[-3000:]
-    inline = run(
-        sweep_command(
-            *grid,
-            f"task.root={imagefolder}",
-            f"results_dir={tmp_path / 'inline'}",
-            "cluster=inline",
-        )
-    )
-    assert inline.returncode == 0, inline.stderr[-3000:]
-    assert results_of(tmp_path / "cluster") == results_of(tmp_path / "inline")
-
-    # Workers report their tasks' states to the head a moment after they run.
-    def ran_on_both_nodes() -> bool:
-        ours = {
-            task: node for task, node in two_nodes.finished_tasks().items() if task not in before
-        }
-        return set(ours.values()) == set(two_nodes.alive_nodes())
-
-    wait_until(ran_on_both_nodes, 30, "the sweep's tasks did not run on both nodes")
+    assert results_of(tmp_path / "cluster") == inline_results(imagefolder, tmp_path, grid)
+    wait_for_both_nodes(two_nodes, before)
 
 
 @pytest.mark.slow

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.engine.test_cluster import (
+    inline_results,
+    results_of,
     run,
     sweep_command,
     two_node_cluster,
-    wait_until,
+    wait_for_both_nodes,
 )
 from tests.s3_server import start_s3_server
 
@@ -42,11 +44,6 @@ def nodes_without_a_shared_path(s3_module, tmp_path_factory):
                 shutil.rmtree(temp, ignore_errors=True)
 
 
-def results_csv(folder: Path) -> str:
-    [report] = folder.glob("reports/imagefolder_*")
-    return (report / "results.csv").read_text()
-
-
 @pytest.mark.slow
 def test_two_nodes_sweep_into_s3_as_an_inline_run_does(
     nodes_without_a_shared_path, s3_module, imagefolder, tmp_path
@@ -66,25 +63,12 @@ def test_two_nodes_sweep_into_s3_as_an_inline_run_does(
         env=cluster.env | s3_module.environment(),
     )
     assert joined.returncode == 0, joined.stderr[-3000:]
-    inline = run(
-        sweep_command(
-            *grid,
-            f"task.root={imagefolder}",
-            f"results_dir={tmp_path / 'inline'}",
-            "cluster=inline",
-        )
-    )
-    assert inline.returncode == 0, inline.stderr[-3000:]
-    assert results_csv(tmp_path / "driver") == results_csv(tmp_path / "inline")
+    assert results_of(tmp_path / "driver") == inline_results(imagefolder, tmp_path, grid)
     # Nothing of the store on any node's disk but its own cache; the store is the bucket.
     assert s3_module.objects("cluster/store")
     assert not (tmp_path / "driver" / "store").exists()
 
-    def ran_on_both_nodes() -> bool:
-        ours = {task: node for task, node in cluster.finished_tasks().items() if task not in before}
-        return set(ours.values()) == set(cluster.alive_nodes())
-
-    wait_until(ran_on_both_nodes, 30, "the sweep's tasks did not run on both nodes")
+    wait_for_both_nodes(cluster, before)
     # Both nodes read the store's objects through their own cache, in their own temp folder
     # (store.cache_dir is null: each node's own).
     for name, temp in temps.items():
