@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from benchmarks.loader import photographs, write_jpeg
 from sweep.codecs.jxl import JxlCodec
 from sweep.data.files import LabelledFile
@@ -35,6 +37,7 @@ from sweep.stages.kind import StageContext
 from sweep.stages.shards import shard_ranges
 from sweep.store import open_store
 from sweep.store.locations import read_location, split_location
+from tests.s3_server import start_s3_server  # moto on loopback, as the tests start it
 
 IMAGES = 192
 # Images per shard (and so per pack): a 512x384 photograph at distance 1 is ~40 kB, so a pack
@@ -46,8 +49,8 @@ ROUNDS = 3
 
 def run(rounds: int = ROUNDS, count: int = IMAGES) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="storage-bench-"))
-    patch = _Environment()
-    server = start_s3(patch)
+    patch = pytest.MonkeyPatch()  # the S3 server's AWS variables, undone at the end
+    server = start_s3_server(patch)
     try:
         root = folder / "images"
         images = photographs(count)
@@ -159,66 +162,6 @@ def epochs(files: list[LabelledFile], rounds: int) -> dict:
         rates[epoch] = len(dataset) / best
     rates["objects_read"] = len({split_location(f.path)[0] for f in files})
     return rates
-
-
-class _S3:
-    """moto's S3 server on loopback with one bucket (as tests/s3_server.py starts it)."""
-
-    def __init__(self, server, bucket: str) -> None:
-        self.server, self.bucket, self.url = server, bucket, f"s3://{bucket}"
-
-    def filesystem(self):
-        import s3fs
-
-        return s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True)
-
-    def objects(self, prefix: str) -> list[str]:
-        return self.filesystem().find(f"{self.bucket}/{prefix}")
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
-def start_s3(environment) -> _S3:
-    import logging
-
-    import s3fs
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "benchmark",
-        "AWS_SECRET_ACCESS_KEY": "benchmark",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
-    }.items():
-        environment.setenv(name, value)
-    s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir("bench")
-    return _S3(server, "bench")
-
-
-class _Environment:
-    """monkeypatch's setenv outside pytest: the S3 server's variables, undone at the end."""
-
-    def __init__(self) -> None:
-        import os
-
-        self._os, self._saved = os, {}
-
-    def setenv(self, name: str, value: str) -> None:
-        self._saved.setdefault(name, self._os.environ.get(name))
-        self._os.environ[name] = value
-
-    def undo(self) -> None:
-        for name, value in self._saved.items():
-            if value is None:
-                self._os.environ.pop(name, None)
-            else:
-                self._os.environ[name] = value
 
 
 def report(figures: dict) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,9 @@ from sweep.store.objects import filesystem, object_path
 # Ray node (or a container) has to itself.
 DEFAULT_CACHE_NAME = "sweep-store-cache"
 DEFAULT_CACHE_BYTES = 50 * 10**9
+# A copy's "recently used" time is refreshed at most this often by one process: a pack is read
+# once per image, and eviction needs minutes of resolution, not a metadata write per image.
+TOUCH_SECONDS = 60.0
 
 
 def default_cache_dir() -> Path:
@@ -43,25 +47,33 @@ class ReadCache:
         self.configured = None if folder is None else str(folder)
         self.max_bytes = int(max_bytes)
         self._ahead: dict[str, Future] = {}
+        self._paths: dict[str, Path] = {}  # URL -> its copy's path (url_to_fs is not free)
+        self._touched: dict[Path, float] = {}
 
     def __getstate__(self) -> dict:
         return {"configured": self.configured, "max_bytes": self.max_bytes}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._ahead = {}
+        self._ahead, self._paths, self._touched = {}, {}, {}
 
     @property
     def folder(self) -> Path:
         """Resolved on the node that reads, not on the driver that configured it."""
         return Path(self.configured) if self.configured else default_cache_dir()
 
+    def path_of(self, url: str) -> Path:
+        """Where this node keeps its copy of an object (it mirrors the object's path)."""
+        if url not in self._paths:
+            self._paths[url] = self.folder / "objects" / object_path(url)
+        return self._paths[url]
+
     def copy_of(self, url: str, size: int | None = None) -> Path | None:
         """The local copy of an object, fetched whole if it is not here; None when the object
         is larger than the whole cache."""
-        target = self.folder / "objects" / object_path(url)
+        target = self.path_of(url)
         if target.is_file() and (size is None or target.stat().st_size == size):
-            os.utime(target)  # recently used
+            self._touch(target)
             return target
         if size is not None and size > self.max_bytes:
             return None
@@ -78,11 +90,19 @@ class ReadCache:
         finally:
             partial.unlink(missing_ok=True)
         self.evict(keep=target)
+        self._touched[target] = time.monotonic()
         return target
+
+    def _touch(self, target: Path) -> None:
+        """Marks a copy recently used (for eviction), at most once a TOUCH_SECONDS."""
+        now = time.monotonic()
+        if now - self._touched.get(target, -TOUCH_SECONDS) >= TOUCH_SECONDS:
+            os.utime(target)
+            self._touched[target] = now
 
     def read_ahead(self, url: str, size: int | None = None) -> None:
         """Starts fetching an object in the background (the next shard of a sequential read)."""
-        if url in self._ahead or (self.folder / "objects" / object_path(url)).is_file():
+        if url in self._ahead or self.path_of(url).is_file():
             return
         self._ahead[url] = _fetcher().submit(self.copy_of, url, size)
 

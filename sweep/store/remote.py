@@ -116,11 +116,7 @@ class ObjectStore(ArtifactStore):
         manifest = self.manifest(stage, key)
         for name in manifest.files:
             self.file(stage, key, name)
-        return (
-            self.cache.folder
-            / "objects"
-            / object_path(join(self.output_url(stage, key), manifest.payload))
-        )
+        return self.cache.path_of(join(self.output_url(stage, key), manifest.payload))
 
     @contextmanager
     def writing(self, stage: str, key: str) -> Iterator[Path]:
@@ -140,10 +136,10 @@ class ObjectStore(ArtifactStore):
     def _publish(self, stage: str, key: str, staging: Path) -> None:
         output = self.output_url(stage, key)
         payload = f"{PAYLOAD_PREFIX}{temporary_tag()[len('tmp-') :]}-{uuid.uuid4().hex[:8]}"
-        manifest = manifest_of(staging, payload)
         with self._reporting(output):
             if self.is_done(stage, key):
                 return  # published meanwhile by another writer: keep theirs
+            manifest = manifest_of(staging, payload)
             fs, base = filesystem(join(output, payload))
             names = list(manifest.files)
             fs.put([str(staging / name) for name in names], [f"{base}/{name}" for name in names])
@@ -190,6 +186,15 @@ class ObjectStore(ArtifactStore):
             return removed
 
     def check_writable(self) -> None:
+        """Raises StoreError if this node's cache folder or the store cannot be written."""
+        try:
+            self.cache.folder.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.cache.folder).close()
+        except OSError as error:
+            raise StoreError(
+                f"cannot write to this node's read cache {self.cache.folder} "
+                f"({error.strerror}): set store.cache_dir to a writable folder"
+            ) from None
         probe = join(self.root, f".write-test-{uuid.uuid4().hex[:8]}")
         with self._reporting(self.root, "cannot write to "):
             fs, path = filesystem(probe)

@@ -194,3 +194,30 @@ def test_a_results_dir_on_a_dead_server_exits_2_naming_it(s3_server, tmp_path, c
     ]
     assert message.startswith("error: results_dir: ") and f"{url}/store" in message
     assert "AWS_ENDPOINT_URL_S3" in message
+
+
+def test_an_unwritable_read_cache_is_named_with_its_option(s3_server, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    store = open_store(f"{s3_server.url}/store", cache_dir=blocker / "cache")
+    with pytest.raises(StoreError, match=r"store\.cache_dir") as raised:
+        store.check_writable()
+    assert str(blocker / "cache") in str(raised.value)
+
+
+def test_a_copy_is_touched_at_most_once_a_minute(s3_server, tmp_path, monkeypatch):
+    """Reading many members of one pack refreshes its copy's time once, not once a member."""
+    import os
+
+    store = open_store(f"{s3_server.url}/store", cache_dir=tmp_path / "cache")
+    with store.writing("encode-shards", "k/0") as out:
+        (out / "pack.bin").write_bytes(b"abcdef")
+    pack = store.location("encode-shards", "k/0", "pack.bin")
+    touched = []
+    real = os.utime
+    monkeypatch.setattr(
+        os, "utime", lambda path, *a, **k: (touched.append(path), real(path, *a, **k))
+    )
+    for start in range(6):
+        assert read_location(member(pack, start, 1)) == b"abcdef"[start : start + 1]
+    assert len(touched) <= 1
