@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from torchmetrics.classification import MulticlassAccuracy
 from transformers import get_cosine_schedule_with_warmup
 
+from sweep.analysis.per_class import per_class_key
 from sweep.data.files import LabelledFile
 from sweep.inputs.base import to_device
 from sweep.models.base import ModelFamily
@@ -21,9 +22,35 @@ from sweep.tasks.runtime import evaluation_loader
 
 
 def resample_accuracy(outcomes: Mapping[str, np.ndarray], counts: np.ndarray) -> dict:
-    """Top-1 accuracy of each bootstrap draw: the drawn images' share of hits."""
+    """Top-1 accuracy of each bootstrap draw: the drawn images' share of hits; with the
+    images' labels, also each class's accuracy ("per_class/accuracy", (B, classes))."""
     correct = np.asarray(outcomes["correct"], dtype=np.float64)
-    return {"accuracy": counts @ correct / counts.sum(1)}
+    drawn = {"accuracy": counts @ correct / counts.sum(1)}
+    if "label" in outcomes:
+        drawn[per_class_key("accuracy")] = per_class_accuracy(outcomes["label"], correct, counts)
+    return drawn
+
+
+def per_class_accuracy(label: np.ndarray, correct: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(B, classes) share of hits among each class's drawn images; NaN for a class with no
+    image in a draw. Classes run to the highest label of the test split (every cell holds the
+    same labels, so every cell has the same classes).
+
+    A sum over each class's images, not a matmul with a one-hot (N, classes) matrix: that
+    would cost B x N x classes per cell (25,250 images and 101 classes for Food-101)."""
+    label = np.asarray(label, dtype=np.int64)
+    classes = int(label.max()) + 1 if label.size else 0
+    out = np.full((len(counts), classes), np.nan)
+    if not label.size:
+        return out
+    order = np.argsort(label, kind="stable")
+    present, starts = np.unique(label[order], return_index=True)
+    drawn = counts[:, order].astype(np.float64)  # (B, N), images grouped by class
+    images = np.add.reduceat(drawn, starts, axis=1)  # (B, present classes)
+    hits = np.add.reduceat(drawn * correct[order], starts, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[:, present] = np.where(images > 0, hits / images, np.nan)
+    return out
 
 
 class ClassificationTask(TaskKind):

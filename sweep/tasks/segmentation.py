@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from transformers import get_polynomial_decay_schedule_with_warmup
 
+from sweep.analysis.per_class import per_class_key
 from sweep.data.files import LabelledFile
 from sweep.data.masks import IGNORE_INDEX
 from sweep.errors import OptionError
@@ -108,7 +109,8 @@ class SegmentationMetrics:
 def resample_segmentation(outcomes: Mapping[str, np.ndarray], counts: np.ndarray) -> dict:
     """mIoU and mAcc of each bootstrap draw, from the drawn images' summed confusion matrices,
     by the rules of `SegmentationMetrics` (a class with no union has no IoU; mAcc over the
-    classes in the drawn ground truth)."""
+    classes in the drawn ground truth); and each class's IoU ("per_class/iou", (B, C), NaN
+    where the class has no union in a draw)."""
     per_image = np.asarray(outcomes["confusion"], dtype=np.float64)
     images, classes = per_image.shape[0], per_image.shape[1]
     confusion = (counts @ per_image.reshape(images, classes * classes)).reshape(
@@ -124,7 +126,13 @@ def resample_segmentation(outcomes: Mapping[str, np.ndarray], counts: np.ndarray
             ratio = np.where(defined, numerator / denominator, 0.0)
             return ratio.sum(1) / defined.sum(1)
 
-    return {"miou": mean_where(diagonal, union), "macc": mean_where(diagonal, truth)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        class_iou = np.where(union > 0, diagonal / union, np.nan)  # (B, C)
+    return {
+        "miou": mean_where(diagonal, union),
+        "macc": mean_where(diagonal, truth),
+        per_class_key("iou"): class_iou,
+    }
 
 
 class SegmentationTask(TaskKind):
