@@ -36,6 +36,12 @@ def runs_url(uri: str, experiment_id: str, parent_id: str | None = None) -> str:
     return f"{url}&{query}"
 
 
+def artifact_url(uri: str, experiment_id: str, run_id: str, path: str) -> str:
+    """The dashboard's page of a run with one of its artifacts open (a heatmap)."""
+    base = runs_url(uri, experiment_id).split("/runs?", 1)[0]
+    return f"{base}/runs/{run_id}/artifactPath/{urllib.parse.quote(path)}"
+
+
 def ordered_name(setting: str, positions: dict[str, float] | None) -> str:
     """A setting's part of a metric or run name, led by its position on the codec's axis so
     that names sort in the order of compression: "015.0_15" after "004.0_4", "010.0_q90"

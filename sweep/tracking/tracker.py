@@ -17,6 +17,7 @@ from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from sweep.tracking.description import DESCRIPTION_TAG, RunDescription, render_description
 from sweep.tracking.metrics import (
     PARAM_VALUE_LIMIT,
     child_metrics,
@@ -93,6 +94,7 @@ class Tracker:
         labels: dict[str, str] | None = None,
         positions: dict[str, float] | None = None,
         started_at: float | None = None,
+        description: RunDescription | None = None,
     ) -> str:
         """Logs a finished sweep (idempotent); returns the parent run id. `child_files` are
         logged into the child run of their train setting (e.g. a resizer's figure).
@@ -103,7 +105,8 @@ class Tracker:
         child logs its own as the number `train_position`, and metric and run names carry
         them (`ordered_name`), so that the dashboard lists settings in the order of
         compression, not of their strings (15 before 4); `started_at` (epoch seconds) is
-        the sweep's start, so the parent's duration is the sweep's and not its logging's.
+        the sweep's start, so the parent's duration is the sweep's and not its logging's;
+        `description` becomes the parent's description (Markdown, `render_description`).
         """
         labels = labels or {}
         parent = self._parent(sweep_key, run_name, labels, started_at)
@@ -120,6 +123,9 @@ class Tracker:
         self.client.log_batch(parent_id, metrics=dcr_metrics(dcr_rows, positions) + extra)
         for path in artifacts:
             self.client.log_artifact(parent_id, str(path))
+        if description is not None:
+            text = render_description(description, self.uri, self.experiment_id, parent_id)
+            self.client.set_tag(parent_id, DESCRIPTION_TAG, text)
         for setting, train_key in train_keys.items():
             cells = [r for r in rows if r["train_setting"] == setting]
             self._log_child(
