@@ -7,6 +7,10 @@ heatmaps.py    the heatmaps and DCR curves; axis.py: settings on a figure axis
 distortion.py  distortion.csv, its figure and metrics
 sensitivity.py the DCT sensitivity maps' tables, figures and map files
 compare.py     sweeps side by side: every codec of a task and model, every model
+breakdown.py   what one number per cell hides: per_class.py (each class's metric, with
+               intervals, and the classes that lose most) and changed_images.py (the test
+               images whose answer changes, counted and shown per model)
+description.py the parent run's description in words (headline, recommendation, classes)
 grid.py        the whole grid's report and its MLflow runs (a model family's own figures
                come from its `report_figures` hook)
 """

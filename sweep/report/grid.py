@@ -1,9 +1,11 @@
 """The train x test grid's report, once its stages are finished, and its MLflow runs.
 
 Reads the finished stages (never running a model itself): results.csv with intervals, the
-figures, distortion, the recommendation, the sensitivity maps, the model family's own figures
-(its `report_figures` hook: DCTNet's gate, a learnable resizer's samples), the comparisons with
-sibling sweeps; then one MLflow parent run for the sweep and one child run per trained model.
+figures, distortion, per-class values and the test images that change (breakdown.py), the
+recommendation, the sensitivity maps, the model family's own figures (its `report_figures`
+hook: DCTNet's gate, a learnable resizer's samples), the comparisons with sibling sweeps; then
+one MLflow parent run for the sweep (its description: the answer at a glance) and one child
+run per trained model (with its gallery of changed images).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from sweep.analysis.intervals import measure_intervals, with_intervals
 from sweep.analysis.recommendation import SCENARIOS
 from sweep.codecs.base import ORIGINAL
 from sweep.models.base import FamilyFigures, TrainedModels
+from sweep.report.breakdown import write_breakdown
 from sweep.report.compare import compare_sweeps
+from sweep.report.description import run_description
 from sweep.report.distortion import distortion_metrics, distortion_rows, write_distortion
 from sweep.report.sensitivity import log_sensitivity, write_sensitivity_report
 from sweep.report.summarize import (
     REPORT_EXTRAS,
     collect_results,
+    describe_setting,
     read_output,
     setting_axis,
     write_recommendation,
@@ -35,6 +40,7 @@ from sweep.stages.encode import encoded_files
 from sweep.stages.graph import SweepPlan
 from sweep.stages.validate import Screening
 from sweep.store.objects import join, upload_folder
+from sweep.tracking.description import RunDescription
 from sweep.tracking.names import flatten_config, runs_url
 
 log = logging.getLogger(__name__)
@@ -78,6 +84,9 @@ def report_grid(
     paths |= write_distortion(distortion, out, sweep.codec, plan)
     figures = family_figures(sweep, plan, out)
     paths |= figures.parent
+    axis = setting_axis(sweep.codec, plan)
+    breakdown = write_breakdown(sweep, plan, intervals, out, axis)
+    paths |= breakdown.parent
     recommendation, paths["recommendation.json"] = write_recommendation(
         sweep, rows, dcr_rows, intervals, out
     )
@@ -100,9 +109,22 @@ def report_grid(
         # How long the sweep took (stages reused from the store included) and its size.
         metrics["sweep/wall_seconds"] = time.time() - started_at
         metrics |= {f"stages/{kind}": len(stages) for kind, stages in plan.stages.items()}
+        description = run_description(
+            add_relative(rows),
+            sweep.task.metric_names[0],
+            recommendation,
+            breakdown.hurt,
+            [path.name for path in paths.values()],
+            axis,
+            lambda setting: describe_setting(sweep.codec, setting),
+        )
+        children = {
+            setting: [*figures.children.get(setting, []), *breakdown.children.get(setting, [])]
+            for setting in {*figures.children, *breakdown.children}
+        }
         run_id = track_grid(
-            tracker, sweep, plan, out, rows, dcr_rows, paths, metrics, figures.children,
-            started_at,
+            tracker, sweep, plan, out, rows, dcr_rows, paths, metrics, children, started_at,
+            description,
         )  # fmt: skip
         log_sensitivity(tracker, plan, out, maps)
         for comparison in comparisons:
@@ -151,10 +173,11 @@ def track_grid(
     metrics: dict[str, float],
     child_files: dict[str, list[Path]] | None = None,
     started_at: float | None = None,
+    description: RunDescription | None = None,
 ) -> str:
     """One parent run for the sweep, one child per trained model (with its files of
     `child_files`, by train setting); returns the parent's id. `started_at` (epoch
-    seconds) starts the parent run's clock."""
+    seconds) starts the parent run's clock; `description` is the parent's description."""
     summaries = {s: read_output(sweep.store, t) for s, t in plan.trains.items()}
     axis = setting_axis(sweep.codec, plan)
     return tracker.log_sweep(
@@ -174,4 +197,5 @@ def track_grid(
         labels=sweep.labels,
         positions={s: axis.position(s) for s in {*plan.train_settings, *plan.test_settings}},
         started_at=started_at,
+        description=description,
     )
