@@ -20,6 +20,7 @@ from matplotlib.colors import Normalize, TwoSlopeNorm  # noqa: E402
 from scipy.interpolate import griddata  # noqa: E402
 from scipy.spatial import QhullError  # noqa: E402
 
+from sweep.analysis.intervals import AT_CHANCE  # noqa: E402
 from sweep.codecs.base import MIXED  # noqa: E402
 from sweep.figures import save_figure
 from sweep.report.axis import (  # noqa: E402
@@ -157,7 +158,8 @@ def plot_relative_heatmap(
 
     Args:
         rows: Rows with ``relative`` (see ``add_relative``) and, where the sweep has them,
-            ``relative_ci_low``/``relative_ci_high``; other metrics are ignored.
+            ``relative_ci_low``/``relative_ci_high``; other metrics are ignored. A row with
+            ``at_chance`` (``with_intervals``) puts it in the title: the grid cannot answer.
         metric: Metric to plot.
         path: Destination PNG.
         axes: ``"setting"`` for codec-setting coordinates, ``"dcr"`` for DCR in percent.
@@ -202,7 +204,12 @@ def plot_relative_heatmap(
     ax.set_xlim(*_padded_limits(xs))
     ax.set_ylim(*_padded_limits(ys))
     ax.set(xlabel=xlabel, ylabel=ylabel)
-    ax.set_title(f"Relative {metric} (train x test, % of original/original)")
+    # A metric whose original/original is at chance (sweep/analysis/chance.py) says so.
+    at_chance = next((r[AT_CHANCE] for r in cells if r.get(AT_CHANCE)), None)
+    if at_chance:
+        ax.set_title(f"Relative {metric}: {at_chance}", fontsize=10, color="C3")
+    else:
+        ax.set_title(f"Relative {metric} (train x test, % of original/original)")
     if has_intervals:
         ax.text(0.0, -0.13 if axes == "setting" else -0.11,
                 "bold, solid ring: the interval excludes 100%; dashed: within noise of 100%",

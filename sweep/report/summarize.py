@@ -155,7 +155,8 @@ def write_recommendation(
     out: Path,
 ) -> tuple[dict, Path]:
     """recommendation.json (sweep/analysis/recommendation.py) for the headline metric; without
-    intervals, every scenario says why there is none."""
+    intervals, every scenario says why there is none; with original/original at chance, that
+    the grid cannot answer."""
     metric = sweep.task.metric_names[0]
     values = {
         (r["train_setting"], r["test_setting"]): float(r["value"])
@@ -189,6 +190,7 @@ def write_recommendation(
             lambda setting: describe_setting(sweep.codec, setting),
             sweep.recommend,
             sweep.intervals.confidence,
+            intervals.chance.get(metric),
         )
     path = out / "recommendation.json"
     write_json_atomic(path, json_safe(content))

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -215,6 +216,16 @@ class TaskKind(ABC):
     # array of how often each image is drawn, and returns {metric: (B,) values}. None: the
     # kind's metrics get no intervals.
     resample: ClassVar[Callable[[dict, Any], dict] | None] = None
+    # The metrics that are the share of test images with a per-image 0/1 outcome, and that
+    # outcome's name, e.g. {"accuracy": "correct"}: one seed's cells of them get exact
+    # intervals (Clopper-Pearson, Newcombe's paired score interval; sweep/analysis/
+    # proportions.py), valid where every image is right or none changes its answer.
+    proportion_outcomes: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    # `chance_level(outcomes)`: from original/original's outcomes (aligned, N rows), each
+    # metric's value for a model that learnt nothing, {metric: ChanceLevel}
+    # (sweep/analysis/chance.py). A sweep whose original/original is no better says the grid
+    # cannot answer. None: no check.
+    chance_level: ClassVar[Callable[[Mapping[str, Any]], dict] | None] = None
 
 
 class Score(ABC):

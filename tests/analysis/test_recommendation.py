@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sweep.analysis.intervals import BootstrapRatio
 from sweep.analysis.recommendation import RecommendOptions, recommend, scenario_dcr
 
 ORIG = "original"
@@ -28,7 +29,7 @@ def cells(relatives: dict):
     for cell, (point, spread) in relatives.items():
         values[cell] = 0.8 * point
         relative[cell] = point
-        replicates[cell] = point + rng.normal(0, spread / 2, 1000)
+        replicates[cell] = BootstrapRatio(point + rng.normal(0, spread / 2, 1000), 240, point)
     return values, relative, replicates
 
 
