@@ -92,8 +92,8 @@ def classification_chance(outcomes: Mapping[str, np.ndarray]) -> dict[str, Chanc
     return {
         "accuracy": ChanceLevel(
             float(counts[top] / labels.size),
-            f"always answering the most frequent class, {classes[top]}, of "
-            f"{len(classes)} in the test labels",
+            f"always answering the most frequent test label, {classes[top]}, of "
+            f"{len(classes)} classes",
         )
     }
 

@@ -16,7 +16,8 @@ from sweep.tasks.segmentation import resample_segmentation
 
 def test_a_classifier_at_chance_scores_the_majority_class_share():
     chance = classification_chance({"label": np.array([2, 2, 2, 0, 1, 2, 0, 1])})
-    assert chance["accuracy"].level == 0.5 and "class, 2, of 3" in chance["accuracy"].meaning
+    assert chance["accuracy"].level == 0.5
+    assert "label, 2, of 3 classes" in chance["accuracy"].meaning
 
 
 def per_image_confusions(truth_pixels: list[np.ndarray], predict) -> np.ndarray:
