@@ -76,7 +76,12 @@ def report_grid(
     """
     rows, dcr_rows = collect_results(sweep, plan)
     intervals = measure_intervals(
-        sweep.store, plan.replicate_evaluations, sweep.task.resample, sweep.intervals
+        sweep.store,
+        plan.replicate_evaluations,
+        sweep.task.resample,
+        sweep.intervals,
+        sweep.task.proportion_outcomes,
+        sweep.task.chance_level,
     )
     rows = with_intervals(rows, intervals)
     out, paths = write_sweep_report(sweep, plan, screening, rows, dcr_rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ from torch.utils.data import Dataset
 from torchmetrics.classification import MulticlassAccuracy
 from transformers import get_cosine_schedule_with_warmup
 
+from sweep.analysis.chance import classification_chance
 from sweep.analysis.per_class import per_class_key
 from sweep.data.files import LabelledFile
 from sweep.inputs.base import to_device
@@ -66,6 +68,10 @@ class ClassificationTask(TaskKind):
     metric_names = ("accuracy",)
     option_fields = ("min_crop_scale",)
     resample = staticmethod(resample_accuracy)
+    # Accuracy is the share of images whose answer is right: exact intervals where the
+    # bootstrap is degenerate (sweep/analysis/intervals.py); chance is the majority class.
+    proportion_outcomes = MappingProxyType({"accuracy": "correct"})
+    chance_level = staticmethod(classification_chance)
 
     def train_identity(self) -> dict:
         return {"loss": "cross-entropy", "optimizer": "adamw", "schedule": "warm-up, cosine"}

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from transformers import get_polynomial_decay_schedule_with_warmup
 
+from sweep.analysis.chance import segmentation_chance
 from sweep.analysis.per_class import per_class_key
 from sweep.data.files import LabelledFile
 from sweep.data.masks import IGNORE_INDEX
@@ -156,6 +157,7 @@ class SegmentationTask(TaskKind):
     kind = "segmentation"
     metric_names = ("miou", "macc")
     resample = staticmethod(resample_segmentation)
+    chance_level = staticmethod(segmentation_chance)
 
     def __init__(
         self,
