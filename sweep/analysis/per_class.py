@@ -7,7 +7,9 @@ a class is undefined in a draw (classification ``per_class/accuracy``, segmentat
 (`sweep.analysis.intervals.measure_intervals`) carry these keys like any metric, paired and
 relative to original/original replicate by replicate; the full-set values are the same
 resample with every test image drawn once (`full_set_values`). A kind without the key has no
-per-class table.
+per-class table. A per-class metric that is a share of images (classification's accuracy: the
+kind's `proportion_outcomes`) gets exact intervals in one seed's cells, as results.csv does
+(`exact_class_intervals`); the seeds' mean and the other metrics the percentile bootstrap.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from sweep.analysis.bootstrap import percentile_interval
 from sweep.analysis.intervals import MEAN_SEED, REFERENCE, SweepIntervals, enclosing
+from sweep.analysis.proportions import PairedRatio, clopper_pearson
 
 PER_CLASS = "per_class/"
 
@@ -61,16 +64,53 @@ def full_set_values(
     return out
 
 
+def exact_class_intervals(
+    outcomes: Mapping[tuple, Mapping[str, np.ndarray]],
+    proportions: Mapping[str, str],
+    confidence: float,
+) -> dict[tuple, dict[str, float]]:
+    """(cell, metric, class index) -> interval columns of the per-class metrics that are a
+    share of the class's images with a 0/1 outcome (the kind's `proportion_outcomes`, with
+    the images' "label"), for one seed's cells: Clopper-Pearson for the value, Newcombe's
+    paired interval for the relative value, as results.csv has them (proportions.py). They
+    stay valid where a class's images are all right or none changes its answer, where the
+    percentile bootstrap gives a zero-width interval."""
+    out: dict[tuple, dict[str, float]] = {}
+    for cell, cell_outcomes in outcomes.items():
+        reference = outcomes.get((*REFERENCE, cell[2]))
+        if "label" not in cell_outcomes:
+            continue
+        label = np.asarray(cell_outcomes["label"])
+        for metric, name in proportions.items():
+            hits = np.asarray(cell_outcomes[name], dtype=bool)
+            for index in np.unique(label):
+                chosen = label == index
+                low, high = clopper_pearson(hits[chosen].sum(), chosen.sum(), confidence)
+                columns = {"ci_low": float(low), "ci_high": float(high)}
+                if reference is not None and cell[:2] == REFERENCE:
+                    columns |= {"relative_ci_low": 1.0, "relative_ci_high": 1.0}
+                elif reference is not None:
+                    paired = PairedRatio.of(hits[chosen], np.asarray(reference[name])[chosen])
+                    bounds = paired.interval(confidence)
+                    columns |= {"relative_ci_low": bounds[0], "relative_ci_high": bounds[1]}
+                out[(cell, metric, int(index))] = columns
+    return out
+
+
 def per_class_rows(
     full: Mapping[tuple, Mapping[str, np.ndarray]],
     intervals: SweepIntervals,
     class_names: list[str],
+    exact: Mapping[tuple, Mapping[str, float]] | None = None,
 ) -> list[dict]:
     """One row per cell (train setting, test setting, seed), per-class metric and class: the
     class's value with its interval, and relative to the same seed's original/original value
-    of the same class, with the interval of the paired ratio. Bounds undefined in every draw
-    (a class absent from the test split) are left out of the row."""
+    of the same class, with the interval of the paired ratio: the percentile bootstrap's of
+    the shared replicates, or where `exact` has a (cell, metric, class) the columns it holds
+    (`exact_class_intervals`). Bounds undefined in every draw (a class absent from the test
+    split) are left out of the row."""
     confidence = intervals.options.confidence
+    exact = exact or {}
     rows = []
     for cell, metrics in full.items():
         reference = full.get((*REFERENCE, cell[2]), {})
@@ -95,6 +135,7 @@ def per_class_rows(
                 if relative is not None:
                     bounds = percentile_interval(relative[:, index], confidence)
                     row["relative_ci_low"], row["relative_ci_high"] = bounds
+                row |= exact.get((cell, metric, index), {})
                 rows.append({k: v for k, v in row.items() if not _undefined(v)})
     return rows
 

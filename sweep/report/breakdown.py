@@ -20,6 +20,7 @@ from sweep.analysis.outcomes import OUTCOMES_FILE, aligned, read_outcomes
 from sweep.analysis.per_class import (
     ClassesHurt,
     classes_hurt_first,
+    exact_class_intervals,
     full_set_values,
     per_class_rows,
 )
@@ -84,9 +85,11 @@ def write_breakdown(
     sources, outcomes = read
     test_settings = sorted(plan.test_settings, key=axis.position)
     if intervals is not None and sweep.task.resample is not None:
-        rows = per_class_rows(
-            full_set_values(sweep.task.resample, outcomes), intervals, plan.class_names
+        exact = exact_class_intervals(
+            outcomes, sweep.task.proportion_outcomes, sweep.intervals.confidence
         )
+        full = full_set_values(sweep.task.resample, outcomes)
+        rows = per_class_rows(full, intervals, plan.class_names, exact)
         if rows:
             breakdown.parent["per_class.csv"] = write_per_class_csv(rows, out)
             figure = plot_classes_losing_most(rows, test_settings, out / PER_CLASS_FIGURE)

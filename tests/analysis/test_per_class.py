@@ -11,6 +11,7 @@ from sweep.analysis.bootstrap import BootstrapOptions, relative_replicates, repl
 from sweep.analysis.intervals import SweepIntervals
 from sweep.analysis.per_class import (
     classes_hurt_first,
+    exact_class_intervals,
     full_set_values,
     losing_most,
     per_class_key,
@@ -136,3 +137,26 @@ def test_the_seeds_mean_is_the_mean_of_the_seeds_values():
         (full[("original", "4", 0)]["accuracy"] + full[("original", "original", 0)]["accuracy"])
         / 2,
     )
+
+
+def test_a_class_all_right_and_unchanged_gets_exact_intervals_of_nonzero_width():
+    """Every image of one class right at both settings: the bootstrap says [100, 100] for
+    its accuracy and its relative value; the exact intervals do not."""
+    label = np.repeat([0, 1], 30)
+    perfect = np.ones(60, bool)
+    perfect[30:40] = False  # class 1 has misses; class 0 none
+    outcomes = {
+        ("original", test, 0): {"label": label, "correct": perfect} for test in ("original", "1")
+    }
+    full = full_set_values(resample_accuracy, outcomes)
+    intervals = intervals_of(outcomes)
+    bootstrap = per_class_rows(full, intervals, CLASSES)
+    exact = exact_class_intervals(outcomes, {"accuracy": "correct"}, 0.95)
+    rows = per_class_rows(full, intervals, CLASSES, exact)
+    pick = [r for r in rows if (r["test_setting"], r["class_index"]) == ("1", 0)]
+    naive = [r for r in bootstrap if (r["test_setting"], r["class_index"]) == ("1", 0)]
+    assert naive[0]["ci_low"] == 1.0 and naive[0]["relative_ci_low"] == 1.0
+    assert pick[0]["ci_low"] == pytest.approx(0.025 ** (1 / 30))  # Clopper-Pearson, 30 of 30
+    assert pick[0]["relative_ci_low"] < 1.0 <= pick[0]["relative_ci_high"]
+    reference = [r for r in rows if r["test_setting"] == "original"]
+    assert all(r["relative_ci_low"] == r["relative_ci_high"] == 1.0 for r in reference)
