@@ -10,7 +10,9 @@ ch. 13; the percentile interval, section 13.3).
 
 A metric enters through its task kind's ``resample``: per-image outcomes and a (B, N) matrix
 of counts in, (B,) replicate values out. Accuracy is a weighted mean of per-image hits;
-mIoU and mAcc are recomputed from the weighted sum of per-image confusion matrices.
+mIoU and mAcc are recomputed from the weighted sum of per-image confusion matrices; mAP is a
+weighted recount of match tables ranked once per cell (a ``Resampler`` with a ``prepare``
+step, sweep/analysis/detection_map.py).
 
 What the interval covers: the sampling of test images, given the trained models. Training
 noise (the seed) is what ``seeds`` replicates.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,6 +30,18 @@ from sweep.errors import OptionError
 
 Cell = tuple[str, str]  # (train setting, test setting)
 Resample = Callable[[Mapping[str, np.ndarray], np.ndarray], dict[str, np.ndarray]]
+# Replicate counts are kept between cells up to this many entries (VOC's test split at B =
+# 1000 is 5.8 M); past it, each cell draws them again from the same seed.
+KEPT_COUNTS = 64_000_000
+
+
+class Resampler(Protocol):
+    """A resample with a step done once per cell (ranking detections, say) before the
+    recount of each chunk of replicates."""
+
+    def prepare(self, outcomes: Mapping[str, np.ndarray]) -> Any: ...
+
+    def recount(self, prepared: Any, counts: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -66,10 +81,14 @@ def replicate_counts(
 
 def replicate_values(
     outcomes: Mapping[Cell, Mapping[str, np.ndarray]],
-    resample: Resample,
+    resample: Resample | Resampler,
     options: BootstrapOptions,
 ) -> dict[Cell, dict[str, np.ndarray]]:
-    """Every cell's metrics under the same B draws of test images: {cell: {metric: (B,)}}.
+    """Every cell's metrics under the same B draws of test images: {cell: {metric: (B,)}}
+    (a per-class metric, "per_class/<name>", is (B, classes)).
+
+    A `Resampler` prepares each cell once; a plain resample function recomputes from the
+    outcomes per chunk.
 
     Raises:
         ValueError: If the cells do not hold the same number of images (align them first
@@ -79,15 +98,23 @@ def replicate_values(
     if len(sizes) != 1:
         raise ValueError(f"cells hold different numbers of images ({sorted(sizes)}); align them")
     images = sizes.pop()
-    parts: dict[Cell, dict[str, list[np.ndarray]]] = {cell: {} for cell in outcomes}
-    for counts in replicate_counts(images, options):
-        for cell, cell_outcomes in outcomes.items():
-            for metric, values in resample(cell_outcomes, counts).items():
-                parts[cell].setdefault(metric, []).append(values)
-    return {
-        cell: {metric: np.concatenate(chunks) for metric, chunks in metrics.items()}
-        for cell, metrics in parts.items()
-    }
+    kept = (
+        list(replicate_counts(images, options))
+        if images * options.replicates <= (KEPT_COUNTS)
+        else None
+    )
+    out = {}
+    for cell, cell_outcomes in outcomes.items():
+        if hasattr(resample, "recount"):
+            prepared, recount = resample.prepare(cell_outcomes), resample.recount
+        else:
+            prepared, recount = cell_outcomes, resample
+        parts: dict[str, list[np.ndarray]] = {}
+        for counts in kept if kept is not None else replicate_counts(images, options):
+            for metric, values in recount(prepared, counts).items():
+                parts.setdefault(metric, []).append(values)
+        out[cell] = {metric: np.concatenate(chunks) for metric, chunks in parts.items()}
+    return out
 
 
 def percentile_interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:

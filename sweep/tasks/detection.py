@@ -31,6 +31,8 @@ import torch
 from torch.utils.data import Dataset
 from torchmetrics.detection import MeanAveragePrecision
 
+from sweep.analysis.detection_map import MapResample
+from sweep.analysis.detection_matching import ImageDetections, detection_outcomes
 from sweep.data.files import LabelledFile
 from sweep.data.pixels import read_pixels, to_rgb
 from sweep.errors import OptionError, require_choice
@@ -162,6 +164,8 @@ class DetectionTask(TaskKind):
         self.max_norm = grad_clip
         self.metric = require_choice(metric, METRICS, "task.kind.metric")
         self.metric_names = METRICS[self.metric][0]
+        # The bootstrap recounts each cell's stored match tables (sweep/analysis/).
+        self.resample = MapResample(self.metric)
 
     def train_identity(self) -> dict:
         return {
@@ -173,7 +177,9 @@ class DetectionTask(TaskKind):
         }
 
     def eval_identity(self) -> dict:
-        return {"metric": METRICS[self.metric][1]}
+        # outcomes 2: outcomes.npz holds each image's detections, truth and match tables (the
+        # bootstrap's); detection evaluations stored before it have none and rerun.
+        return {"metric": METRICS[self.metric][1], "outcomes": 2}
 
     def training_dataset(
         self, model: ModelFamily, files: list[LabelledFile], options: TrainOptions
@@ -224,37 +230,51 @@ class DetectionTask(TaskKind):
         return module(inputs)
 
     def evaluation_scores(self, modules, model, files, num_classes, device):
-        return [MapScore(len(files)) for _ in modules]
+        return [MapScore(len(files), num_classes) for _ in modules]
 
 
 class MapScore(Score):
-    """COCO-style mAP of one detector (torchmetrics' MeanAveragePrecision, pycocotools).
+    """COCO-style mAP of one detector (torchmetrics' MeanAveragePrecision, pycocotools), and
+    per image its detections, truth and match tables: the outcomes the bootstrap recounts.
 
     "images_per_second" is the model's share of the group's time: the files times the models
     over the seconds the whole group took, decoding included.
     """
 
-    def __init__(self, images: int) -> None:
+    def __init__(self, images: int, num_classes: int) -> None:
         self.images = images
+        self.num_classes = num_classes
         self.metric = mean_average_precision()
+        self.per_image: list[ImageDetections] = []
 
     def update(self, prediction: list[dict], truth: list[dict]) -> None:
-        self.metric.update(
-            [
-                {
-                    "boxes": d["boxes"].float().cpu(),
-                    "scores": d["scores"].float().cpu(),
-                    "labels": d["labels"].cpu() - 1,
-                }
-                for d in prediction
-            ],
-            [metric_target(t) for t in truth],
+        detections = [
+            {
+                "boxes": d["boxes"].float().cpu(),
+                "scores": d["scores"].float().cpu(),
+                "labels": d["labels"].cpu() - 1,
+            }
+            for d in prediction
+        ]
+        targets = [metric_target(t) for t in truth]
+        self.metric.update(detections, targets)
+        self.per_image.extend(
+            ImageDetections(
+                boxes=d["boxes"].numpy(),
+                scores=d["scores"].numpy(),
+                labels=d["labels"].numpy(),
+                truth_boxes=t["boxes"].numpy(),
+                truth_labels=t["labels"].numpy(),
+                crowd=t["iscrowd"].numpy().astype(bool),
+            )
+            for d, t in zip(detections, targets, strict=True)
         )
 
     def result(self, seconds: float) -> dict:
         return compute_metrics(self.metric) | {
             "images": self.images,
             "images_per_second": self.images / seconds,
+            "outcomes": detection_outcomes(self.per_image, self.num_classes),
         }
 
 
