@@ -147,7 +147,8 @@ class SweepIntervals:
             if exact is not None and exact.paired is not None:
                 out[cell[:2]] = exact.paired
             else:
-                observed = self.points[cell][metric] / self.points[(*REFERENCE, label)][metric]
+                reference = self.points[(*REFERENCE, label)][metric]
+                observed = self.points[cell][metric] / reference if reference else math.nan
                 out[cell[:2]] = BootstrapRatio(metrics[metric], self.images, observed)
         return out
 

@@ -183,3 +183,16 @@ def test_a_model_at_chance_warns_and_the_grid_cannot_answer(tmp_path, caplog):
         assert scenario["recommended"] is None
         assert "the grid cannot answer" in scenario["sentence"]
         assert "33.3%" in scenario["sentence"]
+
+
+def test_a_bootstrap_interval_narrows_as_one_over_the_root_of_the_images():
+    replicates = 0.995 + np.random.default_rng(0).normal(0, 0.01 / 1.645, 20000)
+    evidence = BootstrapRatio(replicates, images=100, observed=0.995)
+    bound = evidence.lower_bound(0.95)
+    assert bound == pytest.approx(0.985, abs=3e-4)
+    needed = evidence.images_needed(0.99, 0.95)
+    # The lower bound's distance to the value halves with 4x the images: (0.01 / 0.005)^2.
+    assert needed == int(np.ceil(100 * ((0.995 - bound) / 0.005) ** 2))
+    assert 380 < needed < 420
+    assert BootstrapRatio(replicates, 100, 0.989).images_needed(0.99, 0.95) is None
+    assert BootstrapRatio(replicates, 100, float("nan")).images_needed(0.99, 0.95) is None
