@@ -100,7 +100,9 @@ def plot_gallery(
         image_of: Pixels of a test image at a test setting.
         path: Where the PNG goes.
     """
-    fig, axes = plt.subplots(len(affected), 2, figsize=(7.0, 3.1 * len(affected)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(affected), 2, figsize=(7.0, 3.1 * len(affected)), squeeze=False, layout="constrained"
+    )
     for row, image in enumerate(affected):
         left, right = axes[row]
         source = sources[image.index]
@@ -124,7 +126,6 @@ def plot_gallery(
         f"Test images that the model trained at {train_setting} answers worse on most",
         fontsize=10,
     )
-    fig.tight_layout()
     return save_figure(fig, path)
 
 

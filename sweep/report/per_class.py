@@ -100,7 +100,9 @@ def draw_panel(ax, chosen: list[dict]) -> None:
     ax.set_yticks(list(positions), [row["class_name"] for row in chosen], fontsize=8)
     ax.invert_yaxis()
     for position, value in zip(positions, values, strict=True):
-        ax.text(1, position, f"{value:.0f}%", va="center", fontsize=7, color="white")
+        inside = value > 20  # a short bar has its label beside it
+        ax.text(1 if inside else max(value, 0) + 1, position, f"{value:.0f}%", va="center",
+                fontsize=7, color="white" if inside else "0.2")  # fmt: skip
 
 
 def error_bar(row: dict, value: float) -> tuple[float, float]:
