@@ -67,7 +67,7 @@ def image_iou(confusion: np.ndarray) -> np.ndarray:
 def answer(outcomes: Mapping[str, np.ndarray], index: int, class_names: list[str]) -> str:
     """What a cell answered on one test image, in words: the predicted class, the image's
     IoU, or its matched objects."""
-    if "prediction" in outcomes:
+    if "correct" in outcomes:  # in the order of `image_scores`
         return class_name(int(outcomes["prediction"][index]), class_names)
     if "found" in outcomes:
         return f"found {int(outcomes['found'][index])}/{int(outcomes['objects'][index])}"
@@ -78,7 +78,7 @@ def answer(outcomes: Mapping[str, np.ndarray], index: int, class_names: list[str
 
 def truth(outcomes: Mapping[str, np.ndarray], index: int, class_names: list[str]) -> str:
     """The image's ground truth in words where it is one label (classification), else ""."""
-    if "label" in outcomes:
+    if "correct" in outcomes:
         return class_name(int(outcomes["label"][index]), class_names)
     return ""
 
