@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from sweep.analysis.detection_map import MapResample
+from sweep.analysis.outcomes import OUTCOMES_FILE, read_outcomes
 from sweep.config.build import build_sweep
 from sweep.data.formats import sniff_format
 from sweep.data.pixels import read_pixels
@@ -94,13 +97,27 @@ def test_inline_demo_det_sweep_reports_map_for_every_cell(tmp_path):
         assert all(0 <= float(r["value"]) <= 1 for r in metric_rows)
         assert float(metric_rows[0]["value"]) > 0 and metric_rows[0]["relative"] == "1.0"
     assert all(r["task"] == "demo_det" and r["model"] == "faster_rcnn_tiny" for r in rows)
-    # mAP has no per-image resample yet: no intervals, and a recommendation that says why.
-    assert all(r["ci_low"] == "" for r in rows)
+    # Every cell has its interval, around its value, and so does its relative value.
+    for row in rows:
+        assert float(row["ci_low"]) <= float(row["value"]) <= float(row["ci_high"]), row
+        assert (
+            float(row["relative_ci_low"])
+            <= float(row["relative"])
+            <= float(row["relative_ci_high"])
+        )
+    assert any(float(r["ci_high"]) > float(r["ci_low"]) for r in rows)
     recommendation = json.loads((report / "recommendation.json").read_text())
-    assert all(
-        s["recommended"] is None and "no intervals" in s["sentence"]
-        for s in recommendation["scenarios"].values()
-    )
+    assert recommendation["metric"] == "map_50"
+    for scenario in recommendation["scenarios"].values():
+        assert "no intervals" not in scenario["sentence"]
+        assert all("relative_lower_bound" in c for c in scenario["candidates"])
+    # The stored match tables recount to the cell's torchmetrics values.
+    for cell in (tmp_path / "store" / "evaluate").iterdir():
+        metrics = json.loads((cell / "metrics.json").read_text())
+        _, outcomes = read_outcomes(cell / OUTCOMES_FILE)
+        recounted = MapResample()(outcomes, np.ones((1, len(outcomes["labels"]))))
+        assert recounted["map_50"][0] == pytest.approx(metrics["map_50"], abs=1e-4)
+        assert recounted["map"][0] == pytest.approx(metrics["map"], abs=1e-4)
     # A heatmap per metric, on both axes (setting and DCR), as for classification.
     heatmaps = {p.name for p in report.glob("heatmap_*.png") if p.stat().st_size > 0}
     assert {"heatmap_map_50_dcr.png", "heatmap_map_dcr.png"} <= heatmaps and len(heatmaps) == 4

@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 from torchmetrics.detection import MeanAveragePrecision
 
+from sweep.analysis.detection_chance import detection_chance
 from sweep.analysis.detection_map import MapResample
 from sweep.analysis.detection_matching import ImageDetections, detection_outcomes
 from sweep.data.files import LabelledFile
@@ -145,6 +146,8 @@ class DetectionTask(TaskKind):
     # Detection batches are small and the detectors' batch norm is frozen or absent.
     drop_incomplete_batch = False
     collate = staticmethod(collate)
+    # A detector at chance: one answering every image with each class's median box.
+    chance_level = staticmethod(detection_chance)
 
     def __init__(
         self,

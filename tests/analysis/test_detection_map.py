@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from sweep.analysis.detection_chance import detection_chance
 from sweep.analysis.detection_map import MapResample, average_precision, rank_detections
 from sweep.analysis.detection_matching import (
     IOU_THRESHOLDS,
@@ -148,3 +149,24 @@ def test_crowd_regions_are_neither_found_nor_missed():
     assert outcomes["objects"].tolist() == [1] and outcomes["found"].tolist() == [1]
     values = MapResample()(outcomes, np.ones((1, 1)))
     assert values["map"][0] == pytest.approx(1.0)
+
+
+def test_the_prior_detector_finds_objects_that_always_sit_in_one_place_and_few_others():
+    """The chance level of detection (sweep/analysis/detection_chance.py)."""
+    same_place = [
+        ImageDetections(
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros(0, np.float32),
+            labels=np.zeros(0, np.int64),
+            truth_boxes=np.array([[10, 10, 90, 90]], np.float32),
+            truth_labels=np.array([0]),
+            crowd=np.array([False]),
+        )
+        for i in range(10)
+    ]
+    chance = detection_chance(detection_outcomes(same_place, 2))
+    # One class, always in the same place: the prior detector finds every object.
+    assert chance["map_50"].level == pytest.approx(1.0)
+    scattered = detection_chance(detection_outcomes(generated_images(60, seed=6), CLASSES))
+    assert 0 <= scattered["map_50"].level < 0.2
+    assert scattered["map"].level <= scattered["map_50"].level
