@@ -9,6 +9,7 @@ import sys
 from benchmarks import (
     audit,
     dct_models,
+    detection_bootstrap,
     distortion,
     encode,
     evaluation,
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "loader": loader,
     "evaluation": evaluation,
     "storage": storage,
+    "detection_bootstrap": detection_bootstrap,
 }
 
 

@@ -128,6 +128,28 @@ def test_inline_demo_det_sweep_reports_map_for_every_cell(tmp_path):
 
 
 @pytest.mark.slow
+def test_an_untrained_detector_is_at_chance_and_the_grid_recommends_nothing(tmp_path, caplog):
+    cfg = compose_config(
+        "task=demo_det",
+        f"results_dir={tmp_path}",
+        "cluster=inline",
+        "cluster.torch_threads=1",
+        "task.reader.train_images=8",
+        "task.reader.test_images=16",
+        "train.epochs=0",
+        *FAST_DETECTION,
+    )
+    report = run_sweep(build_sweep(cfg))
+    recommendation = json.loads((report / "recommendation.json").read_text())
+    assert recommendation["chance"]["metric"] == "map_50"
+    assert recommendation["chance"]["reference_ci_low"] <= recommendation["chance"]["chance_level"]
+    for scenario in recommendation["scenarios"].values():
+        assert scenario["recommended"] is None
+        assert "cannot answer" in scenario["sentence"]
+    assert any("chance" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.slow
 def test_cli_voc_folder_with_the_tiny_detector(tmp_path):
     root = write_voc_folder(tmp_path / "VOC2012")
     result = subprocess.run(

@@ -40,6 +40,7 @@ What the module's forward takes and returns depends on the task kind it serves:
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -48,6 +49,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sweep.data.files import LabelledFile
 from sweep.errors import OptionError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # torch stays out of the imports of the config check and encode workers
     from torch import nn
@@ -153,22 +156,27 @@ class ModelFamily(ABC):
     def as_loaded(self, class_names: list[str]) -> ModelFamily:
         """This family keeping its pretrained classifier, its outputs mapped to the classes.
 
-        train=none (epochs 0) evaluates the module as built, with no training, so the head must
-        already know the classes; the config check calls this once the dataset is read.
+        train=none (epochs 0) evaluates the module as built, with no training; the config check
+        calls this once the dataset is read. A family with a pretrained head maps it to the
+        classes (timm). The default has none: the module is evaluated as built, its head
+        untrained, which is a baseline at chance. That is said here, before any work, and the
+        report says so again (its chance check: the grid cannot answer).
 
         Args:
             class_names: The dataset's classes; a label is an index into this list.
 
         Raises:
-            OptionError: The family has no such head, or a class names none of its outputs.
+            OptionError: A family whose head must be loaded, and cannot be, says why.
         """
-        raise OptionError(
-            f"{type(self).__name__} ({self.name}) has no pretrained classifier to evaluate as "
-            f"loaded: train=none needs one whose head already knows the classes, as model=timm "
-            f"has (any timm classifier with its ImageNet head). Choose such a model, or a train "
-            f"recipe such as train=finetune.",
-            option="train",
+        log.warning(
+            "train=none (train.epochs=0): %s (%s) has no pretrained classifier for these "
+            "classes, so it is evaluated as built, its head untrained: a baseline at chance, "
+            "which the report flags. For a model that knows the classes use model=timm (its "
+            "ImageNet head), or train it (train.epochs > 0)",
+            type(self).__name__,
+            self.name,
         )
+        return self
 
     def report_figures(self, trained: TrainedModels, out: Path) -> FamilyFigures:
         """The family's own figures and tables of a finished sweep, written under the report
