@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from sweep.data.files import LabelledFile
-from sweep.errors import OptionError
 
 log = logging.getLogger(__name__)
 
