@@ -252,10 +252,9 @@ def submit_and_wait(
                 f"{resources.get('CPU', 0):g}: lower train.loader_workers"
             )
         threads = cluster.torch_threads if kind.uses_torch else None
-        roles = {"run": kind.run, "shard": kind.shard} if kind.sharded else {"run": kind.run}
-        if kind.grouped:  # a group's task asks what one stage's would (it runs one at a time)
-            roles = {"group": kind.run_group}
-        for role, function in roles.items():
+        # A group's task asks what one stage's would (it runs one at a time). The roles and
+        # their functions are the kind's `ray_workers`: the harness finds workers by them.
+        for role, function in kind.ray_workers.items():
             remote = ray.remote(**options, **wanted)(_in_ray_task(function, threads))
             tasks[(kind.name, role)] = remote
 

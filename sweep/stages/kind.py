@@ -159,7 +159,7 @@ class StageKind:
             `sweep.stages.billing.BillScope`); None: counted in the bill, not estimated.
         kill_at_once: How the reliability harness kills a task of the kind: at once (a task
             too short for a random delay, such as a shard of small images) or after a random
-            delay into it; None: at once for a sharded kind.
+            delay into it; None: at once for a sharded or grouped kind.
     """
 
     name: str
@@ -204,16 +204,27 @@ class StageKind:
         return self.worker_titles[0]
 
     @property
+    def ray_workers(self) -> dict[str, Callable]:
+        """The functions the executor hands to Ray, by role: a grouped kind's `run_group`
+        alone (it runs every stage of the kind, a group of one included), a sharded kind's
+        `shard` and then its merge (`run`), any other kind's `run`."""
+        if self.grouped:
+            return {"group": self.run_group}
+        if self.sharded:
+            return {"shard": self.shard, "run": self.run}
+        return {"run": self.run}
+
+    @property
     def worker_titles(self) -> tuple[str, ...]:
-        """The Ray task names of every worker of the kind (a worker's process title is
-        `ray::<name>` while it runs one), its longest work's first."""
-        workers = (self.shard, self.run_group, self.run)
-        return tuple(dict.fromkeys(w.__name__ for w in workers if w is not None))
+        """The Ray task names of the kind's workers on Ray (`ray_workers`; a worker's process
+        title is `ray::<name>` while it runs one), its longest work's first."""
+        return tuple(dict.fromkeys(w.__name__ for w in self.ray_workers.values()))
 
     @property
     def killed_at_once(self) -> bool:
         """Whether the reliability harness kills its tasks at once (see `kill_at_once`)."""
-        return self.sharded if self.kill_at_once is None else self.kill_at_once
+        brief = self.sharded or self.grouped  # a shard, or a group of cheap evaluations
+        return brief if self.kill_at_once is None else self.kill_at_once
 
     def key(self, **fields: Any) -> str:
         """The key of a stage of this kind: a digest of exactly its declared fields."""
