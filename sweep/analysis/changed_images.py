@@ -145,12 +145,17 @@ class AffectedImage:
 
 
 def most_affected(
-    reference: ImageScores, cells: Mapping[str, ImageScores], count: int
+    reference: ImageScores,
+    cells: Mapping[str, ImageScores],
+    count: int,
+    preferred: str | None = None,
 ) -> list[AffectedImage]:
     """The `count` test images that fall most from the reference, over every test setting
     of one model (`cells` by test setting, in the order of compression): ranked by their
     fall summed over the settings (an image wrong at every setting before one wrong at the
-    strongest only), then by how early they fall, then by position; each image once."""
+    strongest only), then by how early they fall, then by position; each image once, at the
+    setting where it falls most: `preferred` among equal falls (the model's own train
+    setting: both splits stored compressed), else the least compressed."""
     if not cells:
         return []
     settings = list(cells)
@@ -161,9 +166,10 @@ def most_affected(
     first = np.where((falls > 0).any(0), (falls > 0).argmax(0), len(settings))
     candidates = np.flatnonzero(total > 0)
     ranked = sorted(candidates, key=lambda i: (-total[i], first[i], i))[:count]
-    return [
-        AffectedImage(
-            int(i), settings[int(falls[:, i].argmax())], float(falls[:, i].max()), float(total[i])
-        )
-        for i in ranked
-    ]
+    shown = []
+    for i in ranked:
+        setting = settings[int(falls[:, i].argmax())]
+        if preferred in cells and falls[settings.index(preferred), i] == falls[:, i].max():
+            setting = preferred
+        shown.append(AffectedImage(int(i), setting, float(falls[:, i].max()), float(total[i])))
+    return shown

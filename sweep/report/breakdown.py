@@ -128,7 +128,7 @@ def write_galleries(
             if (train, test, seed) in scores and (train, test, seed) != reference
         }
         affected = most_affected(
-            scores[reference], {t: scores[c] for t, c in cells.items()}, GALLERY_IMAGES
+            scores[reference], {t: scores[c] for t, c in cells.items()}, GALLERY_IMAGES, train
         )
         if not affected:
             log.info("changed images: the model trained at %s answers no image worse", train)

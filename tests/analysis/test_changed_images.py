@@ -105,6 +105,8 @@ def test_the_most_affected_images_fall_at_most_settings_first_each_once():
         (1, "15", 1.0),
     ]  # image 4 got better and image 3 never changed: neither is shown
     assert len(most_affected(reference, cells, 2)) == 2
+    # A model trained at 4 shows image 2, lost at 1, 4 and 15 alike, at its own setting.
+    assert [a.test_setting for a in most_affected(reference, cells, 5, "4")] == ["4", "4", "15"]
     assert most_affected(reference, {}, 3) == []
 
 
