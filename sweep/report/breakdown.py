@@ -29,6 +29,7 @@ from sweep.data.pixels import read_pixels
 from sweep.report.axis import SettingAxis
 from sweep.report.changed_images import (
     GALLERY_IMAGES,
+    ImageOf,
     changed_rows,
     gallery_name,
     plot_gallery,
@@ -75,8 +76,10 @@ def write_breakdown(
     intervals: SweepIntervals | None,
     out: Path,
     axis: SettingAxis,
+    image_of: ImageOf | None = None,
 ) -> Breakdown:
-    """per_class.csv and its figure, changed_images.csv and the galleries, in `out`."""
+    """per_class.csv and its figure, changed_images.csv and the galleries, in `out`;
+    `image_of` reads a test image at a test setting (default: from the plan's encodes)."""
     breakdown = Breakdown()
     read = read_cells(sweep.store, plan.replicate_evaluations)
     if read is None:
@@ -102,24 +105,26 @@ def write_breakdown(
         return breakdown
     rows = changed_rows(scores, sources, sweep.intervals.confidence)
     breakdown.parent["changed_images.csv"] = write_changed_csv(rows, out)
-    breakdown.children = write_galleries(sweep, plan, sources, outcomes, scores, out, test_settings)
+    image_of = image_of or TestImages(sweep.store, plan)
+    breakdown.children = write_galleries(
+        plan, sources, outcomes, scores, out, test_settings, image_of
+    )
     return breakdown
 
 
 def write_galleries(
-    sweep: Sweep,
     plan: SweepPlan,
     sources: list[str],
     outcomes: Mapping[tuple, Mapping[str, np.ndarray]],
     scores: Mapping[tuple, object],
     out: Path,
     test_settings: list[str],
+    image_of: ImageOf,
 ) -> dict[str, list[Path]]:
     """changed_images_<train setting>.png of each trained model (first seed) that answers
     some test image worse than original/original; by train setting."""
     seed = plan.seeds[0]
     reference = (*REFERENCE, seed)
-    image_of = TestImages(sweep.store, plan)
     galleries = {}
     for train in plan.trains:
         cells = {
