@@ -13,10 +13,12 @@ from reliability.corpus import CONVERTED, QUARANTINED
 from reliability.results_folder import (
     REPORT_FILES,
     finished_outputs,
+    half_published,
     mlflow_runs,
     report_files,
     temporaries,
 )
+from reliability.stage_targets import task_title
 from reliability.sweep_command import TRAIN_SETTINGS
 
 
@@ -26,6 +28,8 @@ class Reference:
 
     files: dict[str, bytes | None]
     seconds: float
+    # The Ray task titles seen running, with the seconds into the run each was first seen.
+    titles: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,8 +52,10 @@ def check_finished(
     returncode: int,
     leaked: list[int],
     stderr: Callable[[], str],
+    tracking_db: Path | None = None,
 ) -> Outcome:
-    """Checks a finished sweep against the reference and the outputs finished at the kill."""
+    """Checks a finished sweep against the reference and the outputs finished at the kill
+    (its MLflow runs in tracking_db, by default the results_dir's mlflow.db)."""
     outcome = Outcome()
     if returncode != 0:
         outcome.crashed = True
@@ -73,13 +79,27 @@ def check_finished(
     left = temporaries(store)
     if left:
         outcome.problems.append(f"temporary folders left in the store: {left[:5]}")
-    parents, children = mlflow_runs(results_dir)
+    broken = half_published(store)
+    if broken:
+        outcome.problems.append(f"published outputs unlike their DONE manifest: {broken[:5]}")
+    parents, children = mlflow_runs(tracking_db or results_dir / "mlflow.db")
     if (parents, children) != (1, len(TRAIN_SETTINGS)):
         outcome.problems.append(
             f"MLflow holds {parents} parent and {children} child runs, "
             f"not 1 and {len(TRAIN_SETTINGS)}"
         )
     return outcome
+
+
+def title_problems(kinds: tuple[str, ...], titles: dict[str, float]) -> list[str]:
+    """Planned kinds whose longest work never ran under its Ray title in the reference run (a
+    worker the harness could not find and kill)."""
+    return [
+        f"{kind}: no worker titled {task_title(kind)} ran in the reference sweep "
+        f"(titles seen: {', '.join(sorted(titles)) or 'none'})"
+        for kind in kinds
+        if task_title(kind) not in titles
+    ]
 
 
 def split_kinds(text: str) -> set[str]:

@@ -5,6 +5,7 @@ The store (stage outputs, being written or finished), the report files and the M
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from reliability.stage_targets import kill_targets, store_patterns
@@ -15,10 +16,12 @@ REPORT_FILES = ("results.csv", "quarantine.csv", "conversions.csv")
 COMPARE_PREFIX = "compare_"
 
 
-def stage_progress(store: Path) -> dict[str, tuple[int, int]]:
-    """Per stage: (outputs being written, outputs finished)."""
+def stage_progress(
+    store: Path, stages: tuple[str, ...] | None = None
+) -> dict[str, tuple[int, int]]:
+    """Per stage (by default every kill target): (outputs being written, outputs finished)."""
     progress = {}
-    for stage in kill_targets():
+    for stage in kill_targets() if stages is None else stages:
         writing = done = 0
         for pattern in store_patterns(stage):
             for path in store.glob(pattern):
@@ -93,11 +96,29 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def mlflow_runs(results_dir: Path) -> tuple[int, int]:
-    """(parent runs, child runs) of the sweep's experiment."""
-    from mlflow.tracking import MlflowClient
+def half_published(store: Path) -> list[str]:
+    """Published outputs (DONE outside a temporary folder) with a file that their manifest
+    lists missing or of another size."""
+    broken = []
+    for output in finished_outputs(store):
+        folder = store / output
+        try:
+            listed = json.loads((folder / "DONE").read_text()).get("files", {})
+        except (OSError, ValueError):
+            broken.append(f"{output} (unreadable DONE)")
+            continue
+        for name, entry in listed.items():
+            path = folder / name
+            if not path.is_file() or path.stat().st_size != entry.get("size"):
+                broken.append(f"{output}/{name}")
+    return broken
 
-    client = MlflowClient(f"sqlite:///{results_dir / 'mlflow.db'}")
+
+def mlflow_runs(database: Path) -> tuple[int, int]:
+    """(parent runs, child runs) of the sweep's experiment in an MLflow sqlite database."""
+    from mlflow.tracking import MlflowClient  # MLflow takes seconds to import: only here
+
+    client = MlflowClient(f"sqlite:///{database}")
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return 0, 0

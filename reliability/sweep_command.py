@@ -15,10 +15,12 @@ TEST_SETTINGS = ("original", "8")
 
 def sweep_argv(corpus: Path, results_dir: Path, epochs: int, *extra: str) -> list[str]:
     """The sweep command of every run: a 3 x 2 grid of a tiny model on a local 2-CPU Ray."""
+    return [sys.executable, "-m", "sweep", *sweep_overrides(corpus, results_dir, epochs, *extra)]
+
+
+def sweep_overrides(corpus: Path, results_dir: Path, epochs: int, *extra: str) -> list[str]:
+    """The Hydra overrides of that command (what the harness plans with)."""
     return [
-        sys.executable,
-        "-m",
-        "sweep",
         "task=imagefolder",
         f"task.root={corpus}",
         f"results_dir={results_dir}",

@@ -1,12 +1,15 @@
 """Kills sweeps mid-run and checks that every rerun ends with the reference's results.
 
-A trial starts `python -m sweep` in its own session, waits until a target stage (one of
-stage_targets.kill_targets()) is in progress and then either SIGKILLs the driver and every
-process of its session (Ray's GCS, raylet and workers) and reruns the command, or SIGKILLs the
-one Ray worker running a task of that stage and lets the sweep retry it. Either way the finished
-sweep must match an uninterrupted reference run: the same results.csv, quarantine.csv and
-conversions.csv bytes, every stage output that was finished at the kill still in place and
-untouched, no temporary folder left in the store, and one MLflow parent run with one child per
+A trial starts `python -m sweep` in its own session, waits until a target stage (a kind that
+the harness's sweep plans: stage_targets.planned_kinds) is in progress and then either SIGKILLs
+the driver and every process of its session (Ray's GCS, raylet and workers) and reruns the
+command, or SIGKILLs the one Ray worker running a task of that stage (found by its process
+title, stage_targets.task_titles) and lets the sweep retry it. The chained trials of the quick
+run do the same for every planned kind in one results folder (driver kills) or one sweep
+(worker kills). Either way the finished sweep must match an uninterrupted reference run: the
+same results.csv, quarantine.csv and conversions.csv bytes, every stage output that was
+finished at the kill still in place and untouched, no temporary folder left in the store, no
+published output unlike its DONE manifest, and one MLflow parent run with one child per
 trained model.
 """
 
@@ -31,8 +34,8 @@ from reliability.results_folder import (
     stage_progress,
     stage_writers,
 )
-from reliability.stage_targets import kill_at_once, kill_targets, task_title
-from reliability.sweep_command import sweep_argv
+from reliability.stage_targets import kill_at_once, planned_kinds, task_title, task_titles
+from reliability.sweep_command import sweep_argv, sweep_overrides
 
 POLL_SECONDS = 0.02
 MAX_DELAY_SECONDS = 1.5
@@ -42,23 +45,49 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def poll_until(run: SweepRun, condition: Callable[[], bool], timeout: float) -> bool:
+def poll_until(
+    run: SweepRun, condition: Callable[[], bool], timeout: float, every: float = POLL_SECONDS
+) -> bool:
     """Polls condition (tracking the sweep's processes) until it holds, the run exits or timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not run.exited():
         run.family()
         if condition():
             return True
-        time.sleep(POLL_SECONDS)
+        time.sleep(every)
     return False
 
 
 def stage_started(store: Path, stage: str) -> Callable[[], bool]:
     def started() -> bool:
-        writing, done = stage_progress(store)[stage]
+        writing, done = stage_progress(store, (stage,))[stage]
         return writing + done > 0
 
     return started
+
+
+def running_titles(run: SweepRun) -> dict[int, str]:
+    """The sweep's Ray workers and the task each runs now (its process title)."""
+    titles = {}
+    for pid in run.family():
+        title = command_line(pid).split(" ", 1)[0]
+        if title.startswith("ray::"):
+            titles[pid] = title
+    return titles
+
+
+def workers_of(titles: dict[int, str], stage: str) -> list[int]:
+    """The workers, of `running_titles`, that run a task of the stage."""
+    wanted = set(task_titles(stage))
+    return sorted(pid for pid, title in titles.items() if title in wanted)
+
+
+def kill_process(pid: int) -> bool:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return True
+    except ProcessLookupError:
+        return False  # its task ended meanwhile
 
 
 @dataclass
@@ -69,6 +98,8 @@ class Trial:
     outcome: Outcome
     seconds: float
     note: str
+    # The stage kind it killed in (none for a fault that is not aimed at a kind).
+    target: str = ""
 
 
 class Harness:
@@ -90,14 +121,28 @@ class Harness:
         self.timeout = timeout
         self.rng = random.Random(seed)
         self.active: SweepRun | None = None
+        # Seconds between two looks at a sweep's processes (each reads /proc).
+        self.poll = POLL_SECONDS
+        # The kinds the sweep plans (set by plan(), once the corpus is written).
+        self.kinds: tuple[str, ...] = ()
 
-    def start(self, results_dir: Path, *extra: str) -> SweepRun:
-        argv = sweep_argv(self.corpus, results_dir, self.epochs, *extra)
-        self.active = SweepRun(argv, self.logs / results_dir.name)
+    def plan(self) -> tuple[str, ...]:
+        """Reads the kill targets from the plan of the harness's own sweep."""
+        overrides = sweep_overrides(self.corpus, self.workdir / "plan", self.epochs)
+        self.kinds = planned_kinds(overrides)
+        return self.kinds
+
+    def argv(self, results_dir: Path, *extra: str) -> list[str]:
+        return sweep_argv(self.corpus, results_dir, self.epochs, *extra)
+
+    def start(self, results_dir: Path, *extra: str, log: str = "") -> SweepRun:
+        """Starts the sweep; its output goes to logs/<log or the results folder's name>.*."""
+        log_prefix = self.logs / (log or results_dir.name)
+        self.active = SweepRun(self.argv(results_dir, *extra), log_prefix)
         return self.active
 
-    def run(self, results_dir: Path, *extra: str) -> tuple[SweepRun, int, list[int]]:
-        run = self.start(results_dir, *extra)
+    def run(self, results_dir: Path, *extra: str, log: str = "") -> tuple[SweepRun, int, list[int]]:
+        run = self.start(results_dir, *extra, log=log)
         code, leaked = run.wait(self.timeout)
         self.active = None
         return run, code, leaked
@@ -108,18 +153,39 @@ class Harness:
             self.active.kill()
 
     def reference(self) -> tuple[Reference | None, str]:
-        run, code, leaked = self.run(self.workdir / "reference")
+        """The uninterrupted sweep, with the Ray task titles seen running and when."""
+        run = self.start(self.workdir / "reference")
+        seen: dict[str, float] = {}
+
+        def record() -> bool:
+            for title in running_titles(run).values():
+                seen.setdefault(title, run.seconds())
+            return False
+
+        poll_until(run, record, self.timeout, self.poll)
+        code, leaked = run.wait(self.timeout)
+        self.active = None
         if code != 0:
             return None, f"exit code {code}: {run.stderr_tail()}"
         files = report_files(self.workdir / "reference")
         if files["results.csv"] is None:
             return None, "no results.csv"
         note = f"leaked processes {leaked}" if leaked else ""
-        return Reference(files, run.seconds()), note
+        return Reference(files, run.seconds(), seen), note
 
-    def fail_fast(self, expected: dict[str, str]) -> tuple[bool, bool, str]:
+    def in_order_seen(self, reference: Reference) -> tuple[str, ...]:
+        """The planned kinds in the order their tasks first ran in the reference (a kind
+        never seen last): the order in which chained kills can still find each running."""
+        never = float("inf")
+
+        def first_seen(kind: str) -> float:
+            return min((reference.titles.get(t, never) for t in task_titles(kind)), default=never)
+
+        return tuple(sorted(self.kinds, key=first_seen))
+
+    def fail_fast(self, expected: dict[str, str], *extra: str) -> tuple[bool, bool, str]:
         """The sweep with data.on_error=fail: (stopped as it should, crashed, note)."""
-        run, code, _ = self.run(self.workdir / "on-error-fail", "data.on_error=fail")
+        run, code, _ = self.run(self.workdir / "on-error-fail", "data.on_error=fail", *extra)
         stderr = run.stderr_path.read_text(errors="replace")
         named = [p for p, o in expected.items() if o.startswith(QUARANTINED) and p in stderr]
         crashed = "Traceback (most recent call last)" in stderr or code not in (0, 1)
@@ -151,8 +217,9 @@ class Harness:
             say(f"  {results_dir.name}: the sweep ended before the kill; again without delay")
             remove_tree(results_dir)
         else:
-            return Trial(results_dir.name, Outcome(["every attempt ended before the kill"]), 0, "")
-        progress = stage_progress(store)
+            outcome = Outcome(["every attempt ended before the kill"])
+            return Trial(results_dir.name, outcome, 0, "", target)
+        progress = stage_progress(store, self.kinds)
         at = run.seconds()
         processes = len(run.family())
         survivors = run.kill()
@@ -169,7 +236,7 @@ class Harness:
         if survivors:
             outcome.problems.append(f"processes survived the kill: {survivors}")
         note += f"; {len(before)} finished outputs kept; rerun {rerun.seconds():.1f} s"
-        return Trial(results_dir.name, outcome, time.monotonic() - started, note)
+        return Trial(results_dir.name, outcome, time.monotonic() - started, note, target)
 
     def worker_kill(self, index: int, target: str, reference: Reference) -> Trial:
         """Kills the Ray worker running a target task once; the sweep must finish on its own."""
@@ -182,13 +249,13 @@ class Harness:
         how = ""
 
         def worker_running() -> bool:
-            # By the process title, or else by the temporary folder the worker writes: Ray
-            # titles a task by its function's name, which a wrapper may hide ("ray::run").
+            # By the process title the executor gives the kind's tasks; failing that, by the
+            # temporary folder the worker writes, which says the titles are stale.
             nonlocal how
-            family = run.family()
-            found[:] = [pid for pid in family if command_line(pid).startswith(title)]
+            found[:] = workers_of(running_titles(run), target)
             how = "title"
             if not found:
+                family = run.family()
                 found[:] = sorted(pid for pid in stage_writers(store, target) if pid in family)
                 how = "store"
             return bool(found)
@@ -200,13 +267,9 @@ class Harness:
             # Let the task get going, then kill a worker that still runs it.
             poll_until(run, lambda: False, delay)
             if worker_running() or poll_until(run, worker_running, self.timeout):
-                try:
-                    os.kill(found[0], signal.SIGKILL)
-                    killed = found[0]
-                except ProcessLookupError:
-                    pass  # its task ended meanwhile
+                killed = found[0] if kill_process(found[0]) else None
         at = run.seconds()
-        progress = stage_progress(store)
+        progress = stage_progress(store, self.kinds)
         before = finished_outputs(store)
         code, leaked = run.wait(self.timeout)
         self.active = None
@@ -214,17 +277,23 @@ class Harness:
         if killed is None:
             outcome.problems.append(f"no {title} worker was seen running")
             note = "no worker killed"
+        elif how != "title":
+            outcome.problems.append(
+                f"the {target} worker ran under none of the titles {task_titles(target)}: "
+                f"found by its temporary folder in the store"
+            )
         else:
             note = (
                 f"killed the {target} worker (pid {killed}, found by {how}) at {at:.1f} s "
                 f"({describe_progress(progress)}); "
                 f"sweep finished in {run.seconds():.1f} s"
             )
-        return Trial(results_dir.name, outcome, time.monotonic() - started, note)
+        return Trial(results_dir.name, outcome, time.monotonic() - started, note, target)
 
     def targets(self, count: int) -> list[str]:
-        """count stages in random order, each as often as the others (+-1)."""
-        stages = kill_targets()
+        """count stages of the planned kinds in random order, each as often as the others
+        (+-1)."""
+        stages = self.kinds
         order = [stages[index % len(stages)] for index in range(count)]
         self.rng.shuffle(order)
         return order

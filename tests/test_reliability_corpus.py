@@ -153,10 +153,35 @@ def test_targets_hit_every_stage_equally(tmp_path):
     from reliability.stage_targets import kill_targets
     from reliability.trials import Harness
 
-    stages = kill_targets()
+    harness = Harness(tmp_path, epochs=1, timeout=1, seed=3)
+    harness.kinds = stages = kill_targets()[1:]  # the kinds a sweep plans
     count = 3 * len(stages) + 1
-    order = Harness(tmp_path, epochs=1, timeout=1, seed=3).targets(count)
+    order = harness.targets(count)
     assert sorted(order) == sorted([*stages * 3, stages[0]])
+
+
+def test_worker_titles_are_the_functions_the_executor_hands_ray():
+    from reliability.stage_targets import kill_at_once, task_titles
+    from sweep.stages.table import STAGE_KINDS
+
+    # Grouped evaluation: every evaluation runs in its group's task, never in evaluate_stage.
+    assert task_titles("evaluate") == ("ray::evaluate_group",) and kill_at_once("evaluate")
+    assert task_titles("encode") == ("ray::encode_shard", "ray::finalize_encode")
+    assert task_titles("train") == ("ray::train_stage",) and not kill_at_once("train")
+    for kind in STAGE_KINDS.values():
+        roles = {"group"} if kind.grouped else {"shard", "run"} if kind.sharded else {"run"}
+        assert set(kind.ray_workers) == roles, kind.name
+
+
+def test_coverage_names_each_planned_kind_left_without_a_survived_kill():
+    from reliability.stage_targets import coverage_problems, not_in_sweep
+
+    planned = ("encode", "train")
+    assert coverage_problems(planned, ["encode", "train"], ["train", "encode"]) == []
+    assert coverage_problems(planned, ["encode"], ["encode", "train"]) == [
+        "train: planned but no driver kill in it survived"
+    ]
+    assert "decoded" in not_in_sweep(planned) and "train" not in not_in_sweep(planned)
 
 
 def test_targets_are_the_sweeps_stage_kinds_from_the_table():
@@ -226,3 +251,17 @@ def test_a_killed_run_leaves_no_process_behind(tmp_path):
     assert len(family) == 3
     assert run.kill() == []
     assert not any(is_running(proc.ident) for proc in family.values())
+
+
+def test_logging_errors_of_a_full_disk_are_no_traceback_of_the_sweep():
+    from reliability.faults import without_logging_errors
+
+    stderr = (
+        "--- Logging error ---\nTraceback (most recent call last):\nOSError: [Errno 28]\n"
+        "Arguments: ('x',)\nerror: no space left to write /d/store/a: No space left\n"
+    )
+    assert (
+        without_logging_errors(stderr) == "error: no space left to write /d/store/a: No space left"
+    )
+    crash = "Traceback (most recent call last):\nKeyError: 'a'\n"
+    assert "Traceback" in without_logging_errors(crash)
