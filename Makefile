@@ -36,7 +36,7 @@ bench: install ## benchmarks as ratios against baselines of the same run (BENCH=
 gpu-check: install ## on a CUDA machine: ViT-B/16, Faster R-CNN, SegFormer on JPEG XL (img/s, GPU %, memory)
 	$(PY) -m benchmarks.gpu_check $(GPU_CHECK)
 
-reliability: install ## bad images, driver and worker kills; compares every result (~10 min)
+reliability: install ## bad images, driver and worker kills, lock race, MLflow outage, full disk; compares every result (~25 min)
 	$(PY) -m reliability
 
 mmdet: install ## opt-in MMDetection backend (model=faster_rcnn_mmdet): builds mmcv 2.1.0 from source (10-25 min)
