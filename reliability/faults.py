@@ -63,7 +63,9 @@ def run_faults(
     return trials
 
 
-def any_stage_running(harness: Harness, store: Path, kinds: tuple[str, ...]) -> Callable:
+def any_stage_running(store: Path, kinds: tuple[str, ...]) -> Callable[[], bool]:
+    """Whether an output of one of the kinds is being written."""
+
     def running() -> bool:
         return any(writing for writing, _ in stage_progress(store, kinds).values())
 
@@ -75,7 +77,7 @@ def lock_race(harness: Harness, reference: Reference) -> Trial:
     results_dir = harness.workdir / "lock-race"
     first = harness.start(results_dir)
     store = results_dir / "store"
-    poll_until(first, any_stage_running(harness, store, ("train",)), harness.timeout)
+    poll_until(first, any_stage_running(store, ("train",)), harness.timeout)
     outcome = Outcome()
     # One that may not wait, one that waits: both after the first holds the lock.
     refused = SweepRun(harness.argv(results_dir), harness.logs / "lock-race-refused")
@@ -101,6 +103,9 @@ def lock_race(harness: Harness, reference: Reference) -> Trial:
         outcome.problems.append(f"the waiting driver exited {waited_code}: {waiting.stderr_tail()}")
     if waited_leaks:
         outcome.problems.append(f"processes outlived the waiting driver: {waited_leaks}")
+    said = waiting.stdout_path.read_text(errors="replace") + waiting.stderr_tail(100_000)
+    if "waiting up to" not in said:
+        outcome.problems.append("the waiting driver never said that it waits for the lock")
     note = (
         f"second driver exited {code} in {refused.seconds():.1f} s, the waiting one {waited_code} "
         f"after {waiting.seconds():.1f} s (first sweep {first.seconds():.1f} s)"
@@ -175,7 +180,7 @@ def server_outage(harness: Harness, reference: Reference) -> Trial:
     try:
         server.start()
         run = harness.start(results_dir, *extra)
-        landed = poll_until(run, any_stage_running(harness, store, ("train",)), harness.timeout)
+        landed = poll_until(run, any_stage_running(store, ("train",)), harness.timeout)
         at = run.seconds()
         server.stop()
         before = finished_outputs(store)
@@ -266,7 +271,7 @@ def fill_mid_sweep(harness: Harness, reference: Reference, disk: Path) -> Trial:
     # Most of the disk is taken before the start, the rest once encoding starts (at once).
     filled = fill(disk, leave=PREFILL_LEAVES)
     run = harness.start(results_dir, log="disk-full")
-    encoding = any_stage_running(harness, store, ("encode",))
+    encoding = any_stage_running(store, ("encode",))
     landed = poll_until(run, encoding, harness.timeout, harness.poll)
     at = run.seconds()
     filled += fill(disk)
