@@ -41,7 +41,7 @@ from torch import nn
 from sweep.errors import OptionError, require_choice
 from sweep.inputs.frequency_channels import CHANNELS, FrequencyChannels
 from sweep.models.base import FamilyFigures, ModelFamily, TrainedModels
-from sweep.models.dctnet_figures import write_gate_report
+from sweep.models.dctnet_figures import verdict_cells, write_gate_maps, write_gate_report
 from sweep.models.errors import ModelUnavailableError
 from sweep.models.resnet_blocks import RESNET50_DEPTHS, Head, initialise, scaled, stage
 from sweep.models.weight_files import weights_file_identity
@@ -180,6 +180,9 @@ class DctNet(ModelFamily):
         selection: "static" (a fixed subset of `channels`) or "dynamic" (the gate over all
             192 channels; needs channels=192).
         gate_loss_weight: Weight of the open-gate count in the loss.
+        gate_lr_multiplier: The gate's learning rate as a multiple of the training's (same
+            warm-up and decay, no weight decay): the gate's own rate, so that its logits can
+            cross from open to shut within a short training.
         image_size: The backbone's input size S (a multiple of 4): the image is upsampled
             to 2 S and its frequency grid is S / 4.
         interpolation: Resampling filter of the resize.
@@ -197,6 +200,7 @@ class DctNet(ModelFamily):
     selection: str = "static"
     channels: int = 24
     gate_loss_weight: float = 0.001
+    gate_lr_multiplier: float = 1.0
     image_size: int = 224
     interpolation: str = "bilinear"
     crop_pct: float = 0.875
@@ -218,6 +222,8 @@ class DctNet(ModelFamily):
             )
         if self.gate_loss_weight < 0:
             raise OptionError("gate_loss_weight must be >= 0", option="model.gate_loss_weight")
+        if self.gate_lr_multiplier <= 0:
+            raise OptionError("gate_lr_multiplier must be > 0", option="model.gate_lr_multiplier")
         if len(self.depths) != 4 or min(self.depths) < 1 or self.width <= 0:
             raise OptionError(
                 "depths needs 4 block counts of at least 1 (conv2_x..conv5_x), and width a "
@@ -231,8 +237,8 @@ class DctNet(ModelFamily):
 
     def identity(self) -> dict:
         identity = super().identity()
-        if self.selection == "static":  # no gate: its loss weight changes nothing
-            del identity["gate_loss_weight"]
+        if self.selection == "static":  # no gate: its loss weight and rate change nothing
+            del identity["gate_loss_weight"], identity["gate_lr_multiplier"]
         if self.weights is not None and Path(self.weights).is_file():
             identity["weights_file"] = weights_file_identity(Path(self.weights))
         return identity
@@ -246,10 +252,34 @@ class DctNet(ModelFamily):
                 f"or model.weights=null for random weights."
             )
 
+    def parameter_groups(self, module: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+        """The network at the training's rate; the gate at `gate_lr_multiplier` times it,
+        without weight decay (its biases are a decision, open or shut, not a weight to shrink).
+
+        Why a rate of its own: AdamW moves a logit by about the learning rate per step, and the
+        gate starts 1.9 logits open; the count term's gradient is small and steady beside the
+        cross-entropy's noisy one, so at the network's rate (3e-3 for 15 demo epochs of 15
+        steps, cosine decay) the logits cannot cross within the training.
+        """
+        if module.gate is None:
+            return super().parameter_groups(module, lr, weight_decay)
+        gate = {id(parameter) for parameter in module.gate.parameters()}
+        network = [p for p in module.parameters() if p.requires_grad and id(p) not in gate]
+        return [
+            {"params": network, "lr": lr, "weight_decay": weight_decay},
+            {
+                "params": list(module.gate.parameters()),
+                "lr": lr * self.gate_lr_multiplier,
+                "weight_decay": 0.0,
+            },
+        ]
+
     def report_figures(self, trained: TrainedModels, out: Path) -> FamilyFigures:
-        """With the dynamic gate, how often each channel was selected (gate_frequencies.*)."""
+        """With the dynamic gate, how often each channel was selected: gate.csv and
+        gate_frequencies.* on the parent run, each model's map on its child run."""
         cells = {cell: metrics for cell, metrics in trained.cells.items() if "gate_open" in metrics}
-        return FamilyFigures(parent=write_gate_report(cells, out))
+        children = write_gate_maps(verdict_cells(cells), out) if cells else {}
+        return FamilyFigures(parent=write_gate_report(cells, out), children=children)
 
     def build(self, num_classes: int, load_pretrained: bool = True) -> nn.Module:
         module = DctNetResNet(
