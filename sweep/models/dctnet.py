@@ -16,9 +16,12 @@ authors' code builds it (kaix90/DCTNet, `ResNetDCT_Upscaled_Static`, `GateModule
   convolution giving two logits per channel (off, on); a Gumbel-softmax at temperature 1 with
   a hard, straight-through sample keeps or drops each channel of each image. The logits
   start near (0.1, 2): every gate open. A loss term `gate_loss_weight` x (open gates per
-  image) pushes gates shut (the released code holds no training loop: the term's form and
-  weight follow the paper's description, not its code); the module leaves it in
-  `auxiliary_loss` in training. The selection frequencies over the images a module evaluates
+  image) pushes gates shut (the paper's sum over channels, section 3.3; the authors' detection
+  code averages over channels and images, a weight 192 times ours); the module leaves it in
+  `auxiliary_loss` in training. The gate learns at `gate_lr_multiplier` times the training's
+  rate (`DctNet.parameter_groups`): the released classifier code has no training loop, and at
+  the network's rate the logits never cross within a short training (measured on the demo,
+  docs/analyses/dct-models.md). The selection frequencies over the images a module evaluates
   are `gate_statistics()`.
 
 Two departures, both written down: the authors normalise each channel with ImageNet

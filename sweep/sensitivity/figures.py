@@ -123,6 +123,7 @@ def draw_map_grid(
     Returns:
         The figure; the caller saves and closes it.
     """
+    fallback = norm is None  # the caller's own scale needs no note
     norm = norm or shared_norm(rows)
     cmap = plt.get_cmap(CMAP).with_extremes(under=ZERO_COLOUR, bad=NON_FINITE_COLOUR)
     n_rows = len(rows)
@@ -157,7 +158,7 @@ def draw_map_grid(
     fig.colorbar(image, ax=axes, label=unit, extend="min" if has_zeros else "neither")
     notes = [f"{ZERO_COLOUR}: exactly 0"] if has_zeros else []
     notes += [f"{NON_FINITE_COLOUR}: not finite"] if has_non_finite else []
-    if not isinstance(norm, LogNorm):
+    if fallback and not isinstance(norm, LogNorm):
         notes.append("linear scale: no positive finite value")
     fig.suptitle(title if not notes else f"{title}\n({'; '.join(notes)})")
     return fig

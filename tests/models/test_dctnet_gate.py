@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import torch
+from matplotlib.colors import Normalize
 from transformers import get_cosine_schedule_with_warmup
 
 from sweep.errors import OptionError
 from sweep.models.dctnet import DctNet
 from sweep.models.dctnet_figures import verdict_cells, write_gate_maps, write_gate_report
+from sweep.sensitivity.figures import draw_map_grid
 
 TINY = {"image_size": 24, "width": 0.125, "depths": (1, 1, 1, 1), "crop_pct": 1.0}
 
@@ -122,3 +125,12 @@ def test_gate_csv_gives_the_channels_each_model_keeps(tmp_path):
     children = write_gate_maps(verdict_cells(cells), tmp_path)
     assert sorted(children) == ["0.5", "4", "original"]
     assert children["4"][0] == tmp_path / "gate" / "train=4.png" and children["4"][0].is_file()
+
+
+def test_a_map_on_the_callers_linear_scale_says_no_fallback():
+    maps = [np.full((3, 8, 8), 0.5)]
+    title = draw_map_grid(maps, None, "gate", "selection frequency", Normalize(0, 1))._suptitle
+    assert "no positive finite value" not in title.get_text()
+    # Without a scale of the caller's, an all-zero map falls back to linear and says so.
+    fallback = draw_map_grid([np.zeros((3, 8, 8))], None, "zeros", "unit")._suptitle
+    assert "linear scale: no positive finite value" in fallback.get_text()
