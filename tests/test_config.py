@@ -27,6 +27,12 @@ def options_of(group: str) -> list[str]:
     return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
 
 
+def picks_a_task(experiment: str) -> bool:
+    """The experiment's yaml chooses the task (the study's recipes, conf/experiment/study_*)."""
+    defaults = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml").get("defaults")
+    return any("/task" in str(entry) for entry in defaults or [])
+
+
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options_of(g)])
 def test_every_option_composes_and_instantiates(group, option, tmp_path):
     overrides = [f"{group}={option}", f"results_dir={tmp_path}"]
@@ -35,6 +41,8 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
         grid, codec = option.split("_", 1)
         overrides = [f"grid={grid}", f"codec={codec}", f"results_dir={tmp_path}"]
     if group == "task" and option != "demo":
+        overrides.append(f"task.root={tmp_path}")
+    if group == "experiment" and picks_a_task(option):  # a recipe: its dataset's folder
         overrides.append(f"task.root={tmp_path}")
     if group == "model":
         # A model runs with the demo task of its kind.
