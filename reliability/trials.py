@@ -66,6 +66,17 @@ def stage_started(store: Path, stage: str) -> Callable[[], bool]:
     return started
 
 
+def stage_in_flight(run: SweepRun, store: Path, stage: str) -> Callable[[], bool]:
+    """Whether the stage has begun: a worker runs one of its tasks (by title), or an output of
+    it is being written or finished."""
+    started = stage_started(store, stage)
+
+    def in_flight() -> bool:
+        return started() or bool(workers_of(running_titles(run), stage))
+
+    return in_flight
+
+
 def running_titles(run: SweepRun) -> dict[int, str]:
     """The sweep's Ray workers and the task each runs now (its process title)."""
     titles = {}
@@ -207,9 +218,11 @@ class Harness:
         for attempt in range(2):
             run = self.start(results_dir)
             store = results_dir / "store"
-            poll_until(run, stage_started(store, target), self.timeout)
-            # A second attempt kills at once: the first one's delay outlasted the sweep.
-            delay = self.rng.uniform(0, MAX_DELAY_SECONDS) if attempt == 0 else 0.0
+            poll_until(run, stage_in_flight(run, store, target), self.timeout)
+            # A second attempt kills at once: the first one's delay outlasted the sweep. So
+            # does a brief kind's (stage_targets.kill_at_once): its tasks end within a delay.
+            at_once = attempt > 0 or kill_at_once(target)
+            delay = 0.0 if at_once else self.rng.uniform(0, MAX_DELAY_SECONDS)
             poll_until(run, lambda: False, delay)
             if not run.exited():
                 break
@@ -220,6 +233,7 @@ class Harness:
             outcome = Outcome(["every attempt ended before the kill"])
             return Trial(results_dir.name, outcome, 0, "", target)
         progress = stage_progress(store, self.kinds)
+        working = workers_of(running_titles(run), target)
         at = run.seconds()
         processes = len(run.family())
         survivors = run.kill()
@@ -227,6 +241,8 @@ class Harness:
         before = finished_outputs(store)
         # A short stage may be over when the delay ends: say where the kill really landed.
         landed = "mid-write" if progress[target][0] else f"no {target} output in flight"
+        if working and not progress[target][0]:
+            landed = f"mid-task ({len(working)} {target} worker(s) running)"
         note = (
             f"killed {processes} processes {delay:.2f} s into {target} at {at:.1f} s, "
             f"{landed} ({describe_progress(progress)})"
