@@ -284,7 +284,7 @@ def fill_mid_sweep(harness: Harness, reference: Reference, disk: Path) -> Trial:
         outcome.problems.append("no encode was seen running before the sweep ended")
     if code == 0:
         outcome.problems.append("the sweep succeeded on a full disk")
-    elif "Traceback (most recent call last)" in without_logging_errors(stderr):
+    elif not reported_itself(stderr):
         outcome.crashed = True
         outcome.problems.append(f"a traceback, not a message: {stderr[-1200:]}")
     elif "No space left" not in stderr or str(disk) not in stderr:
@@ -306,6 +306,16 @@ def fill_mid_sweep(harness: Harness, reference: Reference, disk: Path) -> Trial:
         f"{message.strip()[:200]}; rerun after freeing it exited {rerun_code}"
     )
     return Trial("disk-full", outcome, time.monotonic() - started, note)
+
+
+def reported_itself(stderr: str) -> bool:
+    """Whether the sweep ended on its own message ("error: ..." from sweep/cli.py) rather than
+    on an uncaught traceback. Tracebacks before that message are logged ones: Python's
+    "--- Logging error ---" (a log file on the full disk) and MLflow's own report of the
+    sqlite database it could not write."""
+    text = without_logging_errors(stderr)
+    message = text.rfind("\nerror: ")
+    return message >= 0 and text.rfind("Traceback (most recent call last)") < message
 
 
 def without_logging_errors(stderr: str) -> str:

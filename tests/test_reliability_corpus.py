@@ -265,3 +265,13 @@ def test_logging_errors_of_a_full_disk_are_no_traceback_of_the_sweep():
     )
     crash = "Traceback (most recent call last):\nKeyError: 'a'\n"
     assert "Traceback" in without_logging_errors(crash)
+
+
+def test_a_sweep_that_reports_its_failure_is_told_from_an_uncaught_traceback():
+    from reliability.faults import reported_itself
+
+    logged = "ERROR mlflow: caught\nTraceback (most recent call last):\nOperationalError\n"
+    assert reported_itself(logged + "error: no space left to write /d/a: No space left\n")
+    uncaught = "error: a task failed\nTraceback (most recent call last):\nKeyError: 'a'\n"
+    assert not reported_itself(uncaught)
+    assert not reported_itself("Traceback (most recent call last):\nOSError: [Errno 28]\n")
