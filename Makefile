@@ -39,7 +39,7 @@ gpu-check: install ## on a CUDA machine: ViT-B/16, Faster R-CNN, SegFormer on JP
 reliability: install ## bad images, driver and worker kills, lock race, MLflow outage, full disk; compares every result (~25 min)
 	$(PY) -m reliability
 
-mmdet: install ## opt-in MMDetection backend (model=faster_rcnn_mmdet): builds mmcv 2.1.0 from source (10-25 min)
+mmdet: install ## opt-in MMDetection backend (model=faster_rcnn_mmdet): builds mmcv 2.1.0 once per machine (10-25 min; wheel cached in ~/.cache/sweep)
 	bash scripts/install_mmdet.sh $(PY)
 
 lint: install ## ruff check, format check, and the layers (lint-imports: the contracts in pyproject.toml)

@@ -12,6 +12,7 @@ mmdet's losses in training and rescaled detections in evaluation.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from sweep.models.faster_rcnn import TORCHVISION_WEIGHTS, hub_checkpoint
 
 CONFIG = "faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py"
 INSTALL_HINT = (
-    "run `make mmdet` (10-25 minutes: it builds mmcv 2.1.0 from source with -std=c++20, "
-    "then installs mmdet 3.3.0 and mmengine into the project's environment)"
+    "run `make mmdet` (the first time on a machine 10-30 minutes: it builds mmcv 2.1.0 from "
+    "source with -std=c++20, keeps the wheel in ~/.cache/sweep/wheels, then installs mmdet "
+    "3.3.0 and mmengine into the project's environment; later, a reinstall in seconds)"
 )
 
 
@@ -129,17 +131,27 @@ class MmdetFasterRCNN(ModelFamily):
             torch hub cache), "random", or the path of an MMDetection checkpoint of this
             config (e.g. the COCO one from its model zoo); its box head is replaced.
         scale: (longest, shortest) side limits of the keep-ratio resize (the config's 1333x800).
+        config: The path of an MMDetection config file of the user's own (a Faster R-CNN whose
+            box head has `num_classes`), instead of mmdet's faster-rcnn_r50_fpn_1x_coco.py; its
+            content is part of the training key.
     """
 
     name: str
     task_kind: str = "detection"
     weights: str = "imagenet"
     scale: tuple[int, int] = (1333, 800)
+    config: str | None = None
 
     def __post_init__(self) -> None:
         self.scale = tuple(int(side) for side in self.scale)
         if len(self.scale) != 2 or min(self.scale) < 16:
             raise OptionError(f"needs two sides of at least 16, got {self.scale}", "model.scale")
+        if self.config is not None and not Path(self.config).is_file():
+            raise OptionError(
+                f"{self.config} is not a file: pass the path of an MMDetection config "
+                f"(e.g. a copy of faster-rcnn_r50_fpn_1x_coco.py), or leave it out for mmdet's",
+                "model.config",
+            )
 
     def checkpoint_path(self) -> Path | None:
         if self.weights == "random":
@@ -150,7 +162,11 @@ class MmdetFasterRCNN(ModelFamily):
 
     def identity(self) -> dict:
         identity = super().identity()
-        identity["config"] = CONFIG
+        if self.config is None:
+            identity["config"] = CONFIG
+        else:  # the file's content, not its path: an edited config retrains
+            text = Path(self.config).read_bytes()
+            identity["config"] = [Path(self.config).name, hashlib.sha256(text).hexdigest()]
         identity["versions"] = _versions()
         path = self.checkpoint_path()
         if path is not None and path.is_file():
@@ -175,13 +191,15 @@ class MmdetFasterRCNN(ModelFamily):
                 )
             raise ModelUnavailableError(f"model.weights={self.weights}: no such file")
 
-    def config(self, num_classes: int):
+    def mmdet_config(self, num_classes: int):
         """The mmdet config of the detector, with the head and normalisation set for us."""
         import mmdet
         from mmengine.config import Config
 
         path = Path(mmdet.__file__).parent / ".mim" / "configs" / CONFIG
-        if not path.is_file():
+        if self.config is not None:
+            path = Path(self.config)
+        elif not path.is_file():
             raise ModelUnavailableError(
                 f"mmdet is installed without its configs ({path} is missing): reinstall it "
                 f"with pip (`make mmdet`), which ships them inside the package"
@@ -204,7 +222,7 @@ class MmdetFasterRCNN(ModelFamily):
         from mmengine.logging import MMLogger
 
         register_all_modules(init_default_scope=True)
-        detector = MODELS.build(self.config(num_classes).model)
+        detector = MODELS.build(self.mmdet_config(num_classes).model)
         if load_pretrained:
             # Initialises every layer as the config says (the backbone from ImageNet), without
             # mmengine's log line for each of its weights.

@@ -12,6 +12,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from sweep.errors import OptionError
+from sweep.models import faster_rcnn_mmdet
 from sweep.models.errors import ModelUnavailableError
 from sweep.models.faster_rcnn import FasterRCNNResNet50, TinyFasterRCNN, hub_checkpoint
 from sweep.models.faster_rcnn_mmdet import MmdetFasterRCNN, mmdet_available
@@ -167,8 +168,9 @@ def test_identity_leaves_out_the_name_and_holds_every_result_field():
     assert one != TinyFasterRCNN(name="a", train_sizes=[96, 128]).identity()
 
 
-@pytest.mark.skipif(mmdet_available(), reason="mmdet is installed: its absence cannot be tested")
-def test_mmdet_backend_without_mmdet_says_to_run_make_mmdet():
+def test_mmdet_backend_without_mmdet_says_to_run_make_mmdet(monkeypatch):
+    """Tested where mmdet is installed too: its absence is what mmdet_available says."""
+    monkeypatch.setattr(faster_rcnn_mmdet, "mmdet_available", lambda: False)
     model = instantiate(compose_config("model=faster_rcnn_mmdet").model, _convert_="all")
     with pytest.raises(ModelUnavailableError, match="make mmdet"):
         model.check_available()
