@@ -108,10 +108,31 @@ def test_a_demo_detection_sweep_with_mmdets_faster_rcnn_from_the_users_files(tmp
         assert recounted["map_50"][0] == pytest.approx(metrics["map_50"], abs=1e-4)
 
 
+class SerialPool:
+    """multiprocessing.Pool's two calls that eval_map makes, in this process: its forked pool
+    can hang in a test process that has run torch and Ray before (a worker dies at fork)."""
+
+    def __init__(self, processes: int) -> None:
+        del processes
+
+    def starmap(self, function, arguments):
+        return [function(*values) for values in arguments]
+
+    def close(self) -> None:
+        pass
+
+
 def mmdet_voc_map(images, mode: str) -> float:
     """MMDetection's VOC evaluator (`eval_map`, IoU 0.5) on the detections: difficult objects
     ignored, boxes as pixel edges (not VOC's legacy +1)."""
-    from mmdet.evaluation.functional import eval_map
+    from mmdet.evaluation.functional import eval_map, mean_ap
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mean_ap, "Pool", SerialPool)
+        return _eval_map(eval_map, images, mode)
+
+
+def _eval_map(eval_map, images, mode: str) -> float:
 
     results, annotations = [], []
     for image in images:
