@@ -67,17 +67,13 @@ def voc_sized_cell(seed: int = 0) -> list[ImageDetections]:
     return images
 
 
-def cpu_seconds() -> float:
-    return time.process_time()
-
-
 def fastest(work, rounds: int) -> tuple[float, object]:
     """CPU seconds of the fastest of `rounds` runs of `work()`, and its last result."""
     best, result = float("inf"), None
     for _ in range(rounds):
-        started = cpu_seconds()
+        started = time.process_time()
         result = work()
-        best = min(best, cpu_seconds() - started)
+        best = min(best, time.process_time() - started)
     return best, result
 
 

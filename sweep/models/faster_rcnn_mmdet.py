@@ -179,6 +179,8 @@ class MmdetFasterRCNN(ModelFamily):
                 f"model=faster_rcnn_mmdet needs MMDetection, which is not installed: "
                 f"{INSTALL_HINT}. model=faster_rcnn is the same detector from torchvision."
             )
+        if self.config is not None:
+            self._read_users_config()
         path = self.checkpoint_path()
         if path is not None and not path.is_file():
             if self.weights == "imagenet":
@@ -190,6 +192,22 @@ class MmdetFasterRCNN(ModelFamily):
                     f"or choose model.weights=random."
                 )
             raise ModelUnavailableError(f"model.weights={self.weights}: no such file")
+
+    def _read_users_config(self):
+        """model.config as mmengine reads it; a file it cannot read, or one with no Faster
+        R-CNN box head, is refused before any work, naming the file."""
+        from mmengine.config import Config
+
+        try:
+            cfg = Config.fromfile(self.config)
+            cfg.model.roi_head.bbox_head  # noqa: B018  the head the task's classes go into
+        except Exception as error:  # mmengine raises anything from a user's Python file
+            raise ModelUnavailableError(
+                f"model.config={self.config} is not an MMDetection Faster R-CNN config "
+                f"({type(error).__name__}: {error}); pass a config file such as a copy of "
+                f"mmdet's {CONFIG}"
+            ) from None
+        return cfg
 
     def mmdet_config(self, num_classes: int):
         """The mmdet config of the detector, with the head and normalisation set for us."""

@@ -16,6 +16,7 @@ from sweep.analysis.detection_map import MapResample
 from sweep.analysis.detection_matching import detection_outcomes
 from sweep.analysis.outcomes import OUTCOMES_FILE, read_outcomes
 from sweep.config.build import build_sweep
+from sweep.models.errors import ModelUnavailableError
 from sweep.models.faster_rcnn_mmdet import CONFIG, MmdetFasterRCNN, mmdet_available
 from tests.analysis.test_detection_map import CLASSES, generated_images
 from tests.conftest import compose_config, run_sweep
@@ -59,6 +60,14 @@ def test_a_config_file_of_the_users_own_builds_its_detector_and_keys_its_content
     assert before != default.identity()["config"]
     users_config(own, anchor_scales=(2,))  # edited in place: a new key, whatever the name
     assert model.identity()["config"] != before
+
+
+def test_a_config_file_that_is_no_faster_rcnn_is_refused_naming_it(tmp_path):
+    broken = tmp_path / "mine.py"
+    broken.write_text("model = dict(type='RetinaNet')\n")
+    model = MmdetFasterRCNN(name="mmdet", weights="random", scale=SCALE, config=str(broken))
+    with pytest.raises(ModelUnavailableError, match=r"mine\.py is not an MMDetection Faster"):
+        model.check_available()
 
 
 def test_a_checkpoint_file_loads_every_weight_but_the_box_head(tmp_path):
